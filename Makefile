@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: Apache-2.0
+# bridle: build the BPF programs and skeleton, the bridle binary, tests,
+# fuzzers and benchmarks. `make test` is what CI runs.
+
+BUILD   ?= build
+CC      ?= cc
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+
+WARN    := -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation
+CFLAGS  ?= -O2 -g
+CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(BUILD) $(WARN)
+LDLIBS  := -lbpf -lelf -lz -lssl -lcrypto -ljansson
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+BPF_SRCS := bpf/redirect.bpf.c
+BPF_HDRS := $(wildcard bpf/lib/*.h) include/bridle/bpf_shared.h
+HDRS     := $(wildcard include/bridle/*.h)
+USER_SRCS := $(wildcard user/*.c user/proto/*.c)
+LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
+
+OBJS      := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(USER_SRCS))
+ASAN_OBJS := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(LIB_SRCS))
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+TOOL_SRCS  := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+.PHONY: all deps test unit fuzz-seeds e2e demo bench check format clean
+
+all: $(BUILD)/bridle $(TOOL_BINS)
+
+deps:
+	@./scripts/install-deps.sh
+
+$(BUILD)/redirect.bpf.o: $(BPF_SRCS) $(BPF_HDRS) vmlinux.h
+	@mkdir -p $(@D)
+	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I. -Iinclude -Ibpf \
+		-Wall -Werror -c $< -o $@
+
+$(BUILD)/redirect.skel.h: $(BUILD)/redirect.bpf.o
+	$(BPFTOOL) gen skeleton $< name redirect_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/%.o: user/%.c $(HDRS) $(BUILD)/redirect.skel.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/%.o: user/%.c $(HDRS) $(BUILD)/redirect.skel.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) -O1 -g $(SAN) -c $< -o $@
+
+$(BUILD)/bridle: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit/%: tests/unit/%.c $(ASAN_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) -O1 -g $(SAN) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) -O2 -g -o $@ $< -lpthread -lm
+
+# libFuzzer needs clang; the parsers are compiled again with coverage.
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS) $(BUILD)/redirect.skel.h
+	@mkdir -p $(@D)
+	$(CLANG) $(CPPFLAGS_ALL) -Wno-unused-command-line-argument -O1 -g \
+		-fsanitize=fuzzer,address,undefined -o $@ $< \
+		user/jsonv.c user/policy.c user/config.c user/iobuf.c $(LDLIBS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# Run every fuzz target once over its seed corpus (no fuzzing, no time limit).
+fuzz-seeds: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+		n=$${f##*/fuzz_}; echo "== $$f (tests/fuzz/corpus/$$n)"; \
+		$$f -runs=0 tests/fuzz/corpus/$$n >/dev/null 2>$(BUILD)/fuzz/$$n.log || \
+			{ cat $(BUILD)/fuzz/$$n.log; exit 1; }; \
+		grep -E 'Done|INFO: seed corpus' $(BUILD)/fuzz/$$n.log | tail -1; \
+	done
+
+e2e: all
+	@./tests/e2e/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-seeds
+	@$(MAKE) --no-print-directory e2e
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@./scripts/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@./scripts/bench.sh
+
+check: all
+	clang-format --dry-run --Werror $(USER_SRCS) $(HDRS) bpf/*.c bpf/lib/*.h
+
+format:
+	clang-format -i $(USER_SRCS) $(HDRS) bpf/*.c bpf/lib/*.h
+
+clean:
+	rm -rf $(BUILD)

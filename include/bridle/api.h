@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Control API: a root-only UNIX stream socket. A client sends one JSON
+ * request line ({"cmd":"status"}) and reads one JSON reply, then the server
+ * closes. Commands: status, sessions, reload.
+ */
+#ifndef BRIDLE_API_H
+#define BRIDLE_API_H
+
+#include <jansson.h>
+
+#include "bridle/enforcer.h"
+
+int api_listen(struct enforcer *e, char *err, size_t errlen);
+void api_close(struct enforcer *e);
+
+/* Client side: send @cmd to the socket at @path; returns the reply or NULL
+ * with @err filled. */
+json_t *api_call(const char *path, const char *cmd, char *err, size_t errlen);
+
+/* Provided by enforcer.c for the API. */
+json_t *enforcer_status_json(struct enforcer *e);
+int enforcer_reload(struct enforcer *e, char *err, size_t errlen);
+
+#endif

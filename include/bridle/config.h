@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The enforcer's configuration file: listener port, control socket, log
+ * directory, DNS resolvers, enrolled workloads, timeouts and the policy
+ * (inline or a path). Validated strictly; errors name file, path and reason.
+ */
+#ifndef BRIDLE_CONFIG_H
+#define BRIDLE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "bridle/policy.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/bridle/config.json"
+
+struct config_resolver {
+	int family;
+	uint8_t addr[16];
+};
+
+struct config_workload {
+	char *name;
+	char *cgroup;  /* absolute path below the cgroup2 mount */
+	char *netns;   /* path of a netns file; "/proc/self/ns/net" if unset */
+	json_t *labels; /* object of string → string, never NULL */
+};
+
+struct config {
+	char *path;             /* the file it came from */
+	uint16_t listen_port;
+	char *control_socket;
+	char *log_dir;
+	char *pin_dir;          /* bpffs directory for links and maps */
+	struct config_resolver *resolvers;
+	size_t nresolvers;
+	struct config_workload *workloads;
+	size_t nworkloads;
+	uint32_t connect_timeout_ms;
+	uint32_t idle_timeout_ms; /* 0: none */
+	uint32_t drain_timeout_ms;
+	uint32_t buffer_size;     /* per direction, per session */
+	uint32_t max_sessions;
+	uint32_t recent_sessions; /* closed sessions kept for `bridle sessions` */
+	char *policy_path;        /* NULL when inline */
+	struct policy *policy;
+};
+
+/*
+ * Parse and validate @path. @cgroup_root is the cgroup2 mount point used to
+ * resolve relative cgroup paths (NULL: look it up in /proc/mounts). Returns
+ * NULL with a message naming file, JSON path and reason in @err.
+ */
+struct config *config_load(const char *path, const char *cgroup_root,
+			   char *err, size_t errlen);
+
+/* Same, from a JSON text in memory (used by tests and fuzzing). */
+struct config *config_parse(const char *text, size_t len, const char *name,
+			    const char *cgroup_root, char *err, size_t errlen);
+
+void config_free(struct config *c);
+
+/* Find the cgroup2 mount point in @mounts_path (normally /proc/mounts). */
+int config_cgroup2_root(const char *mounts_path, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Structured logging: one JSON object per line on stderr, with a timestamp,
+ * a level and an event name. Callers add fields as a jansson object.
+ */
+#ifndef BRIDLE_LOG_H
+#define BRIDLE_LOG_H
+
+#include <jansson.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+void log_set_level(enum log_level level);
+
+/* Log @event with @fields (may be NULL). Takes ownership of @fields. */
+void log_json(enum log_level level, const char *event, json_t *fields);
+
+/* Log @event with a printf-style "msg" field. */
+void log_msg(enum log_level level, const char *event, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* RFC 3339 UTC time with microseconds into @buf (at least 32 bytes). */
+void log_timestamp(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,32 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# Install every Debian package bridle needs to build, test, benchmark and run
+# the demo. Idempotent: packages already present are not touched, and apt is
+# only called when something is missing.
+set -eu
+
+PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libssl-dev
+libjansson-dev libcmocka-dev libpg-query-dev pkg-config iproute2 curl
+python3 libclang-rt-14-dev procps psmisc util-linux iperf3 haproxy socat"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -n "$missing" ]; then
+	echo "install-deps: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing
+else
+	echo "install-deps: all packages present"
+fi
+
+# bpffs is where bridle pins its links and maps.
+if ! grep -q ' /sys/fs/bpf bpf ' /proc/mounts; then
+	mount -t bpf bpf /sys/fs/bpf
+fi

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Configuration loading. The file is JSON; every key is checked, unknown
+ * keys are errors, and the policy may be inline or in a separate file whose
+ * path is relative to the config file's directory.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "bridle/config.h"
+
+int config_cgroup2_root(const char *mounts_path, char *out, size_t outlen)
+{
+	char line[4096];
+	FILE *f = fopen(mounts_path, "re");
+	int ret = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char dev[256], dir[PATH_MAX], type[64];
+
+		if (sscanf(line, "%255s %4095s %63s", dev, dir, type) != 3)
+			continue;
+		if (strcmp(type, "cgroup2") != 0)
+			continue;
+		/* /proc/mounts escapes spaces as \040; such paths are refused. */
+		if (strchr(dir, '\\'))
+			continue;
+		if ((size_t)snprintf(out, outlen, "%s", dir) >= outlen) {
+			ret = -ENAMETOOLONG;
+			break;
+		}
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+void config_free(struct config *c)
+{
+	if (!c)
+		return;
+	free(c->path);
+	free(c->control_socket);
+	free(c->log_dir);
+	free(c->pin_dir);
+	free(c->resolvers);
+	for (size_t i = 0; i < c->nworkloads; i++) {
+		free(c->workloads[i].name);
+		free(c->workloads[i].cgroup);
+		free(c->workloads[i].netns);
+		json_decref(c->workloads[i].labels);
+	}
+	free(c->workloads);
+	free(c->policy_path);
+	policy_free(c->policy);
+	free(c);
+}
+
+static bool workload_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' ||
+		      *s == '.'))
+			return false;
+	return true;
+}
+
+static int parse_workload(struct jv *v, json_t *j, struct config *c, size_t i,
+			  const char *cgroup_root)
+{
+	static const char *const keys[] = { "name", "cgroup", "netns", "labels",
+					    NULL };
+	struct config_workload *w = &c->workloads[i];
+	const char *name = NULL, *cgroup = NULL, *netns = "/proc/self/ns/net";
+	json_t *labels;
+	char path[PATH_MAX];
+
+	if (jv_object(v, j, keys) || jv_string(v, j, "name", true, &name) ||
+	    jv_string(v, j, "cgroup", true, &cgroup) ||
+	    jv_string(v, j, "netns", false, &netns))
+		return -1;
+	if (!workload_name_ok(name))
+		return jv_fail(v, "name",
+			       "\"%s\" is not a workload name (1-63 of "
+			       "A-Z a-z 0-9 . _ -)",
+			       name);
+	for (size_t k = 0; k < i; k++)
+		if (strcmp(c->workloads[k].name, name) == 0)
+			return jv_fail(v, "name",
+				       "duplicate workload name \"%s\"", name);
+	if (strstr(cgroup, "..") || strstr(cgroup, "//"))
+		return jv_fail(v, "cgroup", "\"%s\" must be a plain path",
+			       cgroup);
+	if (cgroup[0] == '/') {
+		size_t rl = strlen(cgroup_root);
+
+		if (strncmp(cgroup, cgroup_root, rl) != 0 ||
+		    (cgroup[rl] != '/' && cgroup[rl] != '\0'))
+			return jv_fail(v, "cgroup",
+				       "\"%s\" is not below the cgroup2 mount "
+				       "%s (give a path relative to it, or "
+				       "one below it)",
+				       cgroup, cgroup_root);
+		snprintf(path, sizeof(path), "%s", cgroup);
+	} else if ((size_t)snprintf(path, sizeof(path), "%s/%s", cgroup_root,
+				    cgroup) >= sizeof(path)) {
+		return jv_fail(v, "cgroup", "path too long");
+	}
+	labels = json_object_get(j, "labels");
+	if (labels) {
+		const char *k;
+		json_t *val;
+
+		if (!json_is_object(labels))
+			return jv_fail(v, "labels",
+				       "expected an object of label: value");
+		json_object_foreach(labels, k, val) {
+			if (!json_is_string(val)) {
+				size_t old = jv_push_key(v, "labels");
+
+				jv_fail(v, k, "label values must be strings");
+				jv_pop(v, old);
+				return -1;
+			}
+		}
+		w->labels = json_deep_copy(labels);
+	} else {
+		w->labels = json_object();
+	}
+	w->name = strdup(name);
+	w->cgroup = strdup(path);
+	w->netns = strdup(netns);
+	if (!w->name || !w->cgroup || !w->netns || !w->labels)
+		return jv_fail(v, NULL, "out of memory");
+	return 0;
+}
+
+static int parse_resolvers(struct jv *v, json_t *root, struct config *c)
+{
+	json_t *r = json_object_get(root, "dns_resolvers");
+	size_t old;
+
+	if (!r)
+		return 0;
+	if (!json_is_array(r))
+		return jv_fail(v, "dns_resolvers",
+			       "expected an array of IP addresses");
+	if (json_array_size(r) > 64)
+		return jv_fail(v, "dns_resolvers", "at most 64 resolvers");
+	c->resolvers = calloc(json_array_size(r) + 1, sizeof(*c->resolvers));
+	if (!c->resolvers)
+		return jv_fail(v, NULL, "out of memory");
+	old = jv_push_key(v, "dns_resolvers");
+	for (size_t i = 0; i < json_array_size(r); i++) {
+		json_t *e = json_array_get(r, i);
+		struct config_resolver *res = &c->resolvers[i];
+		unsigned prefix;
+		size_t o2 = jv_push_index(v, i);
+
+		if (!json_is_string(e) ||
+		    policy_parse_cidr(json_string_value(e), &res->family,
+				      res->addr, &prefix) ||
+		    prefix != (res->family == AF_INET ? 32u : 128u))
+			return jv_fail(v, NULL, "expected an IP address");
+		c->nresolvers++;
+		jv_pop(v, o2);
+	}
+	jv_pop(v, old);
+	return 0;
+}
+
+static int parse_policy(struct jv *v, json_t *root, struct config *c,
+			const char *cfg_path)
+{
+	json_t *p = json_object_get(root, "policy");
+	size_t old;
+
+	if (!p)
+		return jv_fail(v, "policy",
+			       "required key is missing (an object, or the "
+			       "path of a policy file)");
+	if (json_is_string(p)) {
+		const char *s = json_string_value(p);
+		char path[PATH_MAX];
+
+		if (s[0] == '/') {
+			snprintf(path, sizeof(path), "%s", s);
+		} else {
+			const char *slash = strrchr(cfg_path, '/');
+			int dl = slash ? (int)(slash - cfg_path) : 1;
+
+			snprintf(path, sizeof(path), "%.*s/%s", dl,
+				 slash ? cfg_path : ".", s);
+		}
+		c->policy_path = strdup(path);
+		if (!c->policy_path)
+			return jv_fail(v, NULL, "out of memory");
+		c->policy = policy_load_file(path, v->err, v->errlen);
+		return c->policy ? 0 : -1;
+	}
+	old = jv_push_key(v, "policy");
+	c->policy = policy_compile(v, p);
+	jv_pop(v, old);
+	return c->policy ? 0 : -1;
+}
+
+static struct config *config_from_json(json_t *root, const char *name,
+				       const char *cgroup_root, char *err,
+				       size_t errlen)
+{
+	static const char *const keys[] = {
+		"listen_port",	    "control_socket",  "log_dir",
+		"bpf_pin_dir",	    "dns_resolvers",   "workloads",
+		"policy",	    "connect_timeout_ms", "idle_timeout_ms",
+		"drain_timeout_ms", "buffer_size",	   "max_sessions",
+		"recent_sessions",  NULL
+	};
+	const char *control = "/run/bridle/control.sock";
+	const char *log_dir = "/var/lib/bridle", *pin_dir = "/sys/fs/bpf/bridle";
+	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
+		 bufsz = 65536, maxs = 10000, recent = 256;
+	struct config *c;
+	json_t *wl;
+	struct jv v;
+	char root_buf[PATH_MAX];
+
+	jv_init(&v, name, err, errlen);
+	if (!cgroup_root) {
+		int r = config_cgroup2_root("/proc/mounts", root_buf,
+					    sizeof(root_buf));
+
+		if (r) {
+			snprintf(err, errlen,
+				 "%s: no cgroup2 file system is mounted "
+				 "(/proc/mounts): %s",
+				 name, strerror(-r));
+			return NULL;
+		}
+		cgroup_root = root_buf;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	if (jv_object(&v, root, keys) ||
+	    jv_uint(&v, root, "listen_port", false, 1, 65535, &port) ||
+	    jv_string(&v, root, "control_socket", false, &control) ||
+	    jv_string(&v, root, "log_dir", false, &log_dir) ||
+	    jv_string(&v, root, "bpf_pin_dir", false, &pin_dir) ||
+	    jv_uint(&v, root, "connect_timeout_ms", false, 1, 600000, &ct) ||
+	    jv_uint(&v, root, "idle_timeout_ms", false, 0, 86400000, &idle) ||
+	    jv_uint(&v, root, "drain_timeout_ms", false, 0, 3600000, &drain) ||
+	    jv_uint(&v, root, "buffer_size", false, 4096, 16 << 20, &bufsz) ||
+	    jv_uint(&v, root, "max_sessions", false, 1, 1000000, &maxs) ||
+	    jv_uint(&v, root, "recent_sessions", false, 0, 100000, &recent) ||
+	    parse_resolvers(&v, root, c))
+		goto fail;
+	if (control[0] != '/' ||
+	    strlen(control) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		jv_fail(&v, "control_socket",
+			"must be an absolute path shorter than 108 bytes");
+		goto fail;
+	}
+	if (pin_dir[0] != '/' || log_dir[0] != '/') {
+		jv_fail(&v, pin_dir[0] != '/' ? "bpf_pin_dir" : "log_dir",
+			"must be an absolute path");
+		goto fail;
+	}
+	wl = json_object_get(root, "workloads");
+	if (!wl || !json_is_array(wl)) {
+		jv_fail(&v, "workloads",
+			wl ? "expected an array of workloads" :
+			     "required key is missing");
+		goto fail;
+	}
+	if (json_array_size(wl)) {
+		size_t old = jv_push_key(&v, "workloads");
+
+		c->workloads = calloc(json_array_size(wl),
+				      sizeof(*c->workloads));
+		if (!c->workloads)
+			goto fail;
+		for (size_t i = 0; i < json_array_size(wl); i++) {
+			size_t o2 = jv_push_index(&v, i);
+
+			c->nworkloads = i + 1;
+			if (parse_workload(&v, json_array_get(wl, i), c, i,
+					   cgroup_root))
+				goto fail;
+			jv_pop(&v, o2);
+		}
+		jv_pop(&v, old);
+	}
+	if (parse_policy(&v, root, c, name))
+		goto fail;
+	c->path = strdup(name);
+	c->listen_port = (uint16_t)port;
+	c->control_socket = strdup(control);
+	c->log_dir = strdup(log_dir);
+	c->pin_dir = strdup(pin_dir);
+	c->connect_timeout_ms = (uint32_t)ct;
+	c->idle_timeout_ms = (uint32_t)idle;
+	c->drain_timeout_ms = (uint32_t)drain;
+	c->buffer_size = (uint32_t)bufsz;
+	c->max_sessions = (uint32_t)maxs;
+	c->recent_sessions = (uint32_t)recent;
+	if (!c->path || !c->control_socket || !c->log_dir || !c->pin_dir) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		goto fail;
+	}
+	return c;
+fail:
+	config_free(c);
+	return NULL;
+}
+
+struct config *config_load(const char *path, const char *cgroup_root,
+			   char *err, size_t errlen)
+{
+	struct config *c;
+	json_t *root = jv_load_file(path, err, errlen);
+
+	if (!root)
+		return NULL;
+	c = config_from_json(root, path, cgroup_root, err, errlen);
+	json_decref(root);
+	return c;
+}
+
+struct config *config_parse(const char *text, size_t len, const char *name,
+			    const char *cgroup_root, char *err, size_t errlen)
+{
+	json_error_t je;
+	struct config *c;
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+
+	if (!root) {
+		snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", name,
+			 je.line, je.column, je.text);
+		return NULL;
+	}
+	c = config_from_json(root, name, cgroup_root, err, errlen);
+	json_decref(root);
+	return c;
+}

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * `bridle run`: wire the configuration, BPF programs, workloads, sessions
+ * and control socket onto one event loop; reload the policy on SIGHUP; on
+ * SIGTERM stop accepting, drain live sessions and exit. Enrolled cgroups
+ * keep their pinned programs after exit, so they stay closed, not open.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "bridle/api.h"
+#include "bridle/enforcer.h"
+#include "bridle/log.h"
+#include "bridle/run.h"
+#include "bridle/session.h"
+
+#define TICK_MS 100
+
+static const char *const event_kinds[] = {
+	[BRIDLE_EV_NOT_READY] = "workload not ready",
+	[BRIDLE_EV_UDP_DENIED] = "UDP to a destination that is not a DNS resolver",
+	[BRIDLE_EV_SOCK_DENIED] = "socket type not allowed",
+	[BRIDLE_EV_SELF_CONNECT] = "connect to the enforcer's own listener",
+	[BRIDLE_EV_BIND_DENIED] = "bind to the enforcer's listener port",
+};
+
+static const char *workload_of_cgroup(struct enforcer *e, uint64_t cgid)
+{
+	for (size_t i = 0; i < e->cfg->nworkloads; i++)
+		if (e->workloads[i].cgroup_id == cgid)
+			return e->workloads[i].cfg->name;
+	return NULL;
+}
+
+static void on_kernel_event(void *ctx, const struct bridle_event *ev)
+{
+	struct enforcer *e = ctx;
+	const char *kind = ev->kind < sizeof(event_kinds) / sizeof(*event_kinds) &&
+					   event_kinds[ev->kind] ?
+				   event_kinds[ev->kind] :
+				   "unknown";
+	char dst[80];
+	json_t *j;
+
+	session_format_addr(ev->family, ev->addr, ev->port, dst, sizeof(dst));
+	j = json_pack("{s:s,s:s*,s:I,s:i,s:i}", "reason", kind, "workload",
+		      workload_of_cgroup(e, ev->cgroup_id), "cgroup_id",
+		      (json_int_t)ev->cgroup_id, "pid", (int)ev->tgid, "uid",
+		      (int)ev->uid);
+	if (ev->kind == BRIDLE_EV_SOCK_DENIED)
+		json_object_set_new(j, "socket",
+				    json_pack("{s:i,s:i,s:i}", "family",
+					      ev->family, "type",
+					      (int)ev->sock_type, "protocol",
+					      (int)ev->sock_proto));
+	else
+		json_object_set_new(j, "destination", json_string(dst));
+	log_json(LOG_WARN, "kernel_refused", j);
+}
+
+static void on_events(struct loop_watch *w, uint32_t events)
+{
+	struct enforcer *e = container_of(w, struct enforcer, events);
+
+	(void)events;
+	bridle_bpf_events_drain(e->bpf, on_kernel_event, e);
+}
+
+static void start_drain(struct enforcer *e, const char *why)
+{
+	if (e->draining)
+		return;
+	e->draining = true;
+	e->drain_deadline_ms = loop_now_ms(e->loop) + e->cfg->drain_timeout_ms;
+	/* Refuse new connects in the kernel, then stop listening. */
+	enroll_mark_unready(e);
+	enroll_stop_listening(e);
+	log_json(LOG_INFO, "draining",
+		 json_pack("{s:s,s:i,s:i}", "signal", why, "live_sessions",
+			   (int)e->nsessions, "timeout_ms",
+			   (int)e->cfg->drain_timeout_ms));
+	if (e->nsessions == 0)
+		loop_stop(e->loop);
+}
+
+int enforcer_reload(struct enforcer *e, char *err, size_t errlen)
+{
+	struct config *nc = config_load(e->cfg->path, NULL, err, errlen);
+
+	if (!nc) {
+		e->reload_failures++;
+		log_json(LOG_ERROR, "reload_failed",
+			 json_pack("{s:s,s:s}", "error", err, "kept",
+				   "previous policy"));
+		return -EINVAL;
+	}
+	/* Only the policy and resolvers change on reload. */
+	policy_free(e->cfg->policy);
+	e->cfg->policy = nc->policy;
+	nc->policy = NULL;
+	bridle_bpf_set_resolvers(e->bpf, nc->resolvers, nc->nresolvers);
+	e->policy_generation++;
+	e->reloads++;
+	log_json(LOG_INFO, "policy_reloaded",
+		 json_pack("{s:I,s:i,s:i}", "generation",
+			   (json_int_t)e->policy_generation, "targets",
+			   (int)policy_target_count(e->cfg->policy), "rules",
+			   (int)policy_rule_count(e->cfg->policy)));
+	config_free(nc);
+	return 0;
+}
+
+static void on_signal(struct loop_watch *w, uint32_t events)
+{
+	struct enforcer *e = container_of(w, struct enforcer, signals);
+	struct signalfd_siginfo si;
+	char err[1024];
+
+	(void)events;
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP)
+			enforcer_reload(e, err, sizeof(err));
+		else
+			start_drain(e, si.ssi_signo == SIGINT ? "SIGINT" :
+								"SIGTERM");
+	}
+}
+
+json_t *enforcer_status_json(struct enforcer *e)
+{
+	uint64_t cnt[BRIDLE_CNT_MAX];
+	json_t *wls = json_array(), *counters = json_object();
+
+	for (size_t i = 0; i < e->cfg->nworkloads; i++) {
+		struct workload *w = &e->workloads[i];
+		json_t *j = json_pack(
+			"{s:s,s:O,s:s,s:I,s:s,s:I,s:b,s:I,s:I,s:o}", "name",
+			w->cfg->name, "labels", w->cfg->labels, "cgroup",
+			w->cfg->cgroup, "cgroup_id", (json_int_t)w->cgroup_id,
+			"netns", w->cfg->netns, "netns_cookie",
+			(json_int_t)w->netns_cookie, "ready", w->ready,
+			"accepted", (json_int_t)w->accepted, "refused",
+			(json_int_t)w->refused, "programs",
+			bridle_bpf_cgroup_programs(w->cfg->cgroup));
+
+		if (w->error[0])
+			json_object_set_new(j, "error", json_string(w->error));
+		json_array_append_new(wls, j);
+	}
+	if (bridle_bpf_counters(e->bpf, cnt) == 0)
+		for (int i = 0; i < BRIDLE_CNT_MAX; i++)
+			json_object_set_new(counters,
+					    bridle_bpf_counter_name(i),
+					    json_integer((json_int_t)cnt[i]));
+	return json_pack(
+		"{s:b,s:i,s:I,s:s,s:i,s:b,s:{s:s,s:I,s:i,s:i,s:I,s:I},s:o,s:o,s:{s:i}}",
+		"ok", 1, "pid", (int)getpid(), "uptime_ms",
+		(json_int_t)(loop_now_ms(e->loop) - e->started_ms), "config",
+		e->cfg->path, "listen_port", e->cfg->listen_port, "draining",
+		e->draining, "policy", "source",
+		e->cfg->policy_path ? e->cfg->policy_path : e->cfg->path,
+		"generation", (json_int_t)e->policy_generation, "targets",
+		(int)policy_target_count(e->cfg->policy), "rules",
+		(int)policy_rule_count(e->cfg->policy), "reloads",
+		(json_int_t)e->reloads, "reload_failures",
+		(json_int_t)e->reload_failures, "workloads", wls,
+		"kernel_counters", counters, "sessions", "live",
+		(int)e->nsessions);
+}
+
+static int setup_signals(struct enforcer *e)
+{
+	sigset_t set;
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return -errno;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd == -1)
+		return -errno;
+	return loop_add(e->loop, &e->signals, fd, EPOLLIN, on_signal);
+}
+
+static void enforcer_free(struct enforcer *e)
+{
+	session_close_all(e, "enforcer exit");
+	session_reap(e);
+	api_close(e);
+	if (e->workloads) {
+		enroll_mark_unready(e);
+		enroll_stop_listening(e);
+		for (size_t i = 0; i < e->cfg->nworkloads; i++)
+			if (e->workloads[i].netns_fd >= 0)
+				close(e->workloads[i].netns_fd);
+	}
+	free(e->workloads);
+	free(e->recent);
+	bridle_bpf_close(e->bpf);
+	if (e->signals.fd >= 0)
+		close(e->signals.fd);
+	if (e->session_log_fd >= 0)
+		close(e->session_log_fd);
+	if (e->self_netns_fd >= 0)
+		close(e->self_netns_fd);
+	loop_free(e->loop);
+	config_free(e->cfg);
+}
+
+int run_enforcer(const char *config_path)
+{
+	struct enforcer e = { .self_netns_fd = -1, .session_log_fd = -1 };
+	char err[1024];
+	int ret = 1, ready;
+
+	e.control.fd = e.signals.fd = e.events.fd = -1;
+	e.cfg = config_load(config_path, NULL, err, sizeof(err));
+	if (!e.cfg) {
+		log_json(LOG_ERROR, "config_invalid",
+			 json_pack("{s:s}", "error", err));
+		return 2;
+	}
+	e.loop = loop_new();
+	e.self_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (!e.loop || e.self_netns_fd == -1) {
+		log_msg(LOG_ERROR, "startup", "cannot set up: %s",
+			strerror(errno));
+		goto out;
+	}
+	e.started_ms = loop_now_ms(e.loop);
+	e.policy_generation = 1;
+	if (e.cfg->recent_sessions) {
+		e.recent = calloc(e.cfg->recent_sessions, sizeof(*e.recent));
+		if (!e.recent)
+			goto out;
+	}
+	if (setup_signals(&e) || session_log_open(&e, err, sizeof(err)) ||
+	    api_listen(&e, err, sizeof(err))) {
+		log_msg(LOG_ERROR, "startup", "%s",
+			err[0] ? err : strerror(errno));
+		goto out;
+	}
+	if (bridle_bpf_open(e.cfg->pin_dir, &e.bpf, err, sizeof(err))) {
+		log_msg(LOG_ERROR, "bpf", "%s", err);
+		goto out;
+	}
+	if (bridle_bpf_set_resolvers(e.bpf, e.cfg->resolvers,
+				     e.cfg->nresolvers)) {
+		log_msg(LOG_ERROR, "bpf", "cannot set DNS resolvers");
+		goto out;
+	}
+	loop_add(e.loop, &e.events, bridle_bpf_events_fd(e.bpf), EPOLLIN,
+		 on_events);
+	ready = enroll_all(&e);
+	if (ready < 0) {
+		log_msg(LOG_ERROR, "enroll", "%s", strerror(-ready));
+		goto out;
+	}
+	loop_add_tick(e.loop, TICK_MS, session_tick, &e);
+	loop_set_after(e.loop, session_reap, &e);
+	log_json(LOG_INFO, "started",
+		 json_pack("{s:s,s:i,s:i,s:i,s:s}", "config", config_path,
+			   "workloads", (int)e.cfg->nworkloads, "ready", ready,
+			   "listen_port", e.cfg->listen_port, "control_socket",
+			   e.cfg->control_socket));
+	ret = loop_run(e.loop) ? 1 : 0;
+	log_json(LOG_INFO, "stopped",
+		 json_pack("{s:i}", "live_sessions", (int)e.nsessions));
+out:
+	enforcer_free(&e);
+	return ret;
+}

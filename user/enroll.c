@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Enrolling workloads: attach the programs to the workload's cgroup, create
+ * the enforcer's listeners inside the workload's network namespace, then
+ * mark the namespace ready in bridle_pod_cfg. The order matters: until the
+ * last step the programs refuse every connect, so no connection ever gets
+ * around the enforcer while it starts.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "bridle/enforcer.h"
+#include "bridle/log.h"
+#include "bridle/session.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+int enroll_socket_in(struct enforcer *e, struct workload *w, int family,
+		     int type)
+{
+	int fd, err;
+
+	if (setns(w->netns_fd, CLONE_NEWNET) == -1)
+		return -errno;
+	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	err = errno;
+	if (setns(e->self_netns_fd, CLONE_NEWNET) == -1) {
+		/* Staying in a workload's namespace would be worse than dying. */
+		log_msg(LOG_ERROR, "fatal",
+			"cannot return to own network namespace: %s",
+			strerror(errno));
+		abort();
+	}
+	return fd == -1 ? -err : fd;
+}
+
+static int netns_cookie_of(int fd, uint64_t *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) == -1)
+		return -errno;
+	return 0;
+}
+
+/* Pods have lo up; a bare namespace may not. The listeners need it. */
+static void loopback_up(int fd)
+{
+	struct ifreq ifr = {};
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == -1 || (ifr.ifr_flags & IFF_UP))
+		return;
+	ifr.ifr_flags |= IFF_UP;
+	ioctl(fd, SIOCSIFFLAGS, &ifr);
+}
+
+static int listen_in(struct enforcer *e, struct workload *w, int family,
+		     char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t sl;
+	int one = 1, fd = enroll_socket_in(e, w, family, SOCK_STREAM);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "socket in netns %s: %s", w->cfg->netns,
+			 strerror(-fd));
+		return fd;
+	}
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(e->cfg->listen_port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof(*sin);
+		loopback_up(fd);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(e->cfg->listen_port);
+		sin6->sin6_addr = in6addr_loopback;
+		sl = sizeof(*sin6);
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 ||
+	    listen(fd, SOMAXCONN) == -1) {
+		int ret = -errno;
+
+		snprintf(err, errlen, "listen on %s port %u in netns %s: %s",
+			 family == AF_INET ? "127.0.0.1" : "[::1]",
+			 e->cfg->listen_port, w->cfg->netns, strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* Read our own cgroup (v2 line "0::/path") so we never enroll ourselves. */
+static int self_cgroup(char *out, size_t outlen)
+{
+	char line[PATH_MAX + 8];
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	int ret = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(out, outlen, "%s", line + 3);
+			ret = 0;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+static int enroll_one(struct enforcer *e, struct workload *w,
+		      const char *cg_root, const char *self_cg)
+{
+	char err[512] = "";
+	struct bridle_pod_cfg pc = {};
+	int fd, ret;
+
+	/* The enforcer must stay outside every enrolled cgroup. */
+	if (self_cg) {
+		const char *rel = w->cfg->cgroup + strlen(cg_root);
+		size_t rl = strlen(rel);
+
+		if (rl == 0 || (strncmp(self_cg, rel, rl) == 0 &&
+				(self_cg[rl] == '/' || self_cg[rl] == '\0'))) {
+			snprintf(w->error, sizeof(w->error),
+				 "bridle itself runs in cgroup %s, inside %s: "
+				 "run it outside the workloads it enforces",
+				 self_cg, w->cfg->cgroup);
+			return -EINVAL;
+		}
+	}
+	w->netns_fd = open(w->cfg->netns, O_RDONLY | O_CLOEXEC);
+	if (w->netns_fd == -1) {
+		ret = -errno;
+		snprintf(w->error, sizeof(w->error),
+			 "cannot open network namespace %s: %s", w->cfg->netns,
+			 strerror(-ret));
+		return ret;
+	}
+	ret = bridle_bpf_attach(e->bpf, w->cfg->cgroup, &w->cgroup_id, err,
+				sizeof(err));
+	if (ret) {
+		snprintf(w->error, sizeof(w->error), "%s", err);
+		return ret;
+	}
+	fd = listen_in(e, w, AF_INET, err, sizeof(err));
+	if (fd < 0) {
+		snprintf(w->error, sizeof(w->error), "%s", err);
+		return fd;
+	}
+	ret = netns_cookie_of(fd, &w->netns_cookie);
+	if (ret) {
+		close(fd);
+		snprintf(w->error, sizeof(w->error),
+			 "cannot read the netns cookie: %s", strerror(-ret));
+		return ret;
+	}
+	loop_add(e->loop, &w->listen4.watch, fd, EPOLLIN, session_on_listen);
+	fd = listen_in(e, w, AF_INET6, err, sizeof(err));
+	if (fd < 0) {
+		snprintf(w->error, sizeof(w->error), "%s", err);
+		return fd;
+	}
+	loop_add(e->loop, &w->listen6.watch, fd, EPOLLIN, session_on_listen);
+	pc.pod_id = w->pod_id;
+	pc.flags = BRIDLE_POD_READY;
+	pc.listen_port = e->cfg->listen_port;
+	ret = bridle_bpf_pod_set(e->bpf, w->netns_cookie, &pc);
+	if (ret) {
+		snprintf(w->error, sizeof(w->error),
+			 "cannot mark the workload ready: %s", strerror(-ret));
+		return ret;
+	}
+	w->ready = true;
+	w->error[0] = '\0';
+	return 0;
+}
+
+int enroll_all(struct enforcer *e)
+{
+	char cg_root[PATH_MAX], self_cg[PATH_MAX];
+	int ready = 0, r;
+
+	r = config_cgroup2_root("/proc/mounts", cg_root, sizeof(cg_root));
+	if (r)
+		cg_root[0] = '\0';
+	r = self_cgroup(self_cg, sizeof(self_cg));
+	e->workloads = calloc(e->cfg->nworkloads ? e->cfg->nworkloads : 1,
+			      sizeof(*e->workloads));
+	if (!e->workloads)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->cfg->nworkloads; i++) {
+		struct workload *w = &e->workloads[i];
+
+		w->e = e;
+		w->cfg = &e->cfg->workloads[i];
+		w->pod_id = (uint32_t)i + 1;
+		w->netns_fd = -1;
+		w->listen4.watch.fd = w->listen6.watch.fd = -1;
+		w->listen4.wl = w->listen6.wl = w;
+		if (enroll_one(e, w, cg_root, r == 0 ? self_cg : NULL) == 0) {
+			ready++;
+			log_json(LOG_INFO, "workload_ready",
+				 json_pack("{s:s,s:s,s:s,s:I,s:I,s:i}",
+					   "workload", w->cfg->name, "cgroup",
+					   w->cfg->cgroup, "netns",
+					   w->cfg->netns, "cgroup_id",
+					   (json_int_t)w->cgroup_id,
+					   "netns_cookie",
+					   (json_int_t)w->netns_cookie, "port",
+					   e->cfg->listen_port));
+		} else {
+			log_json(LOG_ERROR, "workload_not_ready",
+				 json_pack("{s:s,s:s}", "workload",
+					   w->cfg->name, "error", w->error));
+		}
+	}
+	return ready;
+}
+
+void enroll_stop_listening(struct enforcer *e)
+{
+	for (size_t i = 0; i < e->cfg->nworkloads; i++) {
+		struct workload *w = &e->workloads[i];
+		struct loop_watch *ls[2] = { &w->listen4.watch,
+					     &w->listen6.watch };
+
+		for (int k = 0; k < 2; k++) {
+			if (ls[k]->fd < 0)
+				continue;
+			loop_del(e->loop, ls[k]);
+			close(ls[k]->fd);
+			ls[k]->fd = -1;
+		}
+	}
+}
+
+void enroll_mark_unready(struct enforcer *e)
+{
+	for (size_t i = 0; i < e->cfg->nworkloads; i++) {
+		struct workload *w = &e->workloads[i];
+
+		if (!w->ready)
+			continue;
+		bridle_bpf_pod_del(e->bpf, w->netns_cookie);
+		w->ready = false;
+		snprintf(w->error, sizeof(w->error), "enforcer stopping");
+	}
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Validating JSON walk used by the config and policy loaders: a path that
+ * follows the walk, strict key sets and typed getters with ranges.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bridle/jsonv.h"
+
+void jv_init(struct jv *v, const char *file, char *err, size_t errlen)
+{
+	v->file = file;
+	snprintf(v->path, sizeof(v->path), "$");
+	v->err = err;
+	v->errlen = errlen;
+	if (errlen)
+		err[0] = '\0';
+}
+
+int jv_fail(struct jv *v, const char *key, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+
+	if (!v->err || !v->errlen || v->err[0])
+		return -1; /* keep the first error: later ones follow from it */
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	snprintf(v->err, v->errlen, "%s: %s%s%s: %s", v->file, v->path,
+		 key ? "." : "", key ? key : "", reason);
+	return -1;
+}
+
+size_t jv_push_key(struct jv *v, const char *key)
+{
+	size_t old = strlen(v->path);
+
+	snprintf(v->path + old, sizeof(v->path) - old, ".%s", key);
+	return old;
+}
+
+size_t jv_push_index(struct jv *v, size_t index)
+{
+	size_t old = strlen(v->path);
+
+	snprintf(v->path + old, sizeof(v->path) - old, "[%zu]", index);
+	return old;
+}
+
+void jv_pop(struct jv *v, size_t old)
+{
+	if (old < sizeof(v->path))
+		v->path[old] = '\0';
+}
+
+static const char *jv_type_name(const json_t *j)
+{
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		return "an object";
+	case JSON_ARRAY:
+		return "an array";
+	case JSON_STRING:
+		return "a string";
+	case JSON_INTEGER:
+		return "an integer";
+	case JSON_REAL:
+		return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return "a boolean";
+	default:
+		return "null";
+	}
+}
+
+int jv_object(struct jv *v, json_t *obj, const char *const *allowed)
+{
+	const char *key;
+	json_t *val;
+
+	if (!json_is_object(obj))
+		return jv_fail(v, NULL, "expected an object, found %s",
+			       jv_type_name(obj));
+	json_object_foreach(obj, key, val) {
+		const char *const *a;
+
+		for (a = allowed; *a; a++)
+			if (strcmp(*a, key) == 0)
+				break;
+		if (!*a) {
+			char hint[200] = "";
+			size_t off = 0;
+
+			for (a = allowed; *a && off < sizeof(hint); a++)
+				off += snprintf(hint + off, sizeof(hint) - off,
+						"%s%s", off ? ", " : "", *a);
+			return jv_fail(v, key, "unknown key (allowed: %s)",
+				       hint);
+		}
+	}
+	return 0;
+}
+
+int jv_string(struct jv *v, json_t *obj, const char *key, bool required,
+	      const char **out)
+{
+	json_t *j = json_object_get(obj, key);
+
+	if (!j) {
+		if (required)
+			return jv_fail(v, key, "required key is missing");
+		return 0;
+	}
+	if (!json_is_string(j))
+		return jv_fail(v, key, "expected a string, found %s",
+			       jv_type_name(j));
+	if (json_string_length(j) == 0)
+		return jv_fail(v, key, "must not be empty");
+	if (strlen(json_string_value(j)) != json_string_length(j))
+		return jv_fail(v, key, "must not contain NUL characters");
+	*out = json_string_value(j);
+	return 0;
+}
+
+int jv_uint(struct jv *v, json_t *obj, const char *key, bool required,
+	    uint64_t min, uint64_t max, uint64_t *out)
+{
+	json_t *j = json_object_get(obj, key);
+	json_int_t n;
+
+	if (!j) {
+		if (required)
+			return jv_fail(v, key, "required key is missing");
+		return 0;
+	}
+	if (!json_is_integer(j))
+		return jv_fail(v, key, "expected an integer, found %s",
+			       jv_type_name(j));
+	n = json_integer_value(j);
+	if (n < 0 || (uint64_t)n < min || (uint64_t)n > max)
+		return jv_fail(v, key, "%lld is out of range %llu..%llu",
+			       (long long)n, (unsigned long long)min,
+			       (unsigned long long)max);
+	*out = (uint64_t)n;
+	return 0;
+}
+
+int jv_bool(struct jv *v, json_t *obj, const char *key, bool *out)
+{
+	json_t *j = json_object_get(obj, key);
+
+	if (!j)
+		return 0;
+	if (!json_is_boolean(j))
+		return jv_fail(v, key, "expected true or false, found %s",
+			       jv_type_name(j));
+	*out = json_is_true(j);
+	return 0;
+}
+
+json_t *jv_load_file(const char *path, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *root;
+	FILE *f = fopen(path, "re");
+
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+			 strerror(errno));
+		return NULL;
+	}
+	root = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+	fclose(f);
+	if (!root)
+		snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path,
+			 je.line, je.column, je.text);
+	return root;
+}

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The bridle command. `bridle run` is the enforcer; the other subcommands
+ * talk to it over the control socket or work on files. Every command that
+ * lists or reports takes --json; errors go to stderr with a non-zero exit.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridle/api.h"
+#include "bridle/bpf.h"
+#include "bridle/config.h"
+#include "bridle/log.h"
+#include "bridle/policy.h"
+#include "bridle/run.h"
+
+#define BRIDLE_VERSION "0.1.0"
+
+static const char usage_text[] =
+	"usage: bridle <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  run [--config FILE]             run the enforcer in the foreground\n"
+	"  status [--json]                 workloads, readiness, attached programs\n"
+	"  sessions [--json]               live and recent connections\n"
+	"  reload                          reload the policy (like SIGHUP)\n"
+	"  policy check FILE [--json]      validate a policy or config file\n"
+	"  unenroll --cgroup PATH          remove pinned programs of a cgroup\n"
+	"  version                         print the version\n"
+	"\n"
+	"client options: --socket PATH (default from --config, else\n"
+	"  /run/bridle/control.sock), --config FILE (default " CONFIG_DEFAULT_PATH ")\n";
+
+struct opts {
+	const char *config;
+	const char *socket;
+	const char *cgroup;
+	const char *pin_dir;
+	bool json;
+	int argc;     /* positional arguments left */
+	char **argv;
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "cgroup", required_argument, NULL, 'g' },
+		{ "pin-dir", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:s:jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 's':
+			o->socket = optarg;
+			break;
+		case 'g':
+			o->cgroup = optarg;
+			break;
+		case 'p':
+			o->pin_dir = optarg;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		default:
+			fputs(usage_text, stderr);
+			return -1;
+		}
+	}
+	o->argc = argc - optind;
+	o->argv = argv + optind;
+	return 0;
+}
+
+/* The control socket: --socket, else the config's, else the default. */
+static const char *socket_path(const struct opts *o, char *buf, size_t len)
+{
+	json_t *root;
+	json_error_t je;
+
+	if (o->socket)
+		return o->socket;
+	snprintf(buf, len, "/run/bridle/control.sock");
+	root = json_load_file(o->config ? o->config : CONFIG_DEFAULT_PATH, 0,
+			      &je);
+	if (root) {
+		const char *s = json_string_value(
+			json_object_get(root, "control_socket"));
+
+		if (s)
+			snprintf(buf, len, "%s", s);
+		json_decref(root);
+	}
+	return buf;
+}
+
+static json_t *call(const struct opts *o, const char *cmd)
+{
+	char path[256], err[512];
+	json_t *r = api_call(socket_path(o, path, sizeof(path)), cmd, err,
+			     sizeof(err));
+
+	if (!r) {
+		fprintf(stderr, "bridle: %s\n", err);
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		fprintf(stderr, "bridle: %s\n",
+			json_string_value(json_object_get(r, "error")) ?:
+				"request failed");
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void print_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+}
+
+static int cmd_status(const struct opts *o)
+{
+	json_t *r = call(o, "status"), *w;
+	size_t i;
+
+	if (!r)
+		return 1;
+	if (o->json) {
+		print_json(r);
+		json_decref(r);
+		return 0;
+	}
+	printf("bridle pid %lld, up %lld s, listen port %lld, policy "
+	       "generation %lld%s\n",
+	       json_integer_value(json_object_get(r, "pid")),
+	       json_integer_value(json_object_get(r, "uptime_ms")) / 1000,
+	       json_integer_value(json_object_get(r, "listen_port")),
+	       json_integer_value(json_object_get(
+		       json_object_get(r, "policy"), "generation")),
+	       json_is_true(json_object_get(r, "draining")) ? " (draining)" :
+							      "");
+	printf("%-20s %-6s %-8s %-8s %-9s %s\n", "WORKLOAD", "READY",
+	       "ACCEPTED", "REFUSED", "PROGRAMS", "CGROUP / ERROR");
+	json_array_foreach(json_object_get(r, "workloads"), i, w) {
+		const char *err = json_string_value(json_object_get(w, "error"));
+
+		printf("%-20s %-6s %-8lld %-8lld %-9zu %s\n",
+		       json_string_value(json_object_get(w, "name")),
+		       json_is_true(json_object_get(w, "ready")) ? "yes" : "NO",
+		       json_integer_value(json_object_get(w, "accepted")),
+		       json_integer_value(json_object_get(w, "refused")),
+		       json_array_size(json_object_get(w, "programs")),
+		       err ? err :
+			     json_string_value(json_object_get(w, "cgroup")));
+	}
+	json_decref(r);
+	return 0;
+}
+
+static int cmd_sessions(const struct opts *o)
+{
+	json_t *r = call(o, "sessions"), *s;
+	size_t i;
+
+	if (!r)
+		return 1;
+	if (o->json) {
+		print_json(json_object_get(r, "sessions"));
+		json_decref(r);
+		return 0;
+	}
+	printf("%-6s %-8s %-14s %-7s %-22s %-12s %-6s %-20s %10s %10s %8s\n",
+	       "ID", "STATE", "WORKLOAD", "PID", "DESTINATION", "TARGET",
+	       "ACTION", "RULE", "BYTES_UP", "BYTES_DN", "MS");
+	json_array_foreach(json_object_get(r, "sessions"), i, s) {
+		json_t *p = json_object_get(s, "process");
+
+		printf("%-6lld %-8s %-14s %-7lld %-22s %-12s %-6s %-20s %10lld "
+		       "%10lld %8lld\n",
+		       json_integer_value(json_object_get(s, "id")),
+		       json_string_value(json_object_get(s, "state")),
+		       json_string_value(json_object_get(s, "workload")),
+		       json_integer_value(json_object_get(p, "pid")),
+		       json_string_value(
+			       json_object_get(s, "original_destination")),
+		       json_string_value(json_object_get(s, "target")) ?: "-",
+		       json_string_value(json_object_get(s, "action")),
+		       json_string_value(json_object_get(s, "rule")),
+		       json_integer_value(json_object_get(s, "bytes_up")),
+		       json_integer_value(json_object_get(s, "bytes_down")),
+		       json_integer_value(json_object_get(s, "duration_ms")));
+	}
+	json_decref(r);
+	return 0;
+}
+
+static int cmd_reload(const struct opts *o)
+{
+	json_t *r = call(o, "reload");
+
+	if (!r)
+		return 1;
+	printf("policy reloaded: generation %lld\n",
+	       json_integer_value(json_object_get(r, "generation")));
+	json_decref(r);
+	return 0;
+}
+
+static int cmd_policy(const struct opts *o)
+{
+	char err[1024] = "";
+	json_t *root;
+	bool ok, is_config;
+	const char *file;
+
+	if (o->argc != 2 || strcmp(o->argv[0], "check") != 0) {
+		fprintf(stderr, "usage: bridle policy check FILE [--json]\n");
+		return 2;
+	}
+	file = o->argv[1];
+	root = jv_load_file(file, err, sizeof(err));
+	is_config = root && json_object_get(root, "workloads");
+	if (root && is_config) {
+		struct config *c = config_load(file, NULL, err, sizeof(err));
+
+		ok = c != NULL;
+		config_free(c);
+	} else if (root) {
+		struct policy *p;
+		struct jv v;
+
+		jv_init(&v, file, err, sizeof(err));
+		p = policy_compile(&v, root);
+		ok = p != NULL;
+		policy_free(p);
+	} else {
+		ok = false;
+	}
+	json_decref(root);
+	if (o->json) {
+		json_t *j = json_pack("{s:s,s:b,s:s}", "file", file, "ok", ok,
+				      "kind", is_config ? "config" : "policy");
+
+		if (!ok)
+			json_object_set_new(j, "error", json_string(err));
+		print_json(j);
+		json_decref(j);
+	} else if (ok) {
+		printf("%s: OK (%s)\n", file, is_config ? "config" : "policy");
+	}
+	if (!ok && !o->json)
+		fprintf(stderr, "bridle: %s\n", err);
+	return ok ? 0 : 1;
+}
+
+static int cmd_unenroll(const struct opts *o)
+{
+	char err[512];
+
+	if (!o->cgroup) {
+		fprintf(stderr, "usage: bridle unenroll --cgroup PATH "
+				"[--pin-dir DIR]\n");
+		return 2;
+	}
+	if (bridle_bpf_unpin_cgroup(o->pin_dir ? o->pin_dir :
+						 "/sys/fs/bpf/bridle",
+				    o->cgroup, err, sizeof(err))) {
+		fprintf(stderr, "bridle: %s\n", err);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {};
+	const char *cmd;
+
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (parse_opts(argc - 1, argv + 1, &o))
+		return 2;
+	if (strcmp(cmd, "run") == 0) {
+		if (getenv("BRIDLE_LOG_DEBUG"))
+			log_set_level(LOG_DEBUG);
+		return run_enforcer(o.config ? o.config : CONFIG_DEFAULT_PATH);
+	}
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(&o);
+	if (strcmp(cmd, "sessions") == 0)
+		return cmd_sessions(&o);
+	if (strcmp(cmd, "reload") == 0)
+		return cmd_reload(&o);
+	if (strcmp(cmd, "policy") == 0)
+		return cmd_policy(&o);
+	if (strcmp(cmd, "unenroll") == 0)
+		return cmd_unenroll(&o);
+	if (strcmp(cmd, "version") == 0) {
+		printf("bridle %s\n", BRIDLE_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "bridle: unknown command \"%s\"\n\n%s", cmd,
+		usage_text);
+	return 2;
+}

@@ -1,0 +1,618 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Proxied connections. The accept path turns a connection into a decision
+ * (original destination from BPF, process from /proc, policy); an allowed
+ * session relays bytes between the agent ("down") and the destination
+ * ("up") through two bounded buffers. A full buffer stops reading from its
+ * source (back-pressure); an end of stream is passed on as a half-close
+ * once the buffer has drained; a reset on one side resets the other.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "bridle/iobuf.h"
+#include "bridle/log.h"
+#include "bridle/session.h"
+
+#define ACCEPT_BATCH 64
+
+struct session {
+	struct enforcer *e;
+	struct workload *wl;
+	struct session *prev, *next; /* live list, or graveyard (next only) */
+	struct loop_watch down, up;  /* agent side, destination side */
+	bool down_registered, up_registered;
+	struct iobuf to_up, to_down; /* owned */
+	bool connecting, closed;
+	bool down_eof, up_eof;       /* read 0 from that side */
+	bool down_shut, up_shut;     /* we sent FIN to that side */
+	uint64_t start_ms, last_ms, connect_deadline_ms;
+	struct session_summary sum;
+};
+
+static uint64_t wall_ms(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+void session_format_addr(int family, const void *addr, uint16_t port,
+			 char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(family, addr, a, sizeof(a));
+	if (family == AF_INET6)
+		snprintf(buf, len, "[%s]:%u", a, port);
+	else
+		snprintf(buf, len, "%s:%u", a, port);
+}
+
+int session_log_open(struct enforcer *e, char *err, size_t errlen)
+{
+	char path[4096];
+
+	if (mkdir(e->cfg->log_dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create log_dir %s: %s",
+			 e->cfg->log_dir, strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/sessions.jsonl", e->cfg->log_dir);
+	e->session_log_fd =
+		open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (e->session_log_fd == -1) {
+		snprintf(err, errlen, "cannot open session log %s: %s", path,
+			 strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static json_t *summary_json(const struct session_summary *s)
+{
+	json_t *j = json_pack(
+		"{s:I,s:s,s:s,s:s,s:s,s:{s:i,s:i,s:s*,s:I},s:I,s:I,s:I,s:I}",
+		"id", (json_int_t)s->id, "workload", s->workload, "original_destination",
+		s->orig, "action", s->action, "rule", s->rule, "process",
+		"pid", (int)s->pid, "uid", (int)s->uid, "exe",
+		s->exe[0] ? s->exe : NULL, "cgroup_id",
+		(json_int_t)s->cgroup_id, "bytes_up", (json_int_t)s->bytes_up,
+		"bytes_down", (json_int_t)s->bytes_down, "start_ms",
+		(json_int_t)s->start_wall_ms, "duration_ms",
+		(json_int_t)s->duration_ms);
+
+	json_object_set_new(j, "target",
+			    s->target[0] ? json_string(s->target) : json_null());
+	if (s->end_reason[0])
+		json_object_set_new(j, "end", json_string(s->end_reason));
+	return j;
+}
+
+/* One line in the session log, and the same on stderr. */
+static void session_log(struct enforcer *e, const char *event,
+			const struct session_summary *s)
+{
+	json_t *j = summary_json(s);
+	char ts[40], *text;
+
+	log_timestamp(ts, sizeof(ts));
+	json_object_set_new(j, "event", json_string(event));
+	json_object_set_new(j, "ts", json_string(ts));
+	text = json_dumps(j, JSON_COMPACT);
+	if (text && e->session_log_fd >= 0) {
+		size_t n = strlen(text);
+
+		text[n] = '\n';
+		if (write(e->session_log_fd, text, n + 1) == -1)
+			log_msg(LOG_WARN, "session_log",
+				"cannot write the session log: %s",
+				strerror(errno));
+	}
+	free(text);
+	json_object_del(j, "ts");
+	json_object_del(j, "event");
+	log_json(strcmp(s->action, "deny") == 0 ? LOG_WARN : LOG_INFO, event,
+		 j);
+}
+
+static void remember(struct enforcer *e, const struct session_summary *s)
+{
+	if (!e->recent || !e->cfg->recent_sessions)
+		return;
+	e->recent[e->recent_head] = *s;
+	e->recent_head = (e->recent_head + 1) % e->cfg->recent_sessions;
+	if (e->nrecent < e->cfg->recent_sessions)
+		e->nrecent++;
+}
+
+static void close_rst(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+/* Refuse an accepted connection: reset it, log why, remember it. */
+static void refuse(struct enforcer *e, int fd, struct session_summary *s,
+		   const char *reason)
+{
+	close_rst(fd);
+	snprintf(s->action, sizeof(s->action), "deny");
+	if (reason)
+		snprintf(s->end_reason, sizeof(s->end_reason), "%s", reason);
+	session_log(e, "decision", s);
+	remember(e, s);
+}
+
+static void session_update_interest(struct session *s);
+
+static void session_close(struct session *s, const char *reason, bool reset)
+{
+	struct enforcer *e = s->e;
+
+	if (s->closed)
+		return;
+	s->closed = true;
+	if (s->down_registered)
+		loop_del(e->loop, &s->down);
+	if (s->up_registered)
+		loop_del(e->loop, &s->up);
+	if (reset) {
+		close_rst(s->down.fd);
+		if (s->up.fd >= 0)
+			close_rst(s->up.fd);
+	} else {
+		close(s->down.fd);
+		if (s->up.fd >= 0)
+			close(s->up.fd);
+	}
+	s->down.fd = s->up.fd = -1;
+	snprintf(s->sum.end_reason, sizeof(s->sum.end_reason), "%s", reason);
+	s->sum.duration_ms = loop_now_ms(e->loop) - s->start_ms;
+	session_log(e, "close", &s->sum);
+	remember(e, &s->sum);
+	/* Unlink from the live list; freed after this batch of events. */
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		e->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	e->nsessions--;
+	s->prev = NULL;
+	s->next = e->graveyard;
+	e->graveyard = s;
+}
+
+void session_reap(void *arg)
+{
+	struct enforcer *e = arg;
+
+	while (e->graveyard) {
+		struct session *s = e->graveyard;
+
+		e->graveyard = s->next;
+		iobuf_release(&s->to_up);
+		iobuf_release(&s->to_down);
+		free(s);
+	}
+	if (e->draining && e->nsessions == 0)
+		loop_stop(e->loop);
+}
+
+/*
+ * Move bytes from @src to @dst through @b. @can_read says @src reported
+ * readiness. Returns 0, or -errno on a hard error of either socket.
+ */
+static int flow(int src, int dst, struct iobuf *b, bool can_read,
+		bool *src_eof, bool *dst_shut, uint64_t *bytes)
+{
+	if (can_read && !*src_eof) {
+		ssize_t n = iobuf_read_fd(b, src);
+
+		if (n > 0) {
+			/* Opaque TCP: every byte is judged as it arrives. */
+			iobuf_mark_parsed(b, (size_t)n);
+			*bytes += (uint64_t)n;
+		} else if (n == 0) {
+			*src_eof = true;
+		} else if (n != -EAGAIN && n != -ENOBUFS) {
+			return (int)n;
+		}
+	}
+	if (iobuf_pending(b)) {
+		ssize_t n = iobuf_write_fd(b, dst);
+
+		if (n < 0 && n != -EAGAIN)
+			return (int)n;
+	}
+	if (*src_eof && iobuf_empty(b) && !*dst_shut) {
+		shutdown(dst, SHUT_WR);
+		*dst_shut = true;
+	}
+	return 0;
+}
+
+static void watch_set(struct session *s, struct loop_watch *w, bool *reg,
+		      bool done, uint32_t want)
+{
+	struct enforcer *e = s->e;
+
+	if (done) {
+		/* Both directions finished: HUP would wake us forever. */
+		if (*reg) {
+			loop_del(e->loop, w);
+			*reg = false;
+		}
+		return;
+	}
+	if (*reg)
+		loop_mod(e->loop, w, want);
+}
+
+static void session_update_interest(struct session *s)
+{
+	uint32_t down = 0, up = 0;
+
+	if (!s->down_eof && iobuf_room(&s->to_up))
+		down |= EPOLLIN;
+	if (iobuf_pending(&s->to_down))
+		down |= EPOLLOUT;
+	if (!s->up_eof && iobuf_room(&s->to_down))
+		up |= EPOLLIN;
+	if (iobuf_pending(&s->to_up))
+		up |= EPOLLOUT;
+	watch_set(s, &s->down, &s->down_registered,
+		  s->down_eof && s->down_shut, down);
+	watch_set(s, &s->up, &s->up_registered, s->up_eof && s->up_shut, up);
+}
+
+static const char *errno_reason(int err, const char *side)
+{
+	static char buf[96];
+
+	snprintf(buf, sizeof(buf), "%s: %s", side, strerror(err));
+	return buf;
+}
+
+static void session_pump(struct session *s, bool down_ready, bool up_ready)
+{
+	int ret;
+
+	ret = flow(s->down.fd, s->up.fd, &s->to_up, down_ready, &s->down_eof,
+		   &s->up_shut, &s->sum.bytes_up);
+	if (ret) {
+		session_close(s, errno_reason(-ret, "relay to destination"),
+			      true);
+		return;
+	}
+	ret = flow(s->up.fd, s->down.fd, &s->to_down, up_ready, &s->up_eof,
+		   &s->down_shut, &s->sum.bytes_down);
+	if (ret) {
+		session_close(s, errno_reason(-ret, "relay to agent"), true);
+		return;
+	}
+	s->last_ms = loop_now_ms(s->e->loop);
+	if (s->down_eof && s->up_eof && s->down_shut && s->up_shut) {
+		session_close(s, "closed", false);
+		return;
+	}
+	session_update_interest(s);
+}
+
+static int sock_error(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		return errno;
+	return err;
+}
+
+static void on_down(struct loop_watch *w, uint32_t events)
+{
+	struct session *s = container_of(w, struct session, down);
+
+	if (s->closed)
+		return;
+	if (events & EPOLLERR) {
+		session_close(s, errno_reason(sock_error(w->fd), "agent"), true);
+		return;
+	}
+	session_pump(s, events & (EPOLLIN | EPOLLHUP), false);
+}
+
+static void nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static void on_up(struct loop_watch *w, uint32_t events)
+{
+	struct session *s = container_of(w, struct session, up);
+
+	if (s->closed)
+		return;
+	if (s->connecting) {
+		int err = sock_error(w->fd);
+
+		if (err) {
+			session_close(s, errno_reason(err, "connect"), true);
+			return;
+		}
+		s->connecting = false;
+		nodelay(w->fd);
+		/* The agent side waited for this: start reading it now. */
+		s->down_registered = true;
+		if (loop_add(s->e->loop, &s->down, s->down.fd, EPOLLIN,
+			     on_down)) {
+			s->down_registered = false;
+			session_close(s, "cannot watch the agent socket", true);
+			return;
+		}
+		session_pump(s, true, false);
+		return;
+	}
+	if (events & EPOLLERR) {
+		session_close(s, errno_reason(sock_error(w->fd), "destination"),
+			      true);
+		return;
+	}
+	session_pump(s, false, events & (EPOLLIN | EPOLLHUP));
+}
+
+static int orig_sockaddr(const struct bridle_orig *o,
+			 struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (o->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(o->port);
+		memcpy(&sin->sin_addr, o->addr, 4);
+		*len = sizeof(*sin);
+		return AF_INET;
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(o->port);
+	memcpy(&sin6->sin6_addr, o->addr, 16);
+	*len = sizeof(*sin6);
+	return AF_INET6;
+}
+
+/* Start the upstream connection of an allowed session. */
+static void session_open_upstream(struct enforcer *e, struct workload *w,
+				  int fd, const struct bridle_orig *o,
+				  struct session_summary *sum)
+{
+	struct sockaddr_storage ss;
+	struct session *s;
+	socklen_t sl;
+	int family = orig_sockaddr(o, &ss, &sl), ufd;
+
+	s = calloc(1, sizeof(*s));
+	if (!s || iobuf_init(&s->to_up, e->cfg->buffer_size) ||
+	    iobuf_init(&s->to_down, e->cfg->buffer_size)) {
+		if (s) {
+			iobuf_release(&s->to_up);
+			free(s);
+		}
+		refuse(e, fd, sum, "out of memory");
+		return;
+	}
+	ufd = enroll_socket_in(e, w, family, SOCK_STREAM);
+	if (ufd < 0) {
+		iobuf_release(&s->to_up);
+		iobuf_release(&s->to_down);
+		free(s);
+		refuse(e, fd, sum, errno_reason(-ufd, "upstream socket"));
+		return;
+	}
+	s->e = e;
+	s->wl = w;
+	s->sum = *sum;
+	s->down.fd = fd;
+	s->up.fd = ufd;
+	s->start_ms = s->last_ms = loop_now_ms(e->loop);
+	s->connect_deadline_ms = s->start_ms + e->cfg->connect_timeout_ms;
+	s->next = e->sessions;
+	if (e->sessions)
+		e->sessions->prev = s;
+	e->sessions = s;
+	e->nsessions++;
+	nodelay(fd);
+	session_log(e, "decision", &s->sum);
+	if (connect(ufd, (struct sockaddr *)&ss, sl) == -1 &&
+	    errno != EINPROGRESS) {
+		s->down_registered = false;
+		session_close(s, errno_reason(errno, "connect"), true);
+		return;
+	}
+	/* Wait for the connect before reading the agent: nothing to send to. */
+	s->connecting = true;
+	s->up_registered = true;
+	if (loop_add(e->loop, &s->up, ufd, EPOLLOUT, on_up)) {
+		s->up_registered = false;
+		session_close(s, "cannot watch the upstream socket", true);
+	}
+}
+
+static void session_start(struct workload *w, int fd,
+			  const struct sockaddr_storage *peer)
+{
+	struct enforcer *e = w->e;
+	struct session_summary sum = {};
+	struct bridle_tuple_key key = {};
+	struct bridle_orig o;
+	struct policy_decision d;
+	struct policy_input in = {};
+	char path[64];
+	ssize_t n;
+
+	sum.id = ++e->next_session_id;
+	sum.start_wall_ms = wall_ms();
+	snprintf(sum.workload, sizeof(sum.workload), "%s", w->cfg->name);
+	key.netns_cookie = w->netns_cookie;
+	if (peer->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)peer;
+
+		key.family = AF_INET;
+		memcpy(key.addr, &sin->sin_addr, 4);
+		key.port = ntohs(sin->sin_port);
+	} else {
+		const struct sockaddr_in6 *sin6 = (const void *)peer;
+
+		key.family = AF_INET6;
+		memcpy(key.addr, &sin6->sin6_addr, 16);
+		key.port = ntohs(sin6->sin6_port);
+	}
+	w->accepted++;
+	if (bridle_bpf_take_orig(e->bpf, &key, &o)) {
+		/* Not redirected by our programs: a direct connection to the
+		 * listener, or from a process outside the workload. */
+		snprintf(sum.orig, sizeof(sum.orig), "unknown");
+		w->refused++;
+		refuse(e, fd, &sum, "no recorded original destination");
+		return;
+	}
+	session_format_addr(o.family, o.addr, o.port, sum.orig,
+			    sizeof(sum.orig));
+	sum.pid = o.tgid;
+	sum.uid = o.uid;
+	sum.cgroup_id = o.cgroup_id;
+	snprintf(path, sizeof(path), "/proc/%u/exe", o.tgid);
+	n = readlink(path, sum.exe, sizeof(sum.exe) - 1);
+	sum.exe[n > 0 ? n : 0] = '\0';
+	if (o.pod_id != w->pod_id) {
+		w->refused++;
+		refuse(e, fd, &sum,
+		       "original destination recorded for another workload");
+		return;
+	}
+	in.workload = w->cfg->name;
+	in.labels = w->cfg->labels;
+	in.exe = sum.exe[0] ? sum.exe : NULL;
+	in.uid = o.uid;
+	in.family = o.family;
+	in.addr = (const uint8_t *)o.addr;
+	in.port = o.port;
+	policy_decide(e->cfg->policy, &in, &d);
+	snprintf(sum.rule, sizeof(sum.rule), "%s", d.rule);
+	if (d.target)
+		snprintf(sum.target, sizeof(sum.target), "%s", d.target);
+	if (d.action != POLICY_ALLOW) {
+		w->refused++;
+		refuse(e, fd, &sum, d.message ? d.message : "denied by policy");
+		return;
+	}
+	if (e->draining) {
+		w->refused++;
+		refuse(e, fd, &sum, "enforcer is draining");
+		return;
+	}
+	if (e->nsessions >= e->cfg->max_sessions) {
+		w->refused++;
+		refuse(e, fd, &sum, "too many sessions (max_sessions)");
+		return;
+	}
+	snprintf(sum.action, sizeof(sum.action), "allow");
+	session_open_upstream(e, w, fd, &o, &sum);
+}
+
+void session_on_listen(struct loop_watch *lw, uint32_t events)
+{
+	struct listener *l = container_of(lw, struct listener, watch);
+	struct workload *w = l->wl;
+
+	(void)events;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof(peer);
+		int fd = accept4(lw->fd, (struct sockaddr *)&peer, &pl,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE)
+				log_msg(LOG_ERROR, "accept",
+					"workload %s: out of file descriptors",
+					w->cfg->name);
+			else if (errno != EAGAIN && errno != EINTR &&
+				 errno != ECONNABORTED)
+				log_msg(LOG_WARN, "accept", "workload %s: %s",
+					w->cfg->name, strerror(errno));
+			return;
+		}
+		session_start(w, fd, &peer);
+	}
+}
+
+void session_tick(void *arg)
+{
+	struct enforcer *e = arg;
+	uint64_t now = loop_now_ms(e->loop);
+	struct session *s, *next;
+
+	for (s = e->sessions; s; s = next) {
+		next = s->next;
+		if (s->connecting && now >= s->connect_deadline_ms)
+			session_close(s, "connect timeout", true);
+		else if (!s->connecting && e->cfg->idle_timeout_ms &&
+			 now - s->last_ms >= e->cfg->idle_timeout_ms)
+			session_close(s, "idle timeout", true);
+	}
+	if (e->draining && now >= e->drain_deadline_ms && e->nsessions)
+		session_close_all(e, "drain timeout");
+	session_reap(e);
+}
+
+void session_close_all(struct enforcer *e, const char *reason)
+{
+	while (e->sessions)
+		session_close(e->sessions, reason, true);
+}
+
+json_t *session_list_json(struct enforcer *e)
+{
+	json_t *arr = json_array();
+	uint64_t now = loop_now_ms(e->loop);
+
+	for (struct session *s = e->sessions; s; s = s->next) {
+		json_t *j;
+
+		s->sum.duration_ms = now - s->start_ms;
+		j = summary_json(&s->sum);
+		json_object_set_new(j, "state",
+				    json_string(s->connecting ? "connecting" :
+								"open"));
+		json_array_append_new(arr, j);
+	}
+	for (uint32_t i = 0; i < e->nrecent; i++) {
+		uint32_t cap = e->cfg->recent_sessions;
+		uint32_t idx = (e->recent_head + cap - 1 - i) % cap;
+		json_t *j = summary_json(&e->recent[idx]);
+
+		json_object_set_new(j, "state", json_string("closed"));
+		json_array_append_new(arr, j);
+	}
+	return arr;
+}
