@@ -27,6 +27,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LIB   := user/jsonv.c user/policy.c user/config.c user/iobuf.c user/keys.c user/log.c
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
@@ -69,7 +70,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS) $(BUILD)/redirect.skel.h
 	@mkdir -p $(@D)
 	$(CLANG) $(CPPFLAGS_ALL) -Wno-unused-command-line-argument -O1 -g \
 		-fsanitize=fuzzer,address,undefined -o $@ $< \
-		user/jsonv.c user/policy.c user/config.c user/iobuf.c $(LDLIBS)
+		$(FUZZ_LIB) $(LDLIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

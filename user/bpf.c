@@ -20,6 +20,7 @@
 
 #include "bridle/bpf.h"
 #include "bridle/config.h"
+#include "bridle/keys.h"
 #include "redirect.skel.h"
 
 #define MAX_LINKS 256
@@ -339,10 +340,8 @@ int bridle_bpf_set_resolvers(struct bridle_bpf *b,
 
 	/* Add the new set first, then remove what is no longer listed. */
 	for (size_t i = 0; i < n; i++) {
-		memset(&key, 0, sizeof(key));
-		key.family = (__u16)res[i].family;
-		memcpy(key.addr, res[i].addr, res[i].family == AF_INET ? 4 : 16);
-		if (bpf_map_update_elem(fd, &key, &one, BPF_ANY))
+		if (keys_resolver(res[i].family, res[i].addr, &key) ||
+		    bpf_map_update_elem(fd, &key, &one, BPF_ANY))
 			return -errno;
 	}
 	ret = bpf_map_get_next_key(fd, NULL, &key);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bridle/iobuf.h"
+#include "bridle/keys.h"
 #include "bridle/log.h"
 #include "bridle/session.h"
 
@@ -378,28 +379,6 @@ static void on_up(struct loop_watch *w, uint32_t events)
 	session_pump(s, false, events & (EPOLLIN | EPOLLHUP));
 }
 
-static int orig_sockaddr(const struct bridle_orig *o,
-			 struct sockaddr_storage *ss, socklen_t *len)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (o->family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(o->port);
-		memcpy(&sin->sin_addr, o->addr, 4);
-		*len = sizeof(*sin);
-		return AF_INET;
-	}
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_port = htons(o->port);
-	memcpy(&sin6->sin6_addr, o->addr, 16);
-	*len = sizeof(*sin6);
-	return AF_INET6;
-}
-
 /* Start the upstream connection of an allowed session. */
 static void session_open_upstream(struct enforcer *e, struct workload *w,
 				  int fd, const struct bridle_orig *o,
@@ -408,7 +387,7 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 	struct sockaddr_storage ss;
 	struct session *s;
 	socklen_t sl;
-	int family = orig_sockaddr(o, &ss, &sl), ufd;
+	int family = keys_orig_sockaddr(o, &ss, &sl), ufd;
 
 	s = calloc(1, sizeof(*s));
 	if (!s || iobuf_init(&s->to_up, e->cfg->buffer_size) ||
@@ -458,7 +437,8 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 }
 
 static void session_start(struct workload *w, int fd,
-			  const struct sockaddr_storage *peer)
+			  const struct sockaddr_storage *peer,
+			  socklen_t peer_len)
 {
 	struct enforcer *e = w->e;
 	struct session_summary sum = {};
@@ -472,21 +452,14 @@ static void session_start(struct workload *w, int fd,
 	sum.id = ++e->next_session_id;
 	sum.start_wall_ms = wall_ms();
 	snprintf(sum.workload, sizeof(sum.workload), "%s", w->cfg->name);
-	key.netns_cookie = w->netns_cookie;
-	if (peer->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)peer;
-
-		key.family = AF_INET;
-		memcpy(key.addr, &sin->sin_addr, 4);
-		key.port = ntohs(sin->sin_port);
-	} else {
-		const struct sockaddr_in6 *sin6 = (const void *)peer;
-
-		key.family = AF_INET6;
-		memcpy(key.addr, &sin6->sin6_addr, 16);
-		key.port = ntohs(sin6->sin6_port);
-	}
 	w->accepted++;
+	if (keys_tuple_from_peer(w->netns_cookie, (const struct sockaddr *)peer,
+				 peer_len, &key)) {
+		snprintf(sum.orig, sizeof(sum.orig), "unknown");
+		w->refused++;
+		refuse(e, fd, &sum, "peer address family not supported");
+		return;
+	}
 	if (bridle_bpf_take_orig(e->bpf, &key, &o)) {
 		/* Not redirected by our programs: a direct connection to the
 		 * listener, or from a process outside the workload. */
@@ -562,7 +535,7 @@ void session_on_listen(struct loop_watch *lw, uint32_t events)
 					w->cfg->name, strerror(errno));
 			return;
 		}
-		session_start(w, fd, &peer);
+		session_start(w, fd, &peer, pl);
 	}
 }
 
