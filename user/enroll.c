@@ -180,11 +180,19 @@ static int enroll_one(struct enforcer *e, struct workload *w,
 	}
 	loop_add(e->loop, &w->listen4.watch, fd, EPOLLIN, session_on_listen);
 	fd = listen_in(e, w, AF_INET6, err, sizeof(err));
-	if (fd < 0) {
+	if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
+		/* IPv6 disabled in the pod: IPv6 connects find no listener
+		 * and are refused, which is still closed. */
+		log_json(LOG_WARN, "ipv6_unavailable",
+			 json_pack("{s:s,s:s}", "workload", w->cfg->name,
+				   "error", err));
+	} else if (fd < 0) {
 		snprintf(w->error, sizeof(w->error), "%s", err);
 		return fd;
+	} else {
+		loop_add(e->loop, &w->listen6.watch, fd, EPOLLIN,
+			 session_on_listen);
 	}
-	loop_add(e->loop, &w->listen6.watch, fd, EPOLLIN, session_on_listen);
 	pc.pod_id = w->pod_id;
 	pc.flags = BRIDLE_POD_READY;
 	pc.listen_port = e->cfg->listen_port;
