@@ -64,6 +64,21 @@ void config_free(struct config *c)
 	free(c);
 }
 
+bool config_same_workloads(const struct config *a, const struct config *b)
+{
+	if (a->listen_port != b->listen_port || a->nworkloads != b->nworkloads)
+		return false;
+	for (size_t i = 0; i < a->nworkloads; i++) {
+		const struct config_workload *x = &a->workloads[i],
+					     *y = &b->workloads[i];
+
+		if (strcmp(x->name, y->name) || strcmp(x->cgroup, y->cgroup) ||
+		    strcmp(x->netns, y->netns) || !json_equal(x->labels, y->labels))
+			return false;
+	}
+	return true;
+}
+
 static bool workload_name_ok(const char *s)
 {
 	size_t n = strlen(s);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -102,6 +103,12 @@ int enforcer_reload(struct enforcer *e, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	/* Only the policy and resolvers change on reload. */
+	if (!config_same_workloads(e->cfg, nc))
+		log_msg(LOG_WARN, "reload",
+			"workloads, listen_port or other settings changed in "
+			"%s: only the policy and dns_resolvers are reloaded; "
+			"restart bridle to apply the rest",
+			e->cfg->path);
 	policy_free(e->cfg->policy);
 	e->cfg->policy = nc->policy;
 	nc->policy = NULL;
@@ -214,13 +221,17 @@ static void enforcer_free(struct enforcer *e)
 		close(e->session_log_fd);
 	if (e->self_netns_fd >= 0)
 		close(e->self_netns_fd);
+	if (e->spare_fd >= 0)
+		close(e->spare_fd);
 	loop_free(e->loop);
 	config_free(e->cfg);
 }
 
 int run_enforcer(const char *config_path)
 {
-	struct enforcer e = { .self_netns_fd = -1, .session_log_fd = -1 };
+	struct enforcer e = { .self_netns_fd = -1, .session_log_fd = -1,
+			      .spare_fd = -1 };
+	struct rlimit rl;
 	char err[1024];
 	int ret = 1, ready;
 
@@ -239,6 +250,12 @@ int run_enforcer(const char *config_path)
 		goto out;
 	}
 	e.started_ms = loop_now_ms(e.loop);
+	/* Two descriptors per session: take what the system allows. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	e.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	e.policy_generation = 1;
 	if (e.cfg->recent_sessions) {
 		e.recent = calloc(e.cfg->recent_sessions, sizeof(*e.recent));

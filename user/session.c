@@ -524,12 +524,25 @@ void session_on_listen(struct loop_watch *lw, uint32_t events)
 		int fd = accept4(lw->fd, (struct sockaddr *)&peer, &pl,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 
+		if (fd == -1 && (errno == EMFILE || errno == ENFILE)) {
+			/* Out of descriptors: the listener would stay readable
+			 * and spin the loop. Use the spare to refuse one. */
+			log_msg(LOG_ERROR, "accept",
+				"workload %s: out of file descriptors, "
+				"refusing a connection",
+				w->cfg->name);
+			if (w->e->spare_fd >= 0) {
+				close(w->e->spare_fd);
+				fd = accept(lw->fd, NULL, NULL);
+				if (fd != -1)
+					close_rst(fd);
+				w->e->spare_fd = open("/dev/null",
+						      O_RDONLY | O_CLOEXEC);
+			}
+			return;
+		}
 		if (fd == -1) {
-			if (errno == EMFILE || errno == ENFILE)
-				log_msg(LOG_ERROR, "accept",
-					"workload %s: out of file descriptors",
-					w->cfg->name);
-			else if (errno != EAGAIN && errno != EINTR &&
+			if (errno != EAGAIN && errno != EINTR &&
 				 errno != ECONNABORTED)
 				log_msg(LOG_WARN, "accept", "workload %s: %s",
 					w->cfg->name, strerror(errno));

@@ -7,6 +7,7 @@
 #ifndef BRIDLE_CONFIG_H
 #define BRIDLE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -60,6 +61,9 @@ struct config *config_parse(const char *text, size_t len, const char *name,
 			    const char *cgroup_root, char *err, size_t errlen);
 
 void config_free(struct config *c);
+
+/* True when @a and @b enroll the same workloads on the same port. */
+bool config_same_workloads(const struct config *a, const struct config *b);
 
 /* Find the cgroup2 mount point in @mounts_path (normally /proc/mounts). */
 int config_cgroup2_root(const char *mounts_path, char *out, size_t outlen);

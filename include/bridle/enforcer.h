@@ -49,6 +49,7 @@ struct enforcer {
 	struct loop_watch events;
 	struct loop_watch signals;
 	int session_log_fd;
+	int spare_fd;               /* /dev/null, given up to refuse on EMFILE */
 	uint64_t next_session_id;
 	struct session *sessions;   /* live, doubly linked */
 	uint32_t nsessions;
