@@ -10,12 +10,16 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 #include "lib/maps.h"
 #include "lib/addr.h"
 
 #define AF_INET 2
 #define AF_INET6 10
+#define AF_UNIX 1
+#define AF_NETLINK 16
 #define AF_PACKET 17
+#define AF_ALG 38
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
 #define IPPROTO_TCP 6
@@ -29,16 +33,17 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-static __always_inline void bridle_emit(void *ctx, __u32 kind, __u16 family,
-					const __u32 addr[4], __u16 port,
-					__u32 sock_type, __u32 sock_proto)
+static __always_inline void bridle_emit_ns(__u64 netns_cookie, __u32 kind,
+					   __u16 family, const __u32 addr[4],
+					   __u16 port, __u32 sock_type,
+					   __u32 sock_proto)
 {
 	struct bridle_event *ev;
 
 	ev = bpf_ringbuf_reserve(&bridle_events, sizeof(*ev), 0);
 	if (!ev)
 		return; /* the counters still see it */
-	ev->netns_cookie = bpf_get_netns_cookie(ctx);
+	ev->netns_cookie = netns_cookie;
 	ev->cgroup_id = bpf_get_current_cgroup_id();
 	ev->kind = kind;
 	ev->tgid = bpf_get_current_pid_tgid() >> 32;
@@ -53,6 +58,9 @@ static __always_inline void bridle_emit(void *ctx, __u32 kind, __u16 family,
 	ev->sock_proto = sock_proto;
 	bpf_ringbuf_submit(ev, 0);
 }
+
+#define bridle_emit(ctx, ...) \
+	bridle_emit_ns(bpf_get_netns_cookie(ctx), __VA_ARGS__)
 
 static __always_inline int bridle_refuse(struct bpf_sock_addr *ctx, int err)
 {
@@ -336,9 +344,8 @@ int bridle_sockops(struct bpf_sock_ops *skops)
 }
 
 /*
- * Socket creation: inside an enrolled cgroup only TCP and UDP over IPv4/IPv6
- * are allowed (so MPTCP, SCTP, raw and ICMP sockets are refused), and packet
- * sockets are refused. Other families (UNIX, netlink) never leave the node.
+ * Socket creation, inet families: inside an enrolled cgroup only TCP and UDP
+ * are allowed, so MPTCP, SCTP, raw and ICMP sockets are refused.
  */
 SEC("cgroup/sock_create")
 int bridle_sock_create(struct bpf_sock *sk)
@@ -346,15 +353,36 @@ int bridle_sock_create(struct bpf_sock *sk)
 	__u32 family = sk->family, type = sk->type, proto = sk->protocol;
 	__u32 none[4] = {};
 
-	if (family == AF_INET || family == AF_INET6) {
-		if (type == SOCK_STREAM && proto == IPPROTO_TCP)
-			return 1;
-		if (type == SOCK_DGRAM && proto == IPPROTO_UDP)
-			return 1;
-	} else if (family != AF_PACKET) {
+	if (family != AF_INET && family != AF_INET6)
+		return 1; /* this hook only sees inet sockets anyway */
+	if (type == SOCK_STREAM && proto == IPPROTO_TCP)
 		return 1;
-	}
+	if (type == SOCK_DGRAM && proto == IPPROTO_UDP)
+		return 1;
 	bridle_count(BRIDLE_CNT_SOCK_DENIED);
 	bridle_emit(sk, BRIDLE_EV_SOCK_DENIED, family, none, 0, type, proto);
+	return 0;
+}
+
+/*
+ * Socket creation, every family: cgroup/sock_create never sees packet,
+ * vsock or other non-inet sockets, so the LSM hook refuses all families but
+ * UNIX, netlink, AF_ALG and inet (checked above). Needs the bpf LSM; the
+ * loader runs without this program, and says so, where it is not enabled.
+ */
+SEC("lsm_cgroup/socket_create")
+int BPF_PROG(bridle_lsm_socket_create, int family, int type, int protocol,
+	     int kern)
+{
+	__u32 none[4] = {};
+
+	if (kern)
+		return 1;
+	if (family == AF_UNIX || family == AF_NETLINK || family == AF_INET ||
+	    family == AF_INET6 || family == AF_ALG)
+		return 1;
+	bridle_count(BRIDLE_CNT_SOCK_DENIED);
+	bridle_emit_ns(0, BRIDLE_EV_SOCK_DENIED, (__u16)family, none, 0,
+		       (__u32)type, (__u32)protocol);
 	return 0;
 }

@@ -31,6 +31,7 @@ struct bridle_bpf {
 	bridle_event_cb event_cb;
 	void *event_ctx;
 	char pin_dir[PATH_MAX];
+	bool lsm; /* the lsm_cgroup program is loaded */
 	struct bpf_link *links[MAX_LINKS];
 	int nlinks;
 };
@@ -120,14 +121,26 @@ int bridle_bpf_open(const char *pin_dir, struct bridle_bpf **out, char *err,
 		return -ENOMEM;
 	snprintf(b->pin_dir, sizeof(b->pin_dir), "%s", pin_dir);
 	opts.pin_root_path = maps_dir;
-	b->skel = redirect_bpf__open_opts(&opts);
-	if (!b->skel) {
-		ret = -errno;
-		snprintf(err, errlen, "cannot open BPF object: %s",
-			 strerror(-ret));
-		goto fail;
+	/* Second attempt without the LSM program, for kernels whose active
+	 * LSMs do not include bpf. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		b->skel = redirect_bpf__open_opts(&opts);
+		if (!b->skel) {
+			ret = -errno;
+			snprintf(err, errlen, "cannot open BPF object: %s",
+				 strerror(-ret));
+			goto fail;
+		}
+		b->lsm = attempt == 0;
+		if (!b->lsm)
+			bpf_program__set_autoload(
+				b->skel->progs.bridle_lsm_socket_create, false);
+		ret = redirect_bpf__load(b->skel);
+		if (ret == 0)
+			break;
+		redirect_bpf__destroy(b->skel);
+		b->skel = NULL;
 	}
-	ret = redirect_bpf__load(b->skel);
 	if (ret) {
 		snprintf(err, errlen,
 			 "cannot load BPF programs: %s (run with "
@@ -213,6 +226,8 @@ int bridle_bpf_attach(struct bridle_bpf *b, const char *path,
 		char pin[PATH_MAX];
 		struct bpf_link *link;
 
+		if (!bpf_program__autoload(prog))
+			continue;
 		if (b->nlinks == MAX_LINKS) {
 			ret = -ENOSPC;
 			snprintf(err, errlen, "too many links");
@@ -264,7 +279,7 @@ int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
 		"bridle_connect4",     "bridle_connect6",     "bridle_sendmsg4",
 		"bridle_sendmsg6",     "bridle_getpeername4", "bridle_getpeername6",
 		"bridle_bind4",	       "bridle_bind6",	      "bridle_sockops",
-		"bridle_sock_create",  NULL
+		"bridle_sock_create",  "bridle_lsm_socket_create", NULL
 	};
 	char dir[PATH_MAX], pin[PATH_MAX];
 	uint64_t id;
@@ -383,6 +398,11 @@ int bridle_bpf_counters(struct bridle_bpf *b, uint64_t out[BRIDLE_CNT_MAX])
 	return 0;
 }
 
+bool bridle_bpf_has_lsm(const struct bridle_bpf *b)
+{
+	return b->lsm;
+}
+
 int bridle_bpf_events_fd(struct bridle_bpf *b)
 {
 	return ring_buffer__epoll_fd(b->events);
@@ -409,6 +429,7 @@ static const struct {
 	{ BPF_CGROUP_INET6_BIND, "bind6" },
 	{ BPF_CGROUP_SOCK_OPS, "sock_ops" },
 	{ BPF_CGROUP_INET_SOCK_CREATE, "sock_create" },
+	{ BPF_LSM_CGROUP, "lsm_socket_create" },
 };
 
 json_t *bridle_bpf_cgroup_programs(const char *path)

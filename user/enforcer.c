@@ -166,7 +166,9 @@ json_t *enforcer_status_json(struct enforcer *e)
 			json_object_set_new(counters,
 					    bridle_bpf_counter_name(i),
 					    json_integer((json_int_t)cnt[i]));
-	return json_pack(
+	json_t *st;
+
+	st = json_pack(
 		"{s:b,s:i,s:I,s:s,s:i,s:b,s:{s:s,s:I,s:i,s:i,s:I,s:I},s:o,s:o,s:{s:i}}",
 		"ok", 1, "pid", (int)getpid(), "uptime_ms",
 		(json_int_t)(loop_now_ms(e->loop) - e->started_ms), "config",
@@ -180,6 +182,9 @@ json_t *enforcer_status_json(struct enforcer *e)
 		(json_int_t)e->reload_failures, "workloads", wls,
 		"kernel_counters", counters, "sessions", "live",
 		(int)e->nsessions);
+	json_object_set_new(st, "non_inet_sockets_refused",
+			    json_boolean(bridle_bpf_has_lsm(e->bpf)));
+	return st;
 }
 
 static int setup_signals(struct enforcer *e)
@@ -272,6 +277,11 @@ int run_enforcer(const char *config_path)
 		log_msg(LOG_ERROR, "bpf", "%s", err);
 		goto out;
 	}
+	if (!bridle_bpf_has_lsm(e.bpf))
+		log_msg(LOG_WARN, "bpf",
+			"the bpf LSM is not active (/sys/kernel/security/lsm): "
+			"packet, vsock and other non-inet sockets cannot be "
+			"refused in enrolled cgroups; boot with lsm=...,bpf");
 	if (bridle_bpf_set_resolvers(e.bpf, e.cfg->resolvers,
 				     e.cfg->nresolvers)) {
 		log_msg(LOG_ERROR, "bpf", "cannot set DNS resolvers");

@@ -10,6 +10,7 @@
 #ifndef BRIDLE_BPF_H
 #define BRIDLE_BPF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -56,6 +57,9 @@ int bridle_bpf_set_resolvers(struct bridle_bpf *b,
 /* Sum the per-CPU counters. */
 int bridle_bpf_counters(struct bridle_bpf *b, uint64_t out[BRIDLE_CNT_MAX]);
 const char *bridle_bpf_counter_name(int idx);
+
+/* Whether packet and other non-inet sockets are refused (needs bpf LSM). */
+bool bridle_bpf_has_lsm(const struct bridle_bpf *b);
 
 /* Kernel refusal events: an fd to poll, and a drain that calls @cb. */
 typedef void (*bridle_event_cb)(void *ctx, const struct bridle_event *ev);
