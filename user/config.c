@@ -241,10 +241,11 @@ static struct config *config_from_json(json_t *root, const char *name,
 		"bpf_pin_dir",	    "dns_resolvers",   "workloads",
 		"policy",	    "connect_timeout_ms", "idle_timeout_ms",
 		"drain_timeout_ms", "buffer_size",	   "max_sessions",
-		"recent_sessions",  NULL
+		"recent_sessions",  "relay",		   NULL
 	};
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle", *pin_dir = "/sys/fs/bpf/bridle";
+	const char *relay = "splice";
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
 		 bufsz = 65536, maxs = 10000, recent = 256;
 	struct config *c;
@@ -280,8 +281,15 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_uint(&v, root, "buffer_size", false, 4096, 16 << 20, &bufsz) ||
 	    jv_uint(&v, root, "max_sessions", false, 1, 1000000, &maxs) ||
 	    jv_uint(&v, root, "recent_sessions", false, 0, 100000, &recent) ||
+	    jv_string(&v, root, "relay", false, &relay) ||
 	    parse_resolvers(&v, root, c))
 		goto fail;
+	if (strcmp(relay, "splice") && strcmp(relay, "copy")) {
+		jv_fail(&v, "relay", "\"%s\" is not a relay mode (splice, copy)",
+			relay);
+		goto fail;
+	}
+	c->splice = strcmp(relay, "splice") == 0;
 	if (control[0] != '/' ||
 	    strlen(control) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		jv_fail(&v, "control_socket",

@@ -28,19 +28,143 @@
 
 #define ACCEPT_BATCH 64
 
+/*
+ * One direction of a session. Copy mode moves bytes through an iobuf (what
+ * protocol modules need: they look at the bytes); splice mode, for opaque
+ * streams, moves them through a pipe and never copies them to userspace.
+ */
+struct relay {
+	struct iobuf buf; /* copy mode; owned */
+	int pipe[2];      /* splice mode; -1 in copy mode; owned */
+	size_t piped;     /* bytes in the pipe */
+	size_t pipe_cap;
+	bool eof;         /* read 0 from the source */
+	bool shut;        /* sent FIN to the destination */
+	uint64_t *bytes;  /* counter in the session summary */
+};
+
 struct session {
 	struct enforcer *e;
 	struct workload *wl;
 	struct session *prev, *next; /* live list, or graveyard (next only) */
 	struct loop_watch down, up;  /* agent side, destination side */
 	bool down_registered, up_registered;
-	struct iobuf to_up, to_down; /* owned */
+	struct relay to_up, to_down; /* agent → destination, and back */
 	bool connecting, closed;
-	bool down_eof, up_eof;       /* read 0 from that side */
-	bool down_shut, up_shut;     /* we sent FIN to that side */
 	uint64_t start_ms, last_ms, connect_deadline_ms;
 	struct session_summary sum;
 };
+
+static int relay_init(struct relay *r, size_t cap, bool splice_mode,
+		      uint64_t *bytes)
+{
+	r->pipe[0] = r->pipe[1] = -1;
+	r->bytes = bytes;
+	if (splice_mode && pipe2(r->pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
+		int sz = fcntl(r->pipe[1], F_SETPIPE_SZ, (int)cap);
+
+		if (sz == -1)
+			sz = fcntl(r->pipe[1], F_GETPIPE_SZ);
+		r->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+		return 0;
+	}
+	/* Copy mode, also the fallback when pipes run out. */
+	r->pipe[0] = r->pipe[1] = -1;
+	return iobuf_init(&r->buf, cap);
+}
+
+static void relay_release(struct relay *r)
+{
+	if (r->pipe[0] >= 0) {
+		close(r->pipe[0]);
+		close(r->pipe[1]);
+		r->pipe[0] = r->pipe[1] = -1;
+	}
+	iobuf_release(&r->buf);
+}
+
+static size_t relay_room(struct relay *r)
+{
+	return r->pipe[0] >= 0 ? r->pipe_cap - r->piped : iobuf_room(&r->buf);
+}
+
+static size_t relay_pending(const struct relay *r)
+{
+	return r->pipe[0] >= 0 ? r->piped : iobuf_pending(&r->buf);
+}
+
+static ssize_t splice_nb(int in, int out, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = splice(in, NULL, out, NULL, len,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return n;
+}
+
+static ssize_t relay_read(struct relay *r, int src)
+{
+	ssize_t n;
+
+	if (r->pipe[0] < 0) {
+		n = iobuf_read_fd(&r->buf, src);
+		/* Opaque TCP: every byte is judged as it arrives. */
+		if (n > 0)
+			iobuf_mark_parsed(&r->buf, (size_t)n);
+		return n;
+	}
+	if (r->piped == r->pipe_cap)
+		return -ENOBUFS;
+	n = splice_nb(src, r->pipe[1], r->pipe_cap - r->piped);
+	if (n > 0)
+		r->piped += (size_t)n;
+	return n;
+}
+
+static ssize_t relay_write(struct relay *r, int dst)
+{
+	ssize_t n;
+
+	if (r->pipe[0] < 0)
+		return iobuf_write_fd(&r->buf, dst);
+	n = splice_nb(r->pipe[0], dst, r->piped);
+	if (n > 0)
+		r->piped -= (size_t)n;
+	return n;
+}
+
+/*
+ * Move bytes from @src to @dst through @r. @can_read says @src reported
+ * readiness. Returns 0, or -errno on a hard error of either socket.
+ */
+static int flow(int src, int dst, struct relay *r, bool can_read)
+{
+	if (can_read && !r->eof) {
+		ssize_t n = relay_read(r, src);
+
+		if (n > 0)
+			*r->bytes += (uint64_t)n;
+		else if (n == 0)
+			r->eof = true;
+		else if (n != -EAGAIN && n != -ENOBUFS)
+			return (int)n;
+	}
+	if (relay_pending(r)) {
+		ssize_t n = relay_write(r, dst);
+
+		if (n < 0 && n != -EAGAIN)
+			return (int)n;
+	}
+	if (r->eof && relay_pending(r) == 0 && !r->shut) {
+		shutdown(dst, SHUT_WR);
+		r->shut = true;
+	}
+	return 0;
+}
 
 static uint64_t wall_ms(void)
 {
@@ -207,45 +331,12 @@ void session_reap(void *arg)
 		struct session *s = e->graveyard;
 
 		e->graveyard = s->next;
-		iobuf_release(&s->to_up);
-		iobuf_release(&s->to_down);
+		relay_release(&s->to_up);
+		relay_release(&s->to_down);
 		free(s);
 	}
 	if (e->draining && e->nsessions == 0)
 		loop_stop(e->loop);
-}
-
-/*
- * Move bytes from @src to @dst through @b. @can_read says @src reported
- * readiness. Returns 0, or -errno on a hard error of either socket.
- */
-static int flow(int src, int dst, struct iobuf *b, bool can_read,
-		bool *src_eof, bool *dst_shut, uint64_t *bytes)
-{
-	if (can_read && !*src_eof) {
-		ssize_t n = iobuf_read_fd(b, src);
-
-		if (n > 0) {
-			/* Opaque TCP: every byte is judged as it arrives. */
-			iobuf_mark_parsed(b, (size_t)n);
-			*bytes += (uint64_t)n;
-		} else if (n == 0) {
-			*src_eof = true;
-		} else if (n != -EAGAIN && n != -ENOBUFS) {
-			return (int)n;
-		}
-	}
-	if (iobuf_pending(b)) {
-		ssize_t n = iobuf_write_fd(b, dst);
-
-		if (n < 0 && n != -EAGAIN)
-			return (int)n;
-	}
-	if (*src_eof && iobuf_empty(b) && !*dst_shut) {
-		shutdown(dst, SHUT_WR);
-		*dst_shut = true;
-	}
-	return 0;
 }
 
 static void watch_set(struct session *s, struct loop_watch *w, bool *reg,
@@ -269,17 +360,19 @@ static void session_update_interest(struct session *s)
 {
 	uint32_t down = 0, up = 0;
 
-	if (!s->down_eof && iobuf_room(&s->to_up))
+	if (!s->to_up.eof && relay_room(&s->to_up))
 		down |= EPOLLIN;
-	if (iobuf_pending(&s->to_down))
+	if (relay_pending(&s->to_down))
 		down |= EPOLLOUT;
-	if (!s->up_eof && iobuf_room(&s->to_down))
+	if (!s->to_down.eof && relay_room(&s->to_down))
 		up |= EPOLLIN;
-	if (iobuf_pending(&s->to_up))
+	if (relay_pending(&s->to_up))
 		up |= EPOLLOUT;
+	/* A side is done once we read its EOF and sent it ours. */
 	watch_set(s, &s->down, &s->down_registered,
-		  s->down_eof && s->down_shut, down);
-	watch_set(s, &s->up, &s->up_registered, s->up_eof && s->up_shut, up);
+		  s->to_up.eof && s->to_down.shut, down);
+	watch_set(s, &s->up, &s->up_registered,
+		  s->to_down.eof && s->to_up.shut, up);
 }
 
 static const char *errno_reason(int err, const char *side)
@@ -294,21 +387,19 @@ static void session_pump(struct session *s, bool down_ready, bool up_ready)
 {
 	int ret;
 
-	ret = flow(s->down.fd, s->up.fd, &s->to_up, down_ready, &s->down_eof,
-		   &s->up_shut, &s->sum.bytes_up);
+	ret = flow(s->down.fd, s->up.fd, &s->to_up, down_ready);
 	if (ret) {
 		session_close(s, errno_reason(-ret, "relay to destination"),
 			      true);
 		return;
 	}
-	ret = flow(s->up.fd, s->down.fd, &s->to_down, up_ready, &s->up_eof,
-		   &s->down_shut, &s->sum.bytes_down);
+	ret = flow(s->up.fd, s->down.fd, &s->to_down, up_ready);
 	if (ret) {
 		session_close(s, errno_reason(-ret, "relay to agent"), true);
 		return;
 	}
 	s->last_ms = loop_now_ms(s->e->loop);
-	if (s->down_eof && s->up_eof && s->down_shut && s->up_shut) {
+	if (s->to_up.shut && s->to_down.shut) {
 		session_close(s, "closed", false);
 		return;
 	}
@@ -390,26 +481,31 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 	int family = keys_orig_sockaddr(o, &ss, &sl), ufd;
 
 	s = calloc(1, sizeof(*s));
-	if (!s || iobuf_init(&s->to_up, e->cfg->buffer_size) ||
-	    iobuf_init(&s->to_down, e->cfg->buffer_size)) {
-		if (s) {
-			iobuf_release(&s->to_up);
-			free(s);
-		}
+	if (!s) {
+		refuse(e, fd, sum, "out of memory");
+		return;
+	}
+	s->sum = *sum;
+	if (relay_init(&s->to_up, e->cfg->buffer_size, e->cfg->splice,
+		       &s->sum.bytes_up) ||
+	    relay_init(&s->to_down, e->cfg->buffer_size, e->cfg->splice,
+		       &s->sum.bytes_down)) {
+		relay_release(&s->to_up);
+		relay_release(&s->to_down);
+		free(s);
 		refuse(e, fd, sum, "out of memory");
 		return;
 	}
 	ufd = enroll_socket_in(e, w, family, SOCK_STREAM);
 	if (ufd < 0) {
-		iobuf_release(&s->to_up);
-		iobuf_release(&s->to_down);
+		relay_release(&s->to_up);
+		relay_release(&s->to_down);
 		free(s);
 		refuse(e, fd, sum, errno_reason(-ufd, "upstream socket"));
 		return;
 	}
 	s->e = e;
 	s->wl = w;
-	s->sum = *sum;
 	s->down.fd = fd;
 	s->up.fd = ufd;
 	s->start_ms = s->last_ms = loop_now_ms(e->loop);
