@@ -7,7 +7,8 @@ set -eu
 
 PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libssl-dev
 libjansson-dev libcmocka-dev libpg-query-dev pkg-config iproute2 curl
-python3 libclang-rt-14-dev procps psmisc util-linux iperf3 haproxy socat"
+python3 libclang-rt-14-dev procps psmisc util-linux iperf3 haproxy socat
+jq coreutils"
 
 missing=""
 for p in $PKGS; do
