@@ -144,7 +144,10 @@ case_cleanup() {
 	fi
 	for n in "${NETNSES[@]}"; do
 		ip netns del "$n" 2>/dev/null
+		# per-netns /etc files (resolv.conf) some cases write
+		[ -d "/etc/netns/$n" ] && rm -rf "/etc/netns/$n"
 	done
+	rmdir /etc/netns 2>/dev/null
 	if [ -f "$BRIDLE_LOG" ]; then
 		cp "$BRIDLE_LOG" "$E2E_OUT/$CASE.bridle.log"
 	fi

@@ -18,6 +18,10 @@
  *   sockcheck udp-connected-sendto HOST PORT HOST2 PORT2 TEXT
  *                              connect() to HOST, then sendto() HOST2
  *   sockcheck bind tcp|udp HOST PORT      bind() (and listen() for TCP)
+ *   sockcheck packet-udp IFNAME DSTMAC SRC DST PORT TEXT
+ *                              build an IPv4/UDP datagram SRC -> DST:PORT by
+ *                              hand and send it with an AF_PACKET SOCK_DGRAM
+ *                              socket on IFNAME to DSTMAC (a bypass probe)
  *
  * An IPv4 HOST given with -6 (first argument) is used as ::ffff:HOST on an
  * AF_INET6 socket. Prints one line: the result word (OK, or the errno name
@@ -27,9 +31,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +182,75 @@ static int do_bind(int argc, char **argv)
 	return 0;
 }
 
+static uint16_t csum(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(b[i] << 8 | b[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)(b[n - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+static int packet_udp(int argc, char **argv)
+{
+	struct sockaddr_ll ll = { .sll_family = AF_PACKET };
+	unsigned mac[6];
+	uint8_t pkt[1500];
+	struct in_addr src, dst;
+	size_t tlen;
+	int fd;
+
+	if (argc != 6 ||
+	    sscanf(argv[1], "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2],
+		   &mac[3], &mac[4], &mac[5]) != 6 ||
+	    inet_pton(AF_INET, argv[2], &src) != 1 ||
+	    inet_pton(AF_INET, argv[3], &dst) != 1)
+		return 2;
+	tlen = strlen(argv[5]);
+	if (tlen > 1000)
+		return 2;
+	memset(pkt, 0, sizeof(pkt));
+	/* IPv4 header */
+	pkt[0] = 0x45;
+	pkt[2] = (uint8_t)((20 + 8 + tlen) >> 8);
+	pkt[3] = (uint8_t)(20 + 8 + tlen);
+	pkt[8] = 64;
+	pkt[9] = IPPROTO_UDP;
+	memcpy(pkt + 12, &src, 4);
+	memcpy(pkt + 16, &dst, 4);
+	uint16_t c = csum(pkt, 20);
+
+	pkt[10] = (uint8_t)(c >> 8);
+	pkt[11] = (uint8_t)c;
+	/* UDP header, checksum 0 (none) */
+	pkt[20] = 0x9c;
+	pkt[21] = 0x40; /* source port 40000 */
+	pkt[22] = (uint8_t)(atoi(argv[4]) >> 8);
+	pkt[23] = (uint8_t)atoi(argv[4]);
+	pkt[24] = (uint8_t)((8 + tlen) >> 8);
+	pkt[25] = (uint8_t)(8 + tlen);
+	memcpy(pkt + 28, argv[5], tlen);
+	fd = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+	if (fd < 0)
+		return report_errno("socket");
+	ll.sll_protocol = htons(ETH_P_IP);
+	ll.sll_ifindex = (int)if_nametoindex(argv[0]);
+	ll.sll_halen = 6;
+	for (int i = 0; i < 6; i++)
+		ll.sll_addr[i] = (unsigned char)mac[i];
+	if (!ll.sll_ifindex)
+		return report_errno("if_nametoindex");
+	if (sendto(fd, pkt, 28 + tlen, 0, (struct sockaddr *)&ll, sizeof(ll)) < 0)
+		return report_errno("sendto");
+	printf("OK sent\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *c;
@@ -220,6 +296,8 @@ int main(int argc, char **argv)
 		r = udp(argc - 2, argv + 2, 2);
 	else if (!strcmp(c, "bind"))
 		r = do_bind(argc - 2, argv + 2);
+	else if (!strcmp(c, "packet-udp"))
+		r = packet_udp(argc - 2, argv + 2);
 	else
 		goto usage;
 	if (r != 2)
@@ -231,6 +309,7 @@ usage:
 		"       sockcheck [-6] udp-sendto|udp-connect HOST PORT TEXT\n"
 		"       sockcheck [-6] udp-connected-sendto HOST PORT HOST2 "
 		"PORT2 TEXT\n"
-		"       sockcheck [-6] bind tcp|udp HOST PORT\n");
+		"       sockcheck [-6] bind tcp|udp HOST PORT\n"
+		"       sockcheck packet-udp IFNAME DSTMAC SRC DST PORT TEXT\n");
 	return 2;
 }

@@ -1,0 +1,177 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# UDP (DNS to the configured resolvers only), socket kinds refused inside
+# an enrolled cgroup (raw, packet, MPTCP), and processes outside the
+# enrolled cgroup left alone.
+source "$(dirname "$0")/lib.sh"
+
+setup_std() {
+	topo_basic
+	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
+	write_config "$(std_policy)" "${1:-{\}}"
+}
+
+# DNS to the resolver is allowed (unconnected and connected UDP, IPv4 and
+# IPv4-mapped); any other UDP destination gets EPERM and never arrives.
+t_udp_dns() {
+	setup_std '{"dns_resolvers": ["10.77.0.1", "fd77::1"]}'
+	start_server udp "$SVC" -u 10.77.0.1:53 -u 10.77.0.1:5353 -u '[fd77::1]:53' -u '[fd77::1]:5353' -g "dns:"
+	bridle_start
+	local out
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto 10.77.0.1 53 q1)
+	assert_eq "$out" "OK reply=dns:q1" "sendto resolver:53"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-connect 10.77.0.1 53 q2)
+	assert_eq "$out" "OK reply=dns:q2" "connected UDP to resolver:53"
+	out=$(pod "$POD" "$TOOLS/sockcheck" -6 udp-sendto 10.77.0.1 53 q3)
+	assert_eq "$out" "OK reply=dns:q3" "IPv4-mapped sendto resolver:53"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto fd77::1 53 q4)
+	assert_eq "$out" "OK reply=dns:q4" "IPv6 sendto resolver:53"
+	assert_eq "$(grep -c ' 10\.77\.0\.2:' "$W/udp.log")" 3 "responder: IPv4 queries from the pod"
+	assert_eq "$(grep -c 'fd77::2' "$W/udp.log")" 1 "responder: IPv6 queries from the pod"
+
+	local before
+	before=$(lines "$W/udp.log")
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto 10.77.0.1 5353 bad1)
+	assert_eq "$out" "EPERM sendto" "sendto resolver, other port"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-connect 10.77.0.1 5353 bad2)
+	assert_eq "$out" "EPERM connect" "connected UDP to resolver, other port"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto 10.77.0.3 53 bad3)
+	assert_eq "$out" "EPERM sendto" "sendto a non-resolver:53"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-connect 10.77.0.3 53 bad4)
+	assert_eq "$out" "EPERM connect" "connect a non-resolver:53"
+	out=$(pod "$POD" "$TOOLS/sockcheck" -6 udp-sendto 10.77.0.1 5353 bad5)
+	assert_eq "$out" "EPERM sendto" "IPv4-mapped sendto, other port"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto fd77::1 5353 bad6)
+	assert_eq "$out" "EPERM sendto" "IPv6 sendto, other port"
+	# Connected to the resolver, then sendto() somewhere else.
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-connected-sendto 10.77.0.1 53 10.77.0.1 5353 bad7)
+	assert_eq "$out" "EPERM sendto" "connected to the resolver, sendto another port"
+	sleep 0.2
+	assert_eq "$(lines "$W/udp.log")" "$before" "responder datagrams after the refused ones"
+	# The kernel side counted and reported them.
+	local s
+	s=$(status_json)
+	assert_eq "$(jq -r '.kernel_counters.udp_denied' <<<"$s")" 7 "kernel counter udp_denied"
+	wait_until 3 grep -q '"reason":"UDP to a destination that is not a DNS resolver"' "$BRIDLE_LOG" ||
+		fail "no kernel_refused UDP event in the log"
+	# A real client: socat over UDP.
+	out=$(echo sq | pod "$POD" socat -T1 - UDP:10.77.0.1:53 2>&1)
+	assert_eq "$out" "dns:sq" "socat UDP to the resolver"
+	out=$(echo sq | pod "$POD" socat -T1 - UDP:10.77.0.1:5353 2>&1)
+	assert_match "$out" "Operation not permitted" "socat UDP elsewhere"
+}
+
+# A real resolver client: glibc's getaddrinfo in the pod asks a small DNS
+# server on 10.77.0.1:53, then socat and curl connect to the name.
+t_udp_dns_getaddrinfo() {
+	setup_std
+	cat >"$W/dns.py" <<'EOF'
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+log = open(sys.argv[2], "a", buffering=1)
+open(sys.argv[2] + ".ready", "w").close()
+while True:
+    q, peer = s.recvfrom(2048)
+    i = 12
+    while q[i]:
+        i += 1 + q[i]
+    qtype = struct.unpack("!H", q[i + 1:i + 3])[0]
+    name = q[13:i]
+    log.write("udp %s:%d qtype=%d\n" % (peer[0], peer[1], qtype))
+    ans, an = b"", 0
+    if qtype == 1:
+        ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton(sys.argv[3])
+        an = 1
+    s.sendto(struct.pack("!HHHHHH", struct.unpack("!H", q[:2])[0], 0x8180, 1, an, 0, 0) + q[12:i + 5] + ans, peer)
+EOF
+	mkdir -p "/etc/netns/$POD"
+	printf 'nameserver 10.77.0.1\noptions timeout:1 attempts:2\n' >"/etc/netns/$POD/resolv.conf"
+	spawn dns "$CG/svc" "$SVC" "$PY" "$W/dns.py" 10.77.0.1 "$W/dns.log" 10.77.0.1 2>>"$W/dns.err"
+	wait_until 5 test -f "$W/dns.log.ready" || fail "DNS server did not start: $(cat "$W/dns.err")"
+	start_server echo "$SVC" -l 10.77.0.1:7 -g "E:"
+	bridle_start
+	local out
+	out=$(pod "$POD" getent ahostsv4 echo.bridle.test | head -n1)
+	assert_match "$out" '^10\.77\.0\.1 ' "getent ahostsv4 through the resolver"
+	assert_match "$(cat "$W/dns.log")" 'udp 10\.77\.0\.2:[0-9]+ qtype=1' "DNS server saw the pod's query"
+	out=$(echo by-name | pod "$POD" socat -t2 -T5 - TCP4:echo.bridle.test:7 2>&1)
+	assert_eq "$out" "E:by-name" "socat to a name resolved in the pod"
+	assert_eq "$(sessions_json | jq -r 'first | .original_destination')" 10.77.0.1:7 "session for the resolved name"
+}
+
+# raw, packet and MPTCP sockets are refused inside the pod with EPERM.
+t_sockets_refused() {
+	setup_std
+	# Let ping sockets be created at all, so that bridle is what refuses.
+	ip netns exec "$POD" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+	bridle_start
+	local k out
+	for k in raw raw6 ping mptcp mptcp6; do
+		out=$(pod "$POD" "$TOOLS/sockcheck" "$k")
+		assert_eq "$out" "EPERM $k" "in the pod: $k socket"
+	done
+	for k in tcp udp; do
+		out=$(pod "$POD" "$TOOLS/sockcheck" "$k")
+		assert_eq "$out" "OK $k" "in the pod: $k socket"
+	done
+	assert_match "$(status_json | jq -r .kernel_counters.socket_denied)" '^[1-9]' "kernel counter socket_denied"
+	wait_until 3 grep -q '"reason":"socket type not allowed"' "$BRIDLE_LOG" ||
+		fail "no kernel_refused socket event in the log"
+}
+
+# AF_PACKET sockets are refused inside the pod with EPERM: they could send
+# any frame out of the pod's interface, around the enforcer. When they are
+# not refused, show the bypass: a hand-made UDP datagram to a port that
+# UDP sockets may not reach arrives at the server.
+t_packet_socket_refused() {
+	setup_std
+	start_server udp "$SVC" -u 10.77.0.1:5353 -g "u:"
+	bridle_start
+	local k out mac
+	for k in packet packet-dgram inet-packet; do
+		out=$(pod "$POD" "$TOOLS/sockcheck" "$k")
+		if [ "$out" != "EPERM $k" ]; then
+			mac=$(ip -n "$SVC" -j link show "v$$0a" | jq -r '.[0].address')
+			pod "$POD" "$TOOLS/sockcheck" packet-udp "v$$0b" "$mac" 10.77.0.2 10.77.0.1 5353 bypass >/dev/null
+			sleep 0.3
+			local seen="the server did not see it"
+			grep -q 'udp 10.77.0.1:5353 10.77.0.2:40000' "$W/udp.log" &&
+				seen="and a UDP datagram sent through it to 10.77.0.1:5353 (a port UDP sockets get EPERM for) reached the server"
+			fail "in the pod: $k socket: expected 'EPERM $k', got '$out': AF_PACKET sockets can be created inside an enrolled cgroup, $seen; bridle said: $(grep -o '"msg":"the bpf LSM[^"]*"' "$BRIDLE_LOG" | head -n1)"
+		fi
+	done
+}
+
+# Processes outside the enrolled cgroup, in the same network namespace, are
+# untouched: every socket kind works and TCP goes directly, not via bridle.
+t_outside_untouched() {
+	setup_std
+	start_server echo "$SVC" -l 10.77.0.1:7 -l 10.77.0.1:9
+	start_server udp "$SVC" -u 10.77.0.1:5353 -g "u:"
+	bridle_start
+	local k out n0 n1
+	ip netns exec "$POD" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+	for k in raw raw6 ping packet packet-dgram inet-packet mptcp mptcp6 tcp udp; do
+		out=$(outside "$POD" "$TOOLS/sockcheck" "$k")
+		assert_eq "$out" "OK $k" "outside the cgroup: $k socket"
+	done
+	out=$(outside "$POD" "$TOOLS/sockcheck" udp-sendto 10.77.0.1 5353 free)
+	assert_eq "$out" "OK reply=u:free" "outside the cgroup: UDP anywhere"
+	n0=$(sessions_json | jq length)
+	# Port 9 is denied by policy for the pod, but this is not the pod.
+	out=$(outside "$POD" "$TOOLS/peer" -s direct 10.77.0.1 9)
+	assert_eq "$(kv recv "$out")" direct "outside the cgroup: TCP to a policy-denied port"
+	assert_match "$(kv local "$out")" '^10\.77\.0\.2:' "outside the cgroup: local address (not redirected to loopback)"
+	out=$(outside "$POD" socat -t2 -T5 - TCP:10.77.0.1:7 <<<"socat-direct" 2>&1)
+	assert_eq "$out" socat-direct "outside the cgroup: socat"
+	n1=$(sessions_json | jq length)
+	assert_eq "$n1" "$n0" "bridle sessions after the outside connects"
+	assert_eq "$(status_json | jq -r '.workloads[0].accepted')" 0 "accepted connections"
+	# The same from the pod goes through bridle.
+	out=$(pod "$POD" "$TOOLS/peer" -s via 10.77.0.1 7)
+	assert_eq "$(kv local "$out" | cut -d: -f1)" 127.0.0.1 "in the pod: redirected to the local listener"
+	assert_eq "$(sessions_json | jq length)" $((n0 + 1)) "bridle sessions after the pod's connect"
+}
+
+e2e_main "$@"
