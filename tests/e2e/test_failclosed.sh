@@ -1,0 +1,160 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Fail closed: a workload whose enforcer is stopped or dead gets
+# ECONNREFUSED and nothing reaches a destination; the enforcer's own
+# listener cannot be reached, spoofed or taken over from the pod.
+source "$(dirname "$0")/lib.sh"
+
+setup_std() {
+	topo_basic
+	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
+	write_config "$(std_policy)" "${1:-{\}}"
+	start_server echo "$SVC" -l 10.77.0.1:7 -l '[fd77::1]:7'
+	start_server secret "$SVC" -l 10.77.0.1:9
+}
+
+# (a) bridle stopped with SIGTERM: the pinned programs stay, the workload
+# is no longer ready, connects are refused in the kernel.
+t_stopped_refuses() {
+	setup_std
+	bridle_start
+	local out n
+	out=$(pod "$POD" "$TOOLS/peer" -s up 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" up "before the stop: echo"
+	bridle_stop TERM
+	assert_eq "$BRIDLE_RC" 0 "bridle exit status after SIGTERM"
+	grep -q '"event":"stopped"' "$BRIDLE_LOG" || fail "no stopped event in the log"
+	n=$(lines "$W/echo.log")
+	for dst in "10.77.0.1 7" "10.77.0.1 9" "fd77::1 7" "-6 10.77.0.1 7"; do
+		# shellcheck disable=SC2086
+		out=$(pod "$POD" "$TOOLS/peer" -s x $dst)
+		assert_eq "$(kv connect "$out")" ECONNREFUSED "after SIGTERM: connect to $dst"
+	done
+	out=$(pod "$POD" "$TOOLS/peer" -F -s x 10.77.0.1 7)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "after SIGTERM: TFO sendto"
+	out=$(echo x | pod "$POD" socat -t1 -T2 - TCP:10.77.0.1:7 2>&1)
+	assert_match "$out" "Connection refused" "after SIGTERM: socat"
+	sleep 0.2
+	assert_eq "$(lines "$W/echo.log")" "$n" "echo server connections after the stop"
+	assert_eq "$(lines "$W/secret.log")" 0 "secret server connections"
+	# The programs are still attached to the pod's cgroup.
+	assert_match "$(bpftool cgroup show "$AGENT_CG" 2>&1)" "connect4" "programs still attached after exit"
+	# Outside the cgroup nothing changed.
+	out=$(outside "$POD" "$TOOLS/peer" -s out 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" out "outside the cgroup after the stop"
+}
+
+# (b) kill -9: the listeners die with bridle; connects are refused and no
+# byte reaches any destination; a new bridle takes over the pinned state.
+# A loop of connects runs during the whole window: the denied destination
+# never sees a connection, and every connection the allowed one sees was
+# allowed by bridle.
+t_kill9_restart() {
+	setup_std
+	bridle_start
+	local out
+	out=$(pod "$POD" "$TOOLS/peer" -s before 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" before "before kill -9: echo"
+
+	touch "$W/loop.run"
+	(
+		for i in $(seq 400); do
+			[ -f "$W/loop.run" ] || break
+			"$PODEXEC" "$AGENT_CG" "$POD" "$TOOLS/peer" -t 2000 -s "s$i" 10.77.0.1 9 | tr '\n' ' '
+			echo
+			"$PODEXEC" "$AGENT_CG" "$POD" "$TOOLS/peer" -t 2000 -s "e$i" 10.77.0.1 7 | tr '\n' ' '
+			echo
+		done
+	) >"$W/loop.out" 2>&1 &
+	BG[$!]="connect loop"
+	local loop_pid=$!
+	sleep 0.3
+	bridle_stop KILL
+	wait_until 2 sh -c "! ip netns exec $POD ss -Htln | grep -q ':15001 '" || fail "listener still there after kill -9"
+	out=$(pod "$POD" "$TOOLS/peer" -s dead 10.77.0.1 7)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "after kill -9: connect"
+	out=$(pod "$POD" "$TOOLS/peer" -s dead fd77::1 7)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "after kill -9: IPv6 connect"
+	sleep 0.3
+	bridle_start
+	sleep 0.3
+	rm -f "$W/loop.run"
+	wait "$loop_pid"
+	out=$(pod "$POD" "$TOOLS/peer" -s after 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" after "after the restart: echo"
+	out=$(pod "$POD" "$TOOLS/peer" -s after 10.77.0.1 9)
+	assert_eq "$(kv result "$out")" ECONNRESET "after the restart: denied"
+
+	local refused ok bad
+	refused=$(grep -c 'connect=ECONNREFUSED' "$W/loop.out")
+	ok=$(grep -c 'recv=e[0-9]* ' "$W/loop.out")
+	bad=$(grep -c 'recv=s[0-9]' "$W/loop.out")
+	note "loop: $(wc -l <"$W/loop.out") connects, $ok echoed, $refused refused"
+	[ "$refused" -gt 0 ] || fail "the loop never saw the dead window (no ECONNREFUSED)"
+	[ "$ok" -gt 0 ] || fail "the loop never got through"
+	assert_eq "$bad" 0 "denied destination echoed during the restart window"
+	grep -vE 'connect=(OK|ECONNREFUSED)' "$W/loop.out" | grep -q . &&
+		fail "unexpected connect results in the loop: $(grep -vE 'connect=(OK|ECONNREFUSED)' "$W/loop.out" | head -n2)"
+	sleep 0.2
+	assert_eq "$(lines "$W/secret.log")" 0 "secret server connections during the restart window"
+	local allowed
+	allowed=$(jq -c 'select(.event == "decision" and .action == "allow")' "$W/log/sessions.jsonl" | wc -l)
+	assert_eq "$(lines "$W/echo.log")" "$allowed" "echo server connections vs bridle's allow decisions (both instances)"
+	grep -q '"event":"started"' "$BRIDLE_LOG" || fail "no second start"
+}
+
+# (c) The agent cannot use the enforcer's listener directly: the kernel
+# refuses connects to the listener port on loopback.
+t_self_connect_refused() {
+	setup_std
+	bridle_start
+	local out dst
+	for dst in "127.0.0.1 15001" "127.0.0.2 15001" "0.0.0.0 15001" "::1 15001" "-6 127.0.0.1 15001" "::ffff:127.0.0.1 15001"; do
+		# shellcheck disable=SC2086
+		out=$(pod "$POD" "$TOOLS/peer" -s x $dst)
+		assert_eq "$(kv connect "$out")" ECONNREFUSED "agent connect to $dst"
+	done
+	out=$(pod "$POD" "$TOOLS/peer" -F -s x 127.0.0.1 15001)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "agent TFO sendto 127.0.0.1:15001"
+	out=$(echo x | pod "$POD" socat -t1 -T2 - TCP:127.0.0.1:15001 2>&1)
+	assert_match "$out" "Connection refused" "agent socat to 127.0.0.1:15001"
+	assert_eq "$(sessions_json | jq length)" 0 "sessions after the refused self-connects"
+	assert_match "$(status_json | jq -r .kernel_counters.refused_self_connect)" '^[1-9]' "kernel counter refused_self_connect"
+	wait_until 3 grep -q '"reason":"connect to the enforcer'"'"'s own listener"' "$BRIDLE_LOG" ||
+		fail "no kernel_refused self-connect event in the log"
+}
+
+# (d) A process in the pod's netns but outside the cgroup reaches the
+# listener, but has no recorded original destination: bridle refuses it.
+# The agent cannot bind the listener port (to impersonate the enforcer).
+t_listener_spoofing() {
+	setup_std
+	bridle_start
+	local out s
+	out=$(outside "$POD" "$TOOLS/peer" -s spoof 127.0.0.1 15001)
+	assert_eq "$(kv connect "$out")" OK "outside process: connect to the listener"
+	assert_eq "$(kv recv_bytes "$out")" 0 "outside process: nothing received"
+	assert_eq "$(kv result "$out")" ECONNRESET "outside process: reset"
+	out=$(outside "$POD" "$TOOLS/peer" -s spoof6 ::1 15001)
+	assert_eq "$(kv result "$out")" ECONNRESET "outside process, IPv6: reset"
+	s=$(sessions_json)
+	assert_eq "$(jq -r 'first | .end' <<<"$s")" "no recorded original destination" "sessions: reason"
+	assert_eq "$(jq -r 'first | .action' <<<"$s")" deny "sessions: action"
+	assert_eq "$(jq -r '[.[] | select(.end == "no recorded original destination")] | length' <<<"$s")" 2 "sessions: refused spoofs"
+	grep -q '"end":"no recorded original destination"' "$BRIDLE_LOG" || fail "no log line for the spoofed connect"
+	assert_eq "$(lines "$W/echo.log")" 0 "echo server connections"
+
+	for a in "tcp 127.0.0.1 15001" "tcp 0.0.0.0 15001" "tcp :: 15001" "tcp ::1 15001" "tcp 10.77.0.2 15001" "udp 127.0.0.1 15001"; do
+		# shellcheck disable=SC2086
+		out=$(pod "$POD" "$TOOLS/sockcheck" bind $a)
+		assert_eq "$out" "EPERM bind" "agent bind $a"
+	done
+	out=$(pod "$POD" "$TOOLS/sockcheck" bind tcp 127.0.0.1 15002)
+	assert_eq "$out" "OK bind" "agent bind another port"
+	# With bridle dead the pinned bind program still keeps the port.
+	bridle_stop KILL
+	out=$(pod "$POD" "$TOOLS/sockcheck" bind tcp 127.0.0.1 15001)
+	assert_eq "$out" "EPERM bind" "agent bind 127.0.0.1:15001 after kill -9"
+}
+
+e2e_main "$@"
