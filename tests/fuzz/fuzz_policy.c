@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * libFuzzer target: json_loadb() + policy_compile() over arbitrary bytes,
+ * then policy_decide() for a fixed set of workloads and destinations once
+ * the JSON is gone (the policy must own what it uses). Decisions are
+ * checked for the invariants of struct policy_decision.
+ */
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridle/policy.h"
+
+struct dest {
+	int family;
+	const char *ip;
+	uint16_t port;
+	uint8_t addr[16];
+};
+
+static struct dest dests[] = {
+	{ AF_INET, "10.77.0.1", 7 },	    { AF_INET, "10.1.2.3", 443 },
+	{ AF_INET, "192.0.2.1", 80 },	    { AF_INET, "0.0.0.0", 0 },
+	{ AF_INET, "255.255.255.255", 65535 }, { AF_INET, "127.0.0.1", 15001 },
+	{ AF_INET6, "2001:db8::1", 443 },   { AF_INET6, "::1", 80 },
+	{ AF_INET6, "::", 0 },		    { AF_INET6, "fe80::1", 22 },
+};
+
+static struct {
+	const char *name, *labels;
+	json_t *json;
+} workloads[] = {
+	{ "agent-a", "{\"app\": \"agent\"}", NULL },
+	{ "db", NULL, NULL },
+	{ "x-1", "{\"app\": \"agent\", \"team\": \"x\"}", NULL },
+	{ "", "{}", NULL },
+};
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	for (size_t i = 0; i < sizeof(dests) / sizeof(dests[0]); i++)
+		if (inet_pton(dests[i].family, dests[i].ip, dests[i].addr) != 1)
+			abort();
+	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
+		if (workloads[i].labels &&
+		    !(workloads[i].json = json_loads(workloads[i].labels, 0,
+						     NULL)))
+			abort();
+	return 0;
+}
+
+static void check(const struct policy *p)
+{
+	for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++)
+		for (size_t d = 0; d < sizeof(dests) / sizeof(dests[0]); d++) {
+			struct policy_input in = {
+				.workload = workloads[w].name,
+				.labels = workloads[w].json,
+				.exe = "/usr/bin/agent",
+				.uid = 1000,
+				.family = dests[d].family,
+				.addr = dests[d].addr,
+				.port = dests[d].port,
+			};
+			struct policy_decision out;
+
+			memset(&out, 0x5a, sizeof(out));
+			policy_decide(p, &in, &out);
+			if (out.action != POLICY_ALLOW &&
+			    out.action != POLICY_DENY)
+				abort();
+			if (!out.rule || out.proto != PROTO_TCP)
+				abort();
+			/* No target: the default, and nothing else. */
+			if (!out.target &&
+			    (strcmp(out.rule, "default") != 0 || out.message))
+				abort();
+			/* Only denials carry a message. */
+			if (out.message && out.action != POLICY_DENY)
+				abort();
+			(void)strlen(out.rule);
+			if (out.target)
+				(void)strlen(out.target);
+			if (out.message)
+				(void)strlen(out.message);
+		}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char err[512];
+	struct policy *p;
+	struct jv v;
+	json_t *root = json_loadb((const char *)data, size,
+				  JSON_REJECT_DUPLICATES, NULL);
+
+	if (!root)
+		return 0;
+	jv_init(&v, "fuzz.json", err, sizeof(err));
+	p = policy_compile(&v, root);
+	json_decref(root);
+	if (!p) {
+		if (strncmp(err, "fuzz.json: $", 12) != 0)
+			abort(); /* every error names the file and a path */
+		return 0;
+	}
+	if (err[0])
+		abort(); /* compiled, yet an error was recorded */
+	check(p);
+	policy_free(p);
+	return 0;
+}
