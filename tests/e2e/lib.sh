@@ -132,7 +132,13 @@ case_cleanup() {
 		kill -KILL "$BRIDLE_PID" 2>/dev/null
 	fi
 	cg_kill "$CG"
-	wait 2>/dev/null
+	for p in "${!BG[@]}"; do
+		for n in $(seq 40); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -KILL "$p" 2>/dev/null
+	done
 	for c in "${ENROLLED[@]}"; do
 		[ -d "$c" ] && "$BRIDLE" unenroll --cgroup "$c" --pin-dir "$PIN" 2>&1 |
 			sed 's/^/cleanup: /' >&2
