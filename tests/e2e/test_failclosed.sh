@@ -44,6 +44,57 @@ t_stopped_refuses() {
 	assert_eq "$(kv recv "$out")" out "outside the cgroup after the stop"
 }
 
+# SIGTERM with a live session: new connects are refused in the kernel at
+# once, the live session keeps relaying until drain_timeout_ms, then it is
+# closed ("drain timeout") and bridle exits.
+t_drain() {
+	setup_std '{"drain_timeout_ms": 1500}'
+	bridle_start
+	mkfifo "$W/in"
+	exec 3<>"$W/in"
+	"$PODEXEC" "$AGENT_CG" "$POD" socat -d -T30 - TCP:10.77.0.1:7 <"$W/in" >"$W/session.out" 2>"$W/session.err" 3>&- &
+	BG[$!]="long socat session"
+	echo one >&3
+	wait_until 3 grep -qx one "$W/session.out" || fail "no echo before SIGTERM"
+	local t0 out
+	t0=$(date +%s%N)
+	kill -TERM "$BRIDLE_PID"
+	wait_until 2 grep -q '"event":"draining"' "$BRIDLE_LOG" || fail "no draining event"
+	out=$(pod "$POD" "$TOOLS/peer" -s new 10.77.0.1 7)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "new connect while draining"
+	echo two >&3
+	wait_until 2 grep -qx two "$W/session.out" || fail "live session stopped relaying while draining"
+	wait_until 5 sh -c "! kill -0 $BRIDLE_PID" || fail "bridle did not exit after the drain timeout"
+	local ms=$((($(date +%s%N) - t0) / 1000000))
+	[ $ms -ge 1300 ] || fail "bridle exited after $ms ms, before drain_timeout_ms 1500"
+	wait "$BRIDLE_PID"
+	assert_eq "$?" 0 "bridle exit status after the drain"
+	BRIDLE_PID=
+	assert_eq "$(session_log | jq -r 'select(.event == "close") | .end')" "drain timeout" "live session close reason"
+	exec 3>&-
+}
+
+# max_sessions: connections beyond the limit are refused (and logged), the
+# ones within it work.
+t_max_sessions() {
+	setup_std '{"max_sessions": 2}'
+	bridle_start
+	local p1 p2 out
+	"$PODEXEC" "$AGENT_CG" "$POD" "$TOOLS/peer" -d 1500 -s a 10.77.0.1 7 >"$W/a.out" &
+	p1=$!
+	"$PODEXEC" "$AGENT_CG" "$POD" "$TOOLS/peer" -d 1500 -s b 10.77.0.1 7 >"$W/b.out" &
+	p2=$!
+	wait_until 3 sh -c "[ \$('$BRIDLE' status --json --socket '$W/control.sock' | jq .sessions.live) = 2 ]" || fail "two sessions not open"
+	out=$(pod "$POD" "$TOOLS/peer" -s c 10.77.0.1 7)
+	assert_eq "$(kv result "$out")" ECONNRESET "third session"
+	assert_match "$(session_log | jq -r 'select(.action == "deny") | .end')" "max_sessions" "third session: reason"
+	wait "$p1" "$p2"
+	assert_eq "$(kv recv "$(cat "$W/a.out")")" a "first session"
+	assert_eq "$(kv recv "$(cat "$W/b.out")")" b "second session"
+	out=$(pod "$POD" "$TOOLS/peer" -s d 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" d "a session after the others closed"
+}
+
 # (b) kill -9: the listeners die with bridle; connects are refused and no
 # byte reaches any destination; a new bridle takes over the pinned state.
 # A loop of connects runs during the whole window: the denied destination

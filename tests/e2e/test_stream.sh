@@ -117,6 +117,30 @@ t_upstream_refused() {
 	assert_eq "$(kv result "$out")" ECONNRESET "upstream refused, IPv6: agent sees a reset"
 }
 
+# Many connections at once (more than one accept batch), all open at the
+# same time: every one is relayed to the right place.
+t_many_concurrent() {
+	setup_open
+	start_server echo "$SVC" -l 10.77.0.1:7 -g "E:"
+	bridle_start
+	local i n=150 pids=()
+	for i in $(seq $n); do
+		"$PODEXEC" "$AGENT_CG" "$POD" "$TOOLS/peer" -t 10000 -d 1500 -s "c$i" 10.77.0.1 7 >"$W/c$i.out" 2>&1 &
+		pids+=($!)
+	done
+	wait_until 10 sh -c "[ \$('$BRIDLE' status --json --socket '$W/control.sock' | jq .sessions.live) -ge $n ]" ||
+		fail "only $(status_json | jq .sessions.live) of $n sessions were open at the same time"
+	wait "${pids[@]}"
+	local bad=0
+	for i in $(seq $n); do
+		[ "$(kv recv "$(cat "$W/c$i.out")")" = "E:c$i" ] || bad=$((bad + 1))
+	done
+	assert_eq "$bad" 0 "connections without their own echo (of $n)"
+	assert_eq "$(lines "$W/echo.log")" $n "server connections"
+	wait_until 3 sh -c "[ \$(jq -c 'select(.event == \"close\" and .end == \"closed\")' '$W/log/sessions.jsonl' | wc -l) = $n ]" ||
+		fail "session log: $(jq -c 'select(.event == "close" and .end == "closed")' "$W/log/sessions.jsonl" | wc -l) of $n closed normally"
+}
+
 # 50 MB each way through bridle, checked with sha256 on both ends: upload
 # and download with socat, then both directions at once through an echo.
 t_large_transfer() {

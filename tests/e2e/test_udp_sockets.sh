@@ -61,6 +61,28 @@ t_udp_dns() {
 	assert_match "$out" "Operation not permitted" "socat UDP elsewhere"
 }
 
+# dns_resolvers changes on reload: the new resolver is reachable, the old
+# one is not any more.
+t_udp_resolver_reload() {
+	setup_std
+	ip -n "$SVC" addr add 10.77.0.3/24 dev "v$$0a" || fail "second svc address"
+	start_server udp "$SVC" -u 10.77.0.1:53 -u 10.77.0.3:53 -g "dns:"
+	bridle_start
+	local out
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto 10.77.0.1 53 a)
+	assert_eq "$out" "OK reply=dns:a" "before the reload: 10.77.0.1"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto 10.77.0.3 53 b)
+	assert_eq "$out" "EPERM sendto" "before the reload: 10.77.0.3"
+	jq '.dns_resolvers = ["10.77.0.3"]' "$W/config.json" >"$W/c2.json" && mv "$W/c2.json" "$W/config.json"
+	out=$(ctl reload 2>&1) || fail "reload: $out"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto 10.77.0.3 53 c)
+	assert_eq "$out" "OK reply=dns:c" "after the reload: 10.77.0.3"
+	out=$(pod "$POD" "$TOOLS/sockcheck" udp-sendto 10.77.0.1 53 d)
+	assert_eq "$out" "EPERM sendto" "after the reload: 10.77.0.1"
+	assert_eq "$(grep -c '^udp 10.77.0.1:53' "$W/udp.log")" 1 "datagrams at 10.77.0.1"
+	assert_eq "$(grep -c '^udp 10.77.0.3:53' "$W/udp.log")" 1 "datagrams at 10.77.0.3"
+}
+
 # A real resolver client: glibc's getaddrinfo in the pod asks a small DNS
 # server on 10.77.0.1:53, then socat and curl connect to the name.
 t_udp_dns_getaddrinfo() {

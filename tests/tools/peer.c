@@ -8,6 +8,7 @@
  *
  *   connect=OK | connect=<ERRNO NAME>
  *   peer=10.77.0.1:7 | peer=[fd77::1]:7 | peer=[::ffff:10.77.0.1]:7
+ *   (HOST may carry an IPv6 scope: fe80::1%eth0)
  *   local=...
  *   recv_bytes=N
  *   recv=<received text, \n and non-printables escaped>   (without -o)
@@ -20,6 +21,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -111,6 +113,23 @@ static void put_escaped(const char *buf, size_t n)
 	}
 }
 
+/* "fe80::1%eth0": an IPv6 address with an optional scope (interface). */
+static bool parse_v6(const char *host, struct sockaddr_in6 *s6)
+{
+	char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+	char *pct;
+
+	snprintf(buf, sizeof(buf), "%s", host);
+	pct = strchr(buf, '%');
+	if (pct) {
+		*pct++ = '\0';
+		s6->sin6_scope_id = if_nametoindex(pct);
+		if (!s6->sin6_scope_id)
+			return false;
+	}
+	return inet_pton(AF_INET6, buf, &s6->sin6_addr) == 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *send_text = NULL, *in_file = NULL, *out_file = NULL;
@@ -169,7 +188,7 @@ int main(int argc, char **argv)
 			memcpy(&s6->sin6_addr.s6_addr[12], &a4, 4);
 			s6->sin6_port = htons(port);
 			dlen = sizeof(*s6);
-		} else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		} else if (parse_v6(host, s6)) {
 			s6->sin6_family = AF_INET6;
 			s6->sin6_port = htons(port);
 			dlen = sizeof(*s6);
