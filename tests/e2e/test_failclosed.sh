@@ -95,6 +95,37 @@ t_max_sessions() {
 	assert_eq "$(kv recv "$out")" d "a session after the others closed"
 }
 
+# The agent took the listener port before bridle started: the workload
+# cannot be made ready, and then stays closed; the squatter gets nothing.
+# A workload whose cgroup does not exist is reported, not fatal.
+t_port_squatted() {
+	setup_std
+	mkdir -p "$CG/other"
+	add_workload ghost "$CG/does-not-exist" "$POD"
+	write_config "$(std_policy)"
+	"$PODEXEC" "$AGENT_CG" "$POD" "$TOOLS/testsrv" -l 127.0.0.1:15001 -L "$W/squat.log" -r "$W/squat.ready" &
+	BG[$!]="squatter"
+	wait_until 3 test -f "$W/squat.ready" || fail "squatter did not start"
+	echo "=== bridle run (squatted)" >>"$BRIDLE_LOG"
+	sh -c "$IN_CG_SH" "$CG/bridle" "" "$BRIDLE" run --config "$W/config.json" 2>>"$BRIDLE_LOG" &
+	BRIDLE_PID=$!
+	wait_until 5 sh -c "'$BRIDLE' status --json --socket '$W/control.sock' | grep -q ready" || fail "bridle did not answer"
+	local s out
+	s=$(status_json)
+	assert_eq "$(jq -r '.workloads[0].ready' <<<"$s")" false "squatted workload: ready"
+	assert_match "$(jq -r '.workloads[0].error' <<<"$s")" "127.0.0.1 port 15001.*Address already in use" "squatted workload: error"
+	assert_eq "$(jq -r '.workloads[1].ready' <<<"$s")" false "missing cgroup: ready"
+	assert_match "$(jq -r '.workloads[1].error' <<<"$s")" "does-not-exist.*No such file" "missing cgroup: error"
+	out=$(pod "$POD" "$TOOLS/peer" -s x 10.77.0.1 7)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "connect from the squatted workload"
+	out=$(pod "$POD" "$TOOLS/peer" -s x 127.0.0.1 15001)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "connect to the squatter"
+	sleep 0.2
+	assert_eq "$(lines "$W/squat.log")" 0 "connections at the squatter"
+	assert_eq "$(lines "$W/echo.log")" 0 "connections at the echo server"
+	wait_until 3 grep -q '"reason":"workload not ready"' "$BRIDLE_LOG" || fail "no kernel_refused not-ready event"
+}
+
 # (b) kill -9: the listeners die with bridle; connects are refused and no
 # byte reaches any destination; a new bridle takes over the pinned state.
 # A loop of connects runs during the whole window: the denied destination

@@ -135,6 +135,33 @@ t_http_curl() {
 	assert_eq "$(grep -c GET "$W/http.log")" "$before" "http.server requests after the denied one"
 }
 
+# Containers are child cgroups of the pod cgroup, also ones created after
+# enrollment: their connects go through bridle too, as the pod's workload.
+# A non-root process is reported with its uid.
+t_child_cgroup() {
+	setup_std
+	start_server echo "$SVC" -l 10.77.0.1:7
+	start_server secret "$SVC" -l 10.77.0.1:9
+	bridle_start
+	mkdir -p "$AGENT_CG/ctr1/sub"
+	local out s
+	out=$(pod_in "$AGENT_CG/ctr1/sub" "$POD" setpriv --reuid=65534 --regid=65534 --clear-groups "$TOOLS/peer" -s child 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" child "child cgroup: echo"
+	assert_eq "$(kv local "$out" | cut -d: -f1)" 127.0.0.1 "child cgroup: redirected"
+	out=$(pod_in "$AGENT_CG/ctr1" "$POD" "$TOOLS/peer" -s child 10.77.0.1 9)
+	assert_eq "$(kv result "$out")" ECONNRESET "child cgroup: denied"
+	assert_eq "$(lines "$W/secret.log")" 0 "secret server connections"
+	s=$(sessions_json)
+	local a
+	a=$(jq -c '[.[] | select(.action == "allow")] | first' <<<"$s")
+	assert_eq "$(jq -r .workload <<<"$a")" agent-a "child cgroup: workload"
+	assert_eq "$(jq -r .process.uid <<<"$a")" 65534 "child cgroup: uid"
+	assert_eq "$(jq -r .process.cgroup_id <<<"$a")" "$(stat -c %i "$AGENT_CG/ctr1/sub")" "child cgroup: cgroup id"
+	# Refused socket kinds are inherited too.
+	out=$(pod_in "$AGENT_CG/ctr1/sub" "$POD" "$TOOLS/sockcheck" raw)
+	assert_eq "$out" "EPERM raw" "child cgroup: raw socket"
+}
+
 # getpeername() in the pod shows the original destination, for IPv4, IPv6
 # and IPv4-mapped IPv6 on an AF_INET6 socket; getsockname() is untouched.
 t_getpeername() {
