@@ -556,6 +556,51 @@ static void test_cgroup_paths_canonical(void **state)
 		fail_msg("non-canonical cgroup paths:%s", report);
 }
 
+/*
+ * BUG: an absolute cgroup path is copied into a PATH_MAX buffer without a
+ * length check (the relative case has one: "path too long"), so a long
+ * path is cut silently, here to an ancestor of the cgroup it names: a
+ * wider enrollment than written. It must be refused or kept whole.
+ */
+static void test_cgroup_absolute_too_long(void **state)
+{
+	static char text[3 * PATH_MAX], cgroup[2 * PATH_MAX];
+	char err[512];
+	size_t off;
+	struct config *c;
+
+	(void)state;
+	off = (size_t)snprintf(cgroup, sizeof(cgroup), "%s", ROOT);
+	while (off < PATH_MAX + 8)
+		off += (size_t)snprintf(cgroup + off, sizeof(cgroup) - off,
+					"/a");
+	snprintf(cgroup + off, sizeof(cgroup) - off, "/leaf");
+
+	/* The relative spelling of the same cgroup is refused. */
+	snprintf(text, sizeof(text),
+		 WL("{\"name\": \"w\", \"cgroup\": \"%s\"}"),
+		 cgroup + strlen(ROOT) + 1);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_string_equal(err, NAME ": $.workloads[0].cgroup: path too long");
+
+	snprintf(text, sizeof(text),
+		 WL("{\"name\": \"w\", \"cgroup\": \"%s\"}"), cgroup);
+	c = parse(text, err, sizeof(err));
+	if (!c) {
+		assert_non_null(strstr(err, NAME ": $.workloads[0].cgroup: "));
+		return;
+	}
+	if (strcmp(c->workloads[0].cgroup, cgroup) != 0) {
+		size_t got = strlen(c->workloads[0].cgroup);
+
+		config_free(c);
+		fail_msg("a %zu-byte cgroup path was accepted cut to %zu "
+			 "bytes, an ancestor of the cgroup named",
+			 strlen(cgroup), got);
+	}
+	config_free(c);
+}
+
 /* With no root given, the cgroup2 mount comes from /proc/mounts. */
 static void test_cgroup_root_from_proc(void **state)
 {
@@ -754,6 +799,23 @@ static void test_policy_file_config_load(void **state)
 	assert_null(config_load(cfg, ROOT, err, sizeof(err)));
 	snprintf(want, sizeof(want), "%s: cannot open: ", cfg);
 	assert_memory_equal(err, want, strlen(want));
+}
+
+/*
+ * BUG: "policy": "" is not refused as empty: it resolves to the config's
+ * directory, and the error names that directory as a JSON file
+ * ("./:1:0: invalid JSON: ...") instead of the config file and $.policy.
+ */
+static void test_policy_file_empty_name(void **state)
+{
+	char err[1024];
+	const char *text = "{" W ", \"policy\": \"\"}";
+
+	(void)state;
+	assert_null(config_parse(text, strlen(text), NAME, ROOT, err,
+				 sizeof(err)));
+	if (strncmp(err, NAME ": $.policy: ", strlen(NAME ": $.policy: ")))
+		fail_msg("want \"" NAME ": $.policy: ...\", got \"%s\"", err);
 }
 
 /* A config name without a directory: the policy is next to it in cwd. */
@@ -961,11 +1023,13 @@ int main(void)
 		cmocka_unit_test(test_cgroup_paths),
 		cmocka_unit_test(test_cgroup_other_root),
 		cmocka_unit_test(test_cgroup_paths_canonical),
+		cmocka_unit_test(test_cgroup_absolute_too_long),
 		cmocka_unit_test(test_cgroup_root_from_proc),
 		cmocka_unit_test(test_policy_file_relative),
 		cmocka_unit_test(test_policy_file_absolute),
 		cmocka_unit_test(test_policy_file_errors),
 		cmocka_unit_test(test_policy_file_config_load),
+		cmocka_unit_test(test_policy_file_empty_name),
 		cmocka_unit_test(test_policy_file_bare_name),
 		cmocka_unit_test(test_same_workloads),
 		cmocka_unit_test(test_cgroup2_root),
