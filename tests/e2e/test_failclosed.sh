@@ -56,6 +56,8 @@ t_drain() {
 	BG[$!]="long socat session"
 	echo one >&3
 	wait_until 3 grep -qx one "$W/session.out" || fail "no echo before SIGTERM"
+	# A live session shows its bytes so far.
+	assert_eq "$(sessions_json | jq -r '.[] | select(.state == "open") | "\(.bytes_up) \(.bytes_down)"')" "4 4" "live session: bytes_up bytes_down"
 	local t0 out
 	t0=$(date +%s%N)
 	kill -TERM "$BRIDLE_PID"

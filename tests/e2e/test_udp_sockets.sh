@@ -165,6 +165,38 @@ t_packet_socket_refused() {
 	done
 }
 
+# io_uring: IORING_OP_CONNECT, IORING_OP_SOCKET and IORING_OP_SENDMSG go
+# through the same hooks as the syscalls.
+t_io_uring() {
+	setup_std
+	start_server echo "$SVC" -l 10.77.0.1:7 -l 10.77.0.1:9 -g "E:"
+	start_server udp "$SVC" -u 10.77.0.1:53 -u 10.77.0.1:5353 -g "u:"
+	bridle_start
+	local out
+	out=$(outside "$POD" "$TOOLS/uring" socket tcp)
+	[ "$out" = "socket=OK" ] || fail "io_uring not usable here (outside the pod: $out)"
+	out=$(pod "$POD" "$TOOLS/uring" connect 10.77.0.1 7 ring)
+	assert_eq "$(kv connect "$out")" OK "io_uring connect: allowed"
+	assert_eq "$(kv peer "$out")" 10.77.0.1:7 "io_uring connect: getpeername"
+	assert_eq "$(kv recv "$out")" E:ring "io_uring connect: echo"
+	out=$(pod "$POD" "$TOOLS/uring" connect 10.77.0.1 9 ring)
+	assert_eq "$(kv result "$out")" ECONNRESET "io_uring connect: denied"
+	out=$(pod "$POD" "$TOOLS/uring" connect 127.0.0.1 15001 ring)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "io_uring connect: the listener"
+	assert_eq "$(grep -c ':9 ' "$W/echo.log")" 0 "denied server connections"
+	assert_eq "$(sessions_json | jq -r '[.[] | .process.exe] | unique | join(",")')" "$TOOLS/uring" "io_uring sessions: process"
+	out=$(pod "$POD" "$TOOLS/uring" socket raw)
+	assert_eq "$out" "socket=EPERM" "IORING_OP_SOCKET raw"
+	out=$(pod "$POD" "$TOOLS/uring" socket tcp)
+	assert_eq "$out" "socket=OK" "IORING_OP_SOCKET tcp"
+	out=$(pod "$POD" "$TOOLS/uring" udp-sendmsg 10.77.0.1 53 q)
+	assert_eq "$(kv reply "$out")" "u:q" "IORING_OP_SENDMSG to the resolver"
+	out=$(pod "$POD" "$TOOLS/uring" udp-sendmsg 10.77.0.1 5353 q)
+	assert_eq "$(kv send "$out")" EPERM "IORING_OP_SENDMSG elsewhere"
+	sleep 0.2
+	assert_eq "$(grep -c '5353' "$W/udp.log")" 0 "datagrams at 5353"
+}
+
 # Processes outside the enrolled cgroup, in the same network namespace, are
 # untouched: every socket kind works and TCP goes directly, not via bridle.
 t_outside_untouched() {
