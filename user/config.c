@@ -79,6 +79,32 @@ bool config_same_workloads(const struct config *a, const struct config *b)
 	return true;
 }
 
+/*
+ * A cgroup below the root: one or more components, none empty, "." or
+ * "..". The root itself is refused, since it holds bridle too.
+ */
+static bool cgroup_rel_ok(const char *rel)
+{
+	const char *p = rel;
+
+	if (!*p)
+		return false;
+	while (*p) {
+		const char *end = strchrnul(p, '/');
+		size_t n = (size_t)(end - p);
+
+		if (n == 0 || (n == 1 && p[0] == '.') ||
+		    (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (!*end)
+			break;
+		p = end + 1;
+		if (!*p)
+			return false; /* trailing slash */
+	}
+	return true;
+}
+
 static bool workload_name_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -100,6 +126,7 @@ static int parse_workload(struct jv *v, json_t *j, struct config *c, size_t i,
 					    NULL };
 	struct config_workload *w = &c->workloads[i];
 	const char *name = NULL, *cgroup = NULL, *netns = "/proc/self/ns/net";
+	const char *rel;
 	json_t *labels;
 	char path[PATH_MAX];
 
@@ -107,6 +134,7 @@ static int parse_workload(struct jv *v, json_t *j, struct config *c, size_t i,
 	    jv_string(v, j, "cgroup", true, &cgroup) ||
 	    jv_string(v, j, "netns", false, &netns))
 		return -1;
+	rel = cgroup;
 	if (!workload_name_ok(name))
 		return jv_fail(v, "name",
 			       "\"%s\" is not a workload name (1-63 of "
@@ -116,9 +144,6 @@ static int parse_workload(struct jv *v, json_t *j, struct config *c, size_t i,
 		if (strcmp(c->workloads[k].name, name) == 0)
 			return jv_fail(v, "name",
 				       "duplicate workload name \"%s\"", name);
-	if (strstr(cgroup, "..") || strstr(cgroup, "//"))
-		return jv_fail(v, "cgroup", "\"%s\" must be a plain path",
-			       cgroup);
 	if (cgroup[0] == '/') {
 		size_t rl = strlen(cgroup_root);
 
@@ -129,11 +154,19 @@ static int parse_workload(struct jv *v, json_t *j, struct config *c, size_t i,
 				       "%s (give a path relative to it, or "
 				       "one below it)",
 				       cgroup, cgroup_root);
-		snprintf(path, sizeof(path), "%s", cgroup);
-	} else if ((size_t)snprintf(path, sizeof(path), "%s/%s", cgroup_root,
-				    cgroup) >= sizeof(path)) {
-		return jv_fail(v, "cgroup", "path too long");
+		rel = cgroup + rl + (cgroup[rl] == '/');
 	}
+	if (!cgroup_rel_ok(rel))
+		return jv_fail(v, "cgroup",
+			       "\"%s\" must name a cgroup below the cgroup2 "
+			       "root with plain components (no \".\", \"..\", "
+			       "empty or trailing \"/\")",
+			       cgroup);
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", cgroup_root, rel) >=
+	    sizeof(path))
+		return jv_fail(v, "cgroup", "path too long");
+	if (netns[0] != '/')
+		return jv_fail(v, "netns", "must be an absolute path");
 	labels = json_object_get(j, "labels");
 	if (labels) {
 		const char *k;
@@ -211,6 +244,10 @@ static int parse_policy(struct jv *v, json_t *root, struct config *c,
 		const char *s = json_string_value(p);
 		char path[PATH_MAX];
 
+		if (!*s)
+			return jv_fail(v, "policy",
+				       "must not be empty (an object, or the "
+				       "path of a policy file)");
 		if (s[0] == '/') {
 			snprintf(path, sizeof(path), "%s", s);
 		} else {

@@ -17,6 +17,8 @@ int keys_tuple_from_peer(uint64_t netns_cookie, const struct sockaddr *peer,
 {
 	memset(out, 0, sizeof(*out));
 	out->netns_cookie = netns_cookie;
+	if (len < sizeof(sa_family_t))
+		return -EINVAL;
 	if (peer->sa_family == AF_INET) {
 		const struct sockaddr_in *sin = (const void *)peer;
 

@@ -71,6 +71,7 @@ int policy_parse_cidr(const char *s, int *family, uint8_t addr[16],
 	char buf[INET6_ADDRSTRLEN + 8];
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	bool mapped_v4 = false;
 	unsigned max;
 
 	if (alen == 0 || alen >= INET6_ADDRSTRLEN)
@@ -84,15 +85,10 @@ int policy_parse_cidr(const char *s, int *family, uint8_t addr[16],
 	} else if (inet_pton(AF_INET6, buf, addr) == 1) {
 		*family = AF_INET6;
 		max = 128;
-		/* An IPv4-mapped address is the IPv4 address it maps. */
 		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0,
 						    0, 0, 0, 0, 0xff, 0xff };
-		if (memcmp(addr, mapped, 12) == 0) {
-			memmove(addr, addr + 12, 4);
-			memset(addr + 4, 0, 12);
-			*family = AF_INET;
-			max = 32;
-		}
+		if (memcmp(addr, mapped, 12) == 0)
+			mapped_v4 = true;
 	} else {
 		return -EINVAL;
 	}
@@ -112,6 +108,15 @@ int policy_parse_cidr(const char *s, int *family, uint8_t addr[16],
 		for (unsigned bit = *prefix; bit < max; bit++)
 			if (addr[bit / 8] & (0x80 >> (bit % 8)))
 				return -EINVAL;
+	}
+	/* An IPv4-mapped address (or prefix of them) is the IPv4 one it maps. */
+	if (mapped_v4) {
+		if (*prefix < 96)
+			return -EINVAL;
+		memmove(addr, addr + 12, 4);
+		memset(addr + 4, 0, 12);
+		*family = AF_INET;
+		*prefix -= 96;
 	}
 	return 0;
 }
@@ -350,6 +355,9 @@ static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 		return -1;
 	if (!name_ok(name))
 		return jv_fail(v, "name", "contains control characters");
+	if (strcmp(name, "default") == 0)
+		return jv_fail(v, "name",
+			       "\"default\" is reserved for the policy default");
 	for (size_t i = 0; i < idx; i++)
 		if (strcmp(p->rules[i].name, name) == 0)
 			return jv_fail(v, "name", "duplicate rule name \"%s\"",

@@ -319,13 +319,13 @@ static const struct bad_case {
 	/* cgroup paths: relative to the root, or absolute below it. */
 	{ WL("{\"name\": \"a\", \"cgroup\": \"a\"}, "
 	     "{\"name\": \"b\", \"cgroup\": \"../b\"}"),
-	  "$.workloads[1].cgroup", "\"../b\" must be a plain path" },
+	  "$.workloads[1].cgroup", "\"../b\" must name a cgroup below" },
 	{ WL("{\"name\": \"a\", \"cgroup\": \"a/../../b\"}"),
-	  "$.workloads[0].cgroup", "\"a/../../b\" must be a plain path" },
+	  "$.workloads[0].cgroup", "\"a/../../b\" must name a cgroup below" },
 	{ WL("{\"name\": \"a\", \"cgroup\": \"" ROOT "/../b\"}"),
-	  "$.workloads[0].cgroup", "must be a plain path" },
+	  "$.workloads[0].cgroup", "must name a cgroup below the cgroup2 root" },
 	{ WL("{\"name\": \"a\", \"cgroup\": \"a//b\"}"), "$.workloads[0].cgroup",
-	  "\"a//b\" must be a plain path" },
+	  "\"a//b\" must name a cgroup below" },
 	{ WL("{\"name\": \"a\", \"cgroup\": \"/sys/fs/cgroup/b\"}"),
 	  "$.workloads[0].cgroup",
 	  "\"/sys/fs/cgroup/b\" is not below the cgroup2 mount " ROOT },
