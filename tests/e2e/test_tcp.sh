@@ -179,9 +179,10 @@ t_getpeername() {
 	assert_eq "$(kv peer "$out")" "[::ffff:10.77.0.1]:7" "IPv4-mapped getpeername"
 	assert_eq "$(kv recv "$out")" mapped "IPv4-mapped echo"
 	# The same for a denied destination: the socket looks connected to
-	# where the agent wanted to go, then is reset.
+	# where the agent wanted to go, then is reset (once reset, getpeername
+	# says ENOTCONN; bridle may be that quick).
 	out=$(pod "$POD" "$TOOLS/peer" -d 200 -s x 10.77.0.1 9)
-	assert_eq "$(kv peer "$out")" 10.77.0.1:9 "denied: getpeername"
+	assert_match "$(kv peer "$out")" '^(10\.77\.0\.1:9|ENOTCONN)$' "denied: getpeername"
 }
 
 # IPv6 and IPv4-mapped IPv6: policy targets match, far side sees the pod.
