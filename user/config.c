@@ -282,7 +282,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 	};
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle", *pin_dir = "/sys/fs/bpf/bridle";
-	const char *relay = "splice";
+	const char *relay = "auto";
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
 		 bufsz = 65536, maxs = 10000, recent = 256;
 	struct config *c;
@@ -321,12 +321,18 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_string(&v, root, "relay", false, &relay) ||
 	    parse_resolvers(&v, root, c))
 		goto fail;
-	if (strcmp(relay, "splice") && strcmp(relay, "copy")) {
-		jv_fail(&v, "relay", "\"%s\" is not a relay mode (splice, copy)",
+	if (strcmp(relay, "auto") == 0) {
+		c->relay = RELAY_AUTO;
+	} else if (strcmp(relay, "copy") == 0) {
+		c->relay = RELAY_COPY;
+	} else if (strcmp(relay, "splice") == 0) {
+		c->relay = RELAY_SPLICE;
+	} else {
+		jv_fail(&v, "relay",
+			"\"%s\" is not a relay mode (auto, copy, splice)",
 			relay);
 		goto fail;
 	}
-	c->splice = strcmp(relay, "splice") == 0;
 	if (control[0] != '/' ||
 	    strlen(control) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		jv_fail(&v, "control_socket",

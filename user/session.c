@@ -32,12 +32,16 @@
  * One direction of a session. Copy mode moves bytes through an iobuf (what
  * protocol modules need: they look at the bytes); splice mode, for opaque
  * streams, moves them through a pipe and never copies them to userspace.
+ * In auto mode a relay starts copying, which is cheaper for small
+ * request/response traffic, and turns to splice once it sees bulk reads.
  */
 struct relay {
 	struct iobuf buf; /* copy mode; owned */
 	int pipe[2];      /* splice mode; -1 in copy mode; owned */
 	size_t piped;     /* bytes in the pipe */
 	size_t pipe_cap;
+	bool may_splice;  /* auto: switch to splice on bulk */
+	size_t last_read;
 	bool eof;         /* read 0 from the source */
 	bool shut;        /* sent FIN to the destination */
 	uint64_t *bytes;  /* counter in the session summary */
@@ -55,21 +59,34 @@ struct session {
 	struct session_summary sum;
 };
 
-static int relay_init(struct relay *r, size_t cap, bool splice_mode,
+/* A read this large means bulk transfer: worth a pipe. */
+#define RELAY_BULK_READ 16384
+
+static int relay_use_pipe(struct relay *r, size_t cap)
+{
+	int sz;
+
+	if (pipe2(r->pipe, O_NONBLOCK | O_CLOEXEC) == -1) {
+		r->pipe[0] = r->pipe[1] = -1;
+		return -errno;
+	}
+	sz = fcntl(r->pipe[1], F_SETPIPE_SZ, (int)cap);
+	if (sz == -1)
+		sz = fcntl(r->pipe[1], F_GETPIPE_SZ);
+	r->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+	r->piped = 0;
+	return 0;
+}
+
+static int relay_init(struct relay *r, size_t cap, enum relay_mode mode,
 		      uint64_t *bytes)
 {
 	r->pipe[0] = r->pipe[1] = -1;
 	r->bytes = bytes;
-	if (splice_mode && pipe2(r->pipe, O_NONBLOCK | O_CLOEXEC) == 0) {
-		int sz = fcntl(r->pipe[1], F_SETPIPE_SZ, (int)cap);
-
-		if (sz == -1)
-			sz = fcntl(r->pipe[1], F_GETPIPE_SZ);
-		r->pipe_cap = sz > 0 ? (size_t)sz : 65536;
+	r->may_splice = mode == RELAY_AUTO;
+	/* Pipes cost two descriptors: fall back to copying without them. */
+	if (mode == RELAY_SPLICE && relay_use_pipe(r, cap) == 0)
 		return 0;
-	}
-	/* Copy mode, also the fallback when pipes run out. */
-	r->pipe[0] = r->pipe[1] = -1;
 	return iobuf_init(&r->buf, cap);
 }
 
@@ -146,9 +163,10 @@ static int flow(int src, int dst, struct relay *r, bool can_read)
 	if (can_read && !r->eof) {
 		ssize_t n = relay_read(r, src);
 
-		if (n > 0)
+		if (n > 0) {
 			*r->bytes += (uint64_t)n;
-		else if (n == 0)
+			r->last_read = (size_t)n;
+		} else if (n == 0)
 			r->eof = true;
 		else if (n != -EAGAIN && n != -ENOBUFS)
 			return (int)n;
@@ -158,6 +176,13 @@ static int flow(int src, int dst, struct relay *r, bool can_read)
 
 		if (n < 0 && n != -EAGAIN)
 			return (int)n;
+	}
+	/* Switch only with the buffer empty, so no byte changes order. */
+	if (r->may_splice && r->pipe[0] < 0 && iobuf_empty(&r->buf) &&
+	    r->buf.cap && r->last_read >= RELAY_BULK_READ) {
+		r->may_splice = false;
+		if (relay_use_pipe(r, r->buf.cap) == 0)
+			iobuf_release(&r->buf);
 	}
 	if (r->eof && relay_pending(r) == 0 && !r->shut) {
 		shutdown(dst, SHUT_WR);
@@ -486,9 +511,9 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 		return;
 	}
 	s->sum = *sum;
-	if (relay_init(&s->to_up, e->cfg->buffer_size, e->cfg->splice,
+	if (relay_init(&s->to_up, e->cfg->buffer_size, e->cfg->relay,
 		       &s->sum.bytes_up) ||
-	    relay_init(&s->to_down, e->cfg->buffer_size, e->cfg->splice,
+	    relay_init(&s->to_down, e->cfg->buffer_size, e->cfg->relay,
 		       &s->sum.bytes_down)) {
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);

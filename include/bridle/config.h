@@ -42,7 +42,7 @@ struct config {
 	uint32_t idle_timeout_ms; /* 0: none */
 	uint32_t drain_timeout_ms;
 	uint32_t buffer_size;     /* per direction, per session */
-	bool splice;              /* opaque streams relay through pipes */
+	enum relay_mode { RELAY_AUTO, RELAY_COPY, RELAY_SPLICE } relay;
 	uint32_t max_sessions;
 	uint32_t recent_sessions; /* closed sessions kept for `bridle sessions` */
 	char *policy_path;        /* NULL when inline */
