@@ -117,6 +117,57 @@ t_upstream_refused() {
 	assert_eq "$(kv result "$out")" ECONNRESET "upstream refused, IPv6: agent sees a reset"
 }
 
+# A reset on one side resets the other: the destination resets -> the
+# agent sees ECONNRESET; the agent aborts -> the destination sees a reset,
+# not a clean end of stream.
+t_reset_propagation() {
+	setup_open
+	start_server rst "$SVC" -m rst -g "G:" -l 10.77.0.1:8 -E "$W/rst.end"
+	start_server echo "$SVC" -l 10.77.0.1:7 -E "$W/echo.end"
+	bridle_start
+	local out
+	out=$(pod "$POD" "$TOOLS/peer" -k -s hello 10.77.0.1 8)
+	assert_eq "$(kv result "$out")" ECONNRESET "destination reset: agent's result"
+	wait_until 3 grep -q sent-reset "$W/rst.end" || fail "the server did not reset"
+	wait_session_log '.event == "close" and .original_destination == "10.77.0.1:8"' 3
+	assert_match "$(session_log | jq -r 'select(.event == "close" and .original_destination == "10.77.0.1:8") | .end')" "reset" "destination reset: close reason"
+
+	out=$(pod "$POD" "$TOOLS/peer" -A -s abort-me 10.77.0.1 7)
+	assert_eq "$(kv result "$out")" OK "agent abort: peer"
+	wait_until 3 grep -q . "$W/echo.end" || fail "the echo server's connection did not end"
+	assert_match "$(cat "$W/echo.end")" " (reset|ECONNRESET|EPIPE) [0-9]+$" "agent abort: the destination saw a reset ($(cat "$W/echo.end"))"
+}
+
+# A slow reader: back-pressure reaches the destination (bridle does not
+# read 50 MB ahead into memory); everything arrives once the agent reads.
+t_slow_reader() {
+	setup_open
+	start_server src "$SVC" -m source -n 52428800 -l 10.77.0.1:12 -E "$W/src.end"
+	bridle_start
+	local rss0 rss1 out p
+	rss0=$(awk '/VmRSS/ {print $2}' "/proc/$BRIDLE_PID/status")
+	"$PODEXEC" "$AGENT_CG" "$POD" "$TOOLS/peer" -D 2000 -t 10000 -o "$W/got.bin" 10.77.0.1 12 >"$W/peer.out" &
+	p=$!
+	sleep 1.5
+	rss1=$(awk '/VmRSS/ {print $2}' "/proc/$BRIDLE_PID/status")
+	grep -q sent "$W/src.end" && fail "the server sent all 50 MB while the agent did not read (no back-pressure)"
+	note "bridle VmRSS ${rss0} kB before, ${rss1} kB while the agent does not read"
+	[ $((rss1 - rss0)) -lt 32768 ] || fail "bridle's memory grew by $(((rss1 - rss0) / 1024)) MB while the agent did not read"
+	wait "$p"
+	out=$(cat "$W/peer.out")
+	assert_eq "$(kv result "$out")" OK "slow reader: result"
+	assert_eq "$(kv recv_bytes "$out")" 52428800 "slow reader: bytes"
+	local want
+	want=$("$PY" -c '
+import hashlib
+b = bytes(ord("a") + i % 26 for i in range(65536))
+h = hashlib.sha256()
+for _ in range(800): h.update(b)
+print(h.hexdigest())')
+	assert_eq "$(sha256sum <"$W/got.bin" | cut -d' ' -f1)" "$want" "slow reader: sha256"
+	wait_until 3 grep -q sent "$W/src.end" || fail "server did not finish"
+}
+
 # Many connections at once (more than one accept batch), all open at the
 # same time: every one is relayed to the right place.
 t_many_concurrent() {

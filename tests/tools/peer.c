@@ -50,6 +50,8 @@ static const char usage[] =
 	"  -C          TCP Fast Open with setsockopt(TCP_FASTOPEN_CONNECT)\n"
 	"  -k          keep the write side open after sending (no shutdown)\n"
 	"  -d MS       wait MS milliseconds before sending\n"
+	"  -D MS       wait MS milliseconds before the first read\n"
+	"  -A          abort: after sending, close with a reset (SO_LINGER 0)\n"
 	"  -n          do not read; close right after sending\n"
 	"  -t MS       timeout for the connect and for each read (default 5000)\n"
 	"  -R BYTES    stop reading after BYTES bytes (then close)\n";
@@ -135,7 +137,8 @@ int main(int argc, char **argv)
 	const char *send_text = NULL, *in_file = NULL, *out_file = NULL;
 	const char *bind_addr = NULL;
 	bool v6sock = false, tfo = false, tfo_connect = false, keep = false;
-	bool no_read = false;
+	bool no_read = false, abort_close = false;
+	int read_delay = 0;
 	int bind_port = -1, timeout = 5000, delay = 0, opt;
 	long long read_limit = -1;
 	struct sockaddr_storage dst = {}, loc = {};
@@ -143,7 +146,7 @@ int main(int argc, char **argv)
 	int fd, infd = -1, outfd = -1, one = 1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while ((opt = getopt(argc, argv, "6b:B:s:i:o:FCknd:t:R:h")) != -1) {
+	while ((opt = getopt(argc, argv, "6b:B:s:i:o:FCknd:D:At:R:h")) != -1) {
 		switch (opt) {
 		case '6': v6sock = true; break;
 		case 'b': bind_port = atoi(optarg); break;
@@ -156,6 +159,8 @@ int main(int argc, char **argv)
 		case 'k': keep = true; break;
 		case 'n': no_read = true; break;
 		case 'd': delay = atoi(optarg); break;
+		case 'D': read_delay = atoi(optarg); break;
+		case 'A': abort_close = true; no_read = true; keep = true; break;
 		case 't': timeout = atoi(optarg); break;
 		case 'R': read_limit = atoll(optarg); break;
 		default:
@@ -309,6 +314,7 @@ int main(int argc, char **argv)
 		wr_done = true;
 	if (!rd_done && !out_file)
 		fputs("recv=", stdout);
+	long read_after = elapsed_ms() + read_delay;
 	while (!rd_done || !wr_done || (!shut && !keep)) {
 		struct pollfd p = { .fd = fd, .events = 0 };
 		int pr;
@@ -322,11 +328,19 @@ int main(int argc, char **argv)
 		}
 		if (!wr_done)
 			p.events |= POLLOUT;
-		if (!rd_done)
+		if (!rd_done && elapsed_ms() >= read_after)
 			p.events |= POLLIN;
-		if (!p.events)
+		if (!p.events) {
+			if (!rd_done) {
+				/* -D: nothing to do but wait to read. */
+				usleep(10000);
+				continue;
+			}
 			break;
-		pr = poll(&p, 1, timeout);
+		}
+		pr = poll(&p, 1, (p.events & POLLIN) ? timeout : 10);
+		if (pr == 0 && !(p.events & POLLIN))
+			continue;
 		if (pr == 0) {
 			res = "TIMEOUT";
 			ret = 4;
@@ -403,6 +417,11 @@ int main(int argc, char **argv)
 	printf("recv_bytes=%lld\n", got);
 	if (keep && ret == 0 && !rd_done)
 		res = "OK";
+	if (abort_close) {
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	}
 	close(fd);
 	return finish(res, ret);
 }

@@ -14,10 +14,16 @@
  *   eof    read until the client half-closes, then send
  *          "<greeting>got N bytes\n" and close (half-close test)
  *   hold   send the greeting, then read and discard until EOF
+ *   rst    send the greeting, read one chunk, then reset the connection
+ *          (close with SO_LINGER 0)
+ *   source send -n BYTES bytes of a fixed pattern, then close
+ * With -E ENDLOG, one line per finished TCP connection:
+ *   end <listen addr> <peer addr> eof|reset|<errno> <bytes received>
  * UDP: every datagram is answered with greeting + payload.
  *
- * usage: testsrv [-l ADDR:PORT]... [-u ADDR:PORT]... [-L LOG] [-g TEXT]
- *                [-m echo|eof|hold] [-F] [-r READYFILE]
+ * usage: testsrv [-l ADDR:PORT]... [-u ADDR:PORT]... [-L LOG] [-E ENDLOG]
+ *                [-g TEXT] [-m echo|eof|hold|rst|source] [-n BYTES] [-F]
+ *                [-r READYFILE]
  * ADDR is an IPv4 address or an IPv6 one in brackets: [fd77::1]:7.
  * -F sets TCP_FASTOPEN on the listeners. READYFILE is created once every
  * socket listens. Runs until killed.
@@ -48,7 +54,8 @@ static struct lsock socks[MAXSOCK];
 static int nsocks;
 static const char *greeting = "";
 static const char *mode = "echo";
-static int logfd = -1;
+static int logfd = -1, endfd = -1;
+static unsigned long long source_bytes = 1 << 20;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
@@ -68,7 +75,7 @@ static void fmt_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
 	}
 }
 
-static void log_line(const char *fmt, ...)
+static void log_to(int fd, const char *fmt, ...)
 {
 	char line[256];
 	va_list ap;
@@ -83,7 +90,7 @@ static void log_line(const char *fmt, ...)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
 	pthread_mutex_lock(&log_lock);
-	if (logfd >= 0 && write(logfd, line, (size_t)n) != n)
+	if (fd >= 0 && write(fd, line, (size_t)n) != n)
 		perror("log");
 	pthread_mutex_unlock(&log_lock);
 }
@@ -176,25 +183,65 @@ static bool write_all(int fd, const char *p, size_t n)
 	return true;
 }
 
+struct conn {
+	int fd;
+	char listen[80], peer[96];
+};
+
 static void *conn_main(void *arg)
 {
-	int fd = (int)(long)arg;
+	struct conn *c = arg;
+	int fd = c->fd;
 	char buf[65536];
 	unsigned long long total = 0;
 	bool echo = strcmp(mode, "echo") == 0, eof = strcmp(mode, "eof") == 0;
+	bool rst = strcmp(mode, "rst") == 0;
+	const char *how = "eof";
 
-	if (!eof && greeting[0] && !write_all(fd, greeting, strlen(greeting)))
+	if (!eof && greeting[0] && !write_all(fd, greeting, strlen(greeting))) {
+		how = strerrorname_np(errno);
 		goto out;
+	}
+	if (strcmp(mode, "source") == 0) {
+		unsigned long long left = source_bytes;
+
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = (char)('a' + i % 26);
+		while (left) {
+			size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+
+			if (!write_all(fd, buf, n)) {
+				how = strerrorname_np(errno);
+				goto out;
+			}
+			left -= n;
+		}
+		how = "sent";
+		goto out;
+	}
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n < 0) {
+			how = errno == ECONNRESET ? "reset" : strerrorname_np(errno);
+			break;
+		}
+		if (n == 0)
 			break;
 		total += (unsigned long long)n;
-		if (echo && !write_all(fd, buf, (size_t)n))
+		if (rst) {
+			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			how = "sent-reset";
+			break;
+		}
+		if (echo && !write_all(fd, buf, (size_t)n)) {
+			how = strerrorname_np(errno);
 			goto out;
+		}
 	}
 	if (eof) {
 		char reply[256];
@@ -204,7 +251,9 @@ static void *conn_main(void *arg)
 		write_all(fd, reply, (size_t)n);
 	}
 out:
+	log_to(endfd, "end %s %s %s %llu", c->listen, c->peer, how, total);
 	close(fd);
+	free(c);
 	return NULL;
 }
 
@@ -228,7 +277,7 @@ static void *accept_main(void *arg)
 			if (n < 0)
 				continue;
 			fmt_addr(&peer, p, sizeof(p));
-			log_line("udp %s %s %zd", l->name, p, n);
+			log_to(logfd, "udp %s %s %zd", l->name, p, n);
 			m = snprintf(out, sizeof(out), "%s%.*s", greeting,
 				     (int)n, buf);
 			sendto(l->fd, out, (size_t)m, 0,
@@ -239,9 +288,19 @@ static void *accept_main(void *arg)
 		if (fd < 0)
 			continue;
 		fmt_addr(&peer, p, sizeof(p));
-		log_line("tcp %s %s", l->name, p);
-		if (pthread_create(&t, NULL, conn_main, (void *)(long)fd)) {
+		log_to(logfd, "tcp %s %s", l->name, p);
+		struct conn *c = calloc(1, sizeof(*c));
+
+		if (!c) {
 			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		snprintf(c->listen, sizeof(c->listen), "%s", l->name);
+		snprintf(c->peer, sizeof(c->peer), "%s", p);
+		if (pthread_create(&t, NULL, conn_main, c)) {
+			close(fd);
+			free(c);
 			continue;
 		}
 		pthread_detach(t);
@@ -259,7 +318,7 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "-F") == 0)
 			tfo = true;
-	while ((opt = getopt(argc, argv, "l:u:L:g:m:Fr:")) != -1) {
+	while ((opt = getopt(argc, argv, "l:u:L:E:g:m:n:Fr:")) != -1) {
 		switch (opt) {
 		case 'l':
 		case 'u':
@@ -275,6 +334,16 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			break;
+		case 'E':
+			endfd = open(optarg,
+				     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+				     0644);
+			if (endfd < 0) {
+				perror(optarg);
+				return 1;
+			}
+			break;
+		case 'n': source_bytes = strtoull(optarg, NULL, 0); break;
 		case 'g': greeting = optarg; break;
 		case 'm': mode = optarg; break;
 		case 'F': break;
@@ -282,7 +351,8 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr,
 				"usage: testsrv [-l ADDR:PORT]... [-u ADDR:PORT]... "
-				"[-L LOG] [-g TEXT] [-m echo|eof|hold] [-F] "
+				"[-L LOG] [-E ENDLOG] [-g TEXT] "
+				"[-m echo|eof|hold|rst|source] [-n BYTES] [-F] "
 				"[-r READYFILE]\n");
 			return 2;
 		}
@@ -291,7 +361,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "testsrv: nothing to listen on\n");
 		return 2;
 	}
-	if (strcmp(mode, "echo") && strcmp(mode, "eof") && strcmp(mode, "hold")) {
+	if (strcmp(mode, "echo") && strcmp(mode, "eof") && strcmp(mode, "hold") &&
+	    strcmp(mode, "rst") && strcmp(mode, "source")) {
 		fprintf(stderr, "testsrv: bad mode %s\n", mode);
 		return 2;
 	}
