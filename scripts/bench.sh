@@ -528,13 +528,19 @@ text = "\n".join([
     "machine: {} CPUs, {}, kernel {}; bridle {}; haproxy {} ({} threads)".format(
         meta["nproc"], meta["cpu"], meta["kernel"], meta["bridle_commit"],
         meta["haproxy"], meta["haproxy_threads"] or "not run"),
-    "load average before/after: {} / {}; measuring took {} s".format(
+    "load average before/after (after includes the benchmark): {} / {}; measuring took {} s".format(
         meta["loadavg_before"], meta["loadavg_after"], meta["measure_seconds"]),
     "",
     table,
     "",
     "(x%) = ratio to direct; (+x) = added vs direct.",
     *verdict,
+    # The load after the run includes the benchmark's own; only "before"
+    # says whether other jobs were competing for the CPUs.
+    *(["WARNING: the machine was busy before the run (1-min load average "
+       "{} on {} CPUs): other jobs share the CPUs, the figures are noisier "
+       "than usual.".format(meta["loadavg_before"].split()[0], meta["nproc"])]
+      if float(meta["loadavg_before"].split()[0]) > 0.5 * meta["nproc"] else []),
     "",
     "per-round values (round 1, 2, 3...):",
     *("  " + s for s in spread),
