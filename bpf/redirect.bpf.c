@@ -386,3 +386,49 @@ int BPF_PROG(bridle_lsm_socket_create, int family, int type, int protocol,
 		       (__u32)type, (__u32)protocol);
 	return 0;
 }
+
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+
+/* Is the socket behind @skb in an enrolled cgroup or below one? */
+static __always_inline int bridle_skb_enrolled(struct __sk_buff *skb)
+{
+	for (int level = 1; level < BRIDLE_CGROUP_MAX_DEPTH; level++) {
+		__u64 anc = bpf_skb_ancestor_cgroup_id(skb, level);
+
+		if (!anc)
+			break;
+		if (bpf_map_lookup_elem(&bridle_cgroups, &anc))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Egress guard on the workload's network interfaces, for what the socket
+ * hooks cannot see: frames from packet (and other non-inet) sockets of an
+ * enrolled cgroup. Inet sockets are already governed by the cgroup hooks
+ * (TCP redirected, UDP limited to DNS, raw refused), so only non-inet
+ * senders are dropped here. Frames without a full socket are the kernel's
+ * own (ARP, NDP replies, RSTs) and pass. Where the lsm_cgroup program loads,
+ * such sockets cannot even be created; this guard covers kernels where it
+ * cannot.
+ */
+SEC("tc")
+int bridle_tc_egress(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	__u32 none[4] = {};
+
+	if (!sk)
+		return TC_ACT_OK;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->family == AF_INET || sk->family == AF_INET6)
+		return TC_ACT_OK;
+	if (!bridle_skb_enrolled(skb))
+		return TC_ACT_OK;
+	bridle_count(BRIDLE_CNT_FRAME_DROPPED);
+	bridle_emit_ns(0, BRIDLE_EV_FRAME_DROPPED, (__u16)sk->family, none, 0,
+		       sk->type, sk->protocol);
+	return TC_ACT_SHOT;
+}

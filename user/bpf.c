@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@ struct bridle_bpf {
 	void *event_ctx;
 	char pin_dir[PATH_MAX];
 	bool lsm; /* the lsm_cgroup program is loaded */
+	int lsm_err; /* why not, when it is not */
 	struct bpf_link *links[MAX_LINKS];
 	int nlinks;
 };
@@ -46,6 +49,7 @@ static const char *const counter_names[BRIDLE_CNT_MAX] = {
 	[BRIDLE_CNT_TUPLE_RECORDED] = "tuples_recorded",
 	[BRIDLE_CNT_NO_ORIG] = "no_original_destination",
 	[BRIDLE_CNT_BIND_DENIED] = "bind_denied",
+	[BRIDLE_CNT_FRAME_DROPPED] = "frames_dropped",
 };
 
 const char *bridle_bpf_counter_name(int idx)
@@ -138,6 +142,7 @@ int bridle_bpf_open(const char *pin_dir, struct bridle_bpf **out, char *err,
 		ret = redirect_bpf__load(b->skel);
 		if (ret == 0)
 			break;
+		b->lsm_err = ret;
 		redirect_bpf__destroy(b->skel);
 		b->skel = NULL;
 	}
@@ -226,8 +231,9 @@ int bridle_bpf_attach(struct bridle_bpf *b, const char *path,
 		char pin[PATH_MAX];
 		struct bpf_link *link;
 
-		if (!bpf_program__autoload(prog))
-			continue;
+		if (!bpf_program__autoload(prog) ||
+		    bpf_program__type(prog) == BPF_PROG_TYPE_SCHED_CLS)
+			continue; /* not a cgroup program */
 		if (b->nlinks == MAX_LINKS) {
 			ret = -ENOSPC;
 			snprintf(err, errlen, "too many links");
@@ -266,10 +272,72 @@ int bridle_bpf_attach(struct bridle_bpf *b, const char *path,
 		}
 		b->links[b->nlinks++] = link;
 	}
+	{
+		__u8 one = 1;
+
+		if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.bridle_cgroups),
+					cgroup_id, &one, BPF_ANY)) {
+			ret = -errno;
+			snprintf(err, errlen, "cannot record cgroup %s: %s",
+				 path, strerror(-ret));
+			goto out;
+		}
+	}
 	ret = 0;
 out:
 	close(cgfd);
 	return ret;
+}
+
+int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names,
+				char *err, size_t errlen)
+{
+	struct if_nameindex *ifs = if_nameindex(), *i;
+	int prog_fd = bpf_program__fd(b->skel->progs.bridle_tc_egress);
+	int n = 0, sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (!ifs || sock == -1) {
+		snprintf(err, errlen, "cannot list interfaces: %s",
+			 strerror(errno));
+		if (ifs)
+			if_freenameindex(ifs);
+		if (sock != -1)
+			close(sock);
+		return -errno;
+	}
+	for (i = ifs; i->if_index; i++) {
+		LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)i->if_index,
+			    .attach_point = BPF_TC_EGRESS);
+		LIBBPF_OPTS(bpf_tc_opts, opts, .handle = BRIDLE_TC_HANDLE,
+			    .priority = BRIDLE_TC_PRIORITY, .prog_fd = prog_fd,
+			    .flags = BPF_TC_F_REPLACE);
+		struct ifreq ifr = {};
+		int ret;
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", i->if_name);
+		if (ioctl(sock, SIOCGIFFLAGS, &ifr) == 0 &&
+		    (ifr.ifr_flags & IFF_LOOPBACK))
+			continue; /* frames on lo never leave the pod */
+		ret = bpf_tc_hook_create(&hook);
+		if (ret && ret != -EEXIST) {
+			snprintf(err, errlen, "tc hook on %s: %s", i->if_name,
+				 strerror(-ret));
+			n = ret;
+			break;
+		}
+		ret = bpf_tc_attach(&hook, &opts);
+		if (ret) {
+			snprintf(err, errlen, "tc filter on %s: %s", i->if_name,
+				 strerror(-ret));
+			n = ret;
+			break;
+		}
+		json_array_append_new(names, json_string(i->if_name));
+		n++;
+	}
+	if_freenameindex(ifs);
+	close(sock);
+	return n;
 }
 
 int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
@@ -299,6 +367,15 @@ int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
 			snprintf(err, errlen, "cannot remove %s: %s", pin,
 				 strerror(errno));
 			return ret;
+		}
+	}
+	snprintf(pin, sizeof(pin), "%s/maps/bridle_cgroups", pin_dir);
+	{
+		int fd = bpf_obj_get(pin);
+
+		if (fd >= 0) {
+			bpf_map_delete_elem(fd, &id);
+			close(fd);
 		}
 	}
 	if (rmdir(dir) == -1 && errno != ENOENT) {
@@ -401,6 +478,11 @@ int bridle_bpf_counters(struct bridle_bpf *b, uint64_t out[BRIDLE_CNT_MAX])
 bool bridle_bpf_has_lsm(const struct bridle_bpf *b)
 {
 	return b->lsm;
+}
+
+const char *bridle_bpf_lsm_error(const struct bridle_bpf *b)
+{
+	return b->lsm ? "none" : strerror(-b->lsm_err);
 }
 
 int bridle_bpf_events_fd(struct bridle_bpf *b)

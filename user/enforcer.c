@@ -30,6 +30,7 @@ static const char *const event_kinds[] = {
 	[BRIDLE_EV_SOCK_DENIED] = "socket type not allowed",
 	[BRIDLE_EV_SELF_CONNECT] = "connect to the enforcer's own listener",
 	[BRIDLE_EV_BIND_DENIED] = "bind to the enforcer's listener port",
+	[BRIDLE_EV_FRAME_DROPPED] = "frame from a non-inet socket dropped on egress",
 };
 
 static const char *workload_of_cgroup(struct enforcer *e, uint64_t cgid)
@@ -157,6 +158,8 @@ json_t *enforcer_status_json(struct enforcer *e)
 			(json_int_t)w->refused, "programs",
 			bridle_bpf_cgroup_programs(w->cfg->cgroup));
 
+		json_object_set(j, "guarded_interfaces",
+				w->guarded ? w->guarded : json_array());
 		if (w->error[0])
 			json_object_set_new(j, "error", json_string(w->error));
 		json_array_append_new(wls, j);
@@ -213,9 +216,11 @@ static void enforcer_free(struct enforcer *e)
 	if (e->workloads) {
 		enroll_mark_unready(e);
 		enroll_stop_listening(e);
-		for (size_t i = 0; i < e->cfg->nworkloads; i++)
+		for (size_t i = 0; i < e->cfg->nworkloads; i++) {
 			if (e->workloads[i].netns_fd >= 0)
 				close(e->workloads[i].netns_fd);
+			json_decref(e->workloads[i].guarded);
+		}
 	}
 	free(e->workloads);
 	free(e->recent);
@@ -279,9 +284,12 @@ int run_enforcer(const char *config_path)
 	}
 	if (!bridle_bpf_has_lsm(e.bpf))
 		log_msg(LOG_WARN, "bpf",
-			"the bpf LSM is not active (/sys/kernel/security/lsm): "
-			"packet, vsock and other non-inet sockets cannot be "
-			"refused in enrolled cgroups; boot with lsm=...,bpf");
+			"the lsm_cgroup/socket_create program could not be "
+			"loaded (%s): packet and other non-inet sockets can be "
+			"created in enrolled cgroups, and their frames are "
+			"dropped by the egress guard on the workload's "
+			"interfaces instead",
+			bridle_bpf_lsm_error(e.bpf));
 	if (bridle_bpf_set_resolvers(e.bpf, e.cfg->resolvers,
 				     e.cfg->nresolvers)) {
 		log_msg(LOG_ERROR, "bpf", "cannot set DNS resolvers");

@@ -111,6 +111,35 @@ static int listen_in(struct enforcer *e, struct workload *w, int family,
 	return fd;
 }
 
+/* Put the egress guard on the workload's interfaces (from inside its netns). */
+static int guard_interfaces(struct enforcer *e, struct workload *w, char *err,
+			    size_t errlen)
+{
+	int n;
+
+	json_decref(w->guarded);
+	w->guarded = json_array();
+	if (setns(w->netns_fd, CLONE_NEWNET) == -1) {
+		snprintf(err, errlen, "setns %s: %s", w->cfg->netns,
+			 strerror(errno));
+		return -errno;
+	}
+	n = bridle_bpf_guard_interfaces(e->bpf, w->guarded, err, errlen);
+	/* IPv6 link-local destinations need an interface, which connect()
+	 * does not pass to the hooks: with exactly one, it is that one. */
+	w->link_scope = json_array_size(w->guarded) == 1 ?
+				if_nametoindex(json_string_value(
+					json_array_get(w->guarded, 0))) :
+				0;
+	if (setns(e->self_netns_fd, CLONE_NEWNET) == -1) {
+		log_msg(LOG_ERROR, "fatal",
+			"cannot return to own network namespace: %s",
+			strerror(errno));
+		abort();
+	}
+	return n;
+}
+
 /* Read our own cgroup (v2 line "0::/path") so we never enroll ourselves. */
 static int self_cgroup(char *out, size_t outlen)
 {
@@ -192,6 +221,11 @@ static int enroll_one(struct enforcer *e, struct workload *w,
 	} else {
 		loop_add(e->loop, &w->listen6.watch, fd, EPOLLIN,
 			 session_on_listen);
+	}
+	ret = guard_interfaces(e, w, err, sizeof(err));
+	if (ret < 0) {
+		snprintf(w->error, sizeof(w->error), "%s", err);
+		return ret;
 	}
 	pc.pod_id = w->pod_id;
 	pc.flags = BRIDLE_POD_READY;

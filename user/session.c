@@ -504,6 +504,18 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 	struct session *s;
 	socklen_t sl;
 	int family = keys_orig_sockaddr(o, &ss, &sl), ufd;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+	if (family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) {
+		if (!w->link_scope) {
+			refuse(e, fd, sum,
+			       "IPv6 link-local destination, and the workload "
+			       "has several interfaces: the agent's choice "
+			       "is not visible to bridle");
+			return;
+		}
+		sin6->sin6_scope_id = w->link_scope;
+	}
 
 	s = calloc(1, sizeof(*s));
 	if (!s) {

@@ -41,6 +41,16 @@ int bridle_bpf_attach(struct bridle_bpf *b, const char *path,
 int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
 			    size_t errlen);
 
+/*
+ * Attach the egress guard to every non-loopback interface of the network
+ * namespace the calling thread is in (replacing an older guard), adding
+ * each interface name to @names. Returns the number guarded or -errno.
+ */
+#define BRIDLE_TC_HANDLE 0xb1d1
+#define BRIDLE_TC_PRIORITY 0xb1d
+int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names,
+				char *err, size_t errlen);
+
 int bridle_bpf_pod_set(struct bridle_bpf *b, uint64_t netns_cookie,
 		       const struct bridle_pod_cfg *cfg);
 int bridle_bpf_pod_del(struct bridle_bpf *b, uint64_t netns_cookie);
@@ -60,6 +70,7 @@ const char *bridle_bpf_counter_name(int idx);
 
 /* Whether packet and other non-inet sockets are refused (needs bpf LSM). */
 bool bridle_bpf_has_lsm(const struct bridle_bpf *b);
+const char *bridle_bpf_lsm_error(const struct bridle_bpf *b);
 
 /* Kernel refusal events: an fd to poll, and a drain that calls @cb. */
 typedef void (*bridle_event_cb)(void *ctx, const struct bridle_event *ev);

@@ -16,6 +16,8 @@
 #define BRIDLE_MAX_TUPLES 65536
 #define BRIDLE_MAX_RESOLVERS 64
 #define BRIDLE_EVENTS_BYTES (256 * 1024)
+#define BRIDLE_MAX_CGROUPS 4096
+#define BRIDLE_CGROUP_MAX_DEPTH 32
 
 #define BRIDLE_AF_INET 2
 #define BRIDLE_AF_INET6 10
@@ -70,6 +72,7 @@ enum bridle_event_kind {
 	BRIDLE_EV_SOCK_DENIED = 3,
 	BRIDLE_EV_SELF_CONNECT = 4, /* connect to the enforcer's listener port */
 	BRIDLE_EV_BIND_DENIED = 5,
+	BRIDLE_EV_FRAME_DROPPED = 6, /* tc guard: a frame that bypassed the hooks */
 };
 
 struct bridle_event {
@@ -96,6 +99,7 @@ enum bridle_counter {
 	BRIDLE_CNT_TUPLE_RECORDED,
 	BRIDLE_CNT_NO_ORIG,
 	BRIDLE_CNT_BIND_DENIED,
+	BRIDLE_CNT_FRAME_DROPPED,
 	BRIDLE_CNT_MAX,
 };
 

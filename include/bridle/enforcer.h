@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <jansson.h>
 
 #include "bridle/bpf.h"
 #include "bridle/config.h"
@@ -34,6 +35,8 @@ struct workload {
 	int netns_fd;
 	struct listener listen4, listen6; /* 127.0.0.1 and ::1 */
 	bool ready;
+	json_t *guarded;                   /* interfaces with the egress guard */
+	uint32_t link_scope;               /* the only interface, 0 if several */
 	char error[256];                   /* why it is not ready */
 	uint64_t accepted, refused;
 };
