@@ -28,15 +28,14 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
-int enroll_socket_in(struct enforcer *e, struct workload *w, int family,
-		     int type)
+/* Enter @w's network namespace; netns_leave() must follow. */
+static int netns_enter(struct workload *w)
 {
-	int fd, err;
+	return setns(w->netns_fd, CLONE_NEWNET) == -1 ? -errno : 0;
+}
 
-	if (setns(w->netns_fd, CLONE_NEWNET) == -1)
-		return -errno;
-	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	err = errno;
+static void netns_leave(struct enforcer *e)
+{
 	if (setns(e->self_netns_fd, CLONE_NEWNET) == -1) {
 		/* Staying in a workload's namespace would be worse than dying. */
 		log_msg(LOG_ERROR, "fatal",
@@ -44,6 +43,18 @@ int enroll_socket_in(struct enforcer *e, struct workload *w, int family,
 			strerror(errno));
 		abort();
 	}
+}
+
+int enroll_socket_in(struct enforcer *e, struct workload *w, int family,
+		     int type)
+{
+	int fd, err = netns_enter(w);
+
+	if (err)
+		return err;
+	fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	err = errno;
+	netns_leave(e);
 	return fd == -1 ? -err : fd;
 }
 
@@ -119,10 +130,11 @@ static int guard_interfaces(struct enforcer *e, struct workload *w, char *err,
 
 	json_decref(w->guarded);
 	w->guarded = json_array();
-	if (setns(w->netns_fd, CLONE_NEWNET) == -1) {
+	n = netns_enter(w);
+	if (n) {
 		snprintf(err, errlen, "setns %s: %s", w->cfg->netns,
-			 strerror(errno));
-		return -errno;
+			 strerror(-n));
+		return n;
 	}
 	n = bridle_bpf_guard_interfaces(e->bpf, w->guarded, err, errlen);
 	/* IPv6 link-local destinations need an interface, which connect()
@@ -131,12 +143,7 @@ static int guard_interfaces(struct enforcer *e, struct workload *w, char *err,
 				if_nametoindex(json_string_value(
 					json_array_get(w->guarded, 0))) :
 				0;
-	if (setns(e->self_netns_fd, CLONE_NEWNET) == -1) {
-		log_msg(LOG_ERROR, "fatal",
-			"cannot return to own network namespace: %s",
-			strerror(errno));
-		abort();
-	}
+	netns_leave(e);
 	return n;
 }
 
