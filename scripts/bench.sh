@@ -7,12 +7,14 @@
 #   direct       client in the pod netns, NOT in the enrolled cgroup
 #   bridle       client in the enrolled cgroup (scripts/podexec): its connect
 #                is redirected to bridle's listener in the pod netns, and
-#                bridle relays to the server (default config)
+#                bridle relays to the server (default config: no "relay" or
+#                "buffer_size" key)
 #   haproxy      Debian haproxy, TCP mode, in the pod netns on 127.0.0.1,
 #                client not in the cgroup: the classic userspace proxy hop
 #   bridle-256k  like bridle, "buffer_size": 262144 (its own pod + instance)
 #   bridle-copy  like bridle, "relay": "copy" (the buffer path protocol
 #                modules use; its own pod + instance)
+#   bridle-splice  like bridle, "relay": "splice" (not in the default list)
 #
 # Tests (tests/tools/tcpbench.c): throughput with 1 and 4 connections,
 # 64-byte ping-pong latency on one connection (twice: as is, and with every
@@ -135,12 +137,13 @@ RAW=$WORK/raw.jsonl
 declare -A POD_OF=([direct]=0 [bridle]=0 [haproxy]=0)
 declare -A BRIDLE_EXTRA=([bridle]='' \
 	[bridle-256k]='"buffer_size": 262144,' \
-	[bridle-copy]='"relay": "copy",')
+	[bridle-copy]='"relay": "copy",' \
+	[bridle-splice]='"relay": "splice",')
 NPODS=1
 for v in $VARIANTS; do
 	case $v in
 	direct | bridle | haproxy) ;;
-	bridle-256k | bridle-copy)
+	bridle-256k | bridle-copy | bridle-splice)
 		POD_OF[$v]=$NPODS
 		NPODS=$((NPODS + 1))
 		;;
@@ -458,10 +461,11 @@ meta = {
     "loadavg_after": os.environ["BENCH_LOAD1"],
     "variants": {
         "direct": "client in pod netns, not enrolled",
-        "bridle": "bridle defaults (relay splice, buffer_size 65536)",
+        "bridle": "bridle, default config (no relay or buffer_size key)",
         "haproxy": "haproxy TCP mode in pod netns on 127.0.0.1",
         "bridle-256k": "bridle, buffer_size 262144",
-        "bridle-copy": "bridle, relay copy (buffer_size 65536)",
+        "bridle-copy": "bridle, relay copy",
+        "bridle-splice": "bridle, relay splice",
     },
 }
 out = os.environ["BENCH_OUT"]
@@ -525,9 +529,10 @@ for v in variants:
             "{:.4g}".format(x) for x in xs)))
 
 text = "\n".join([
-    "machine: {} CPUs, {}, kernel {}; bridle {}; haproxy {} ({} threads)".format(
+    "machine: {} CPUs, {}, kernel {}; bridle {}; haproxy {}".format(
         meta["nproc"], meta["cpu"], meta["kernel"], meta["bridle_commit"],
-        meta["haproxy"], meta["haproxy_threads"] or "not run"),
+        "{} ({} threads)".format(meta["haproxy"], meta["haproxy_threads"])
+        if meta["haproxy_threads"] else "not run"),
     "load average before/after (after includes the benchmark): {} / {}; measuring took {} s".format(
         meta["loadavg_before"], meta["loadavg_after"], meta["measure_seconds"]),
     "",
