@@ -90,5 +90,5 @@ echo
 echo "admin API access log (must be empty):"
 grep -c 'GET' /run/bridle-demo/admin.log || true
 
-step "bridle log (JSON lines)"
-grep -E '"event":"(decision|close)"' /run/bridle-demo/bridle.log || true
+step "session log (/run/bridle-demo/log/sessions.jsonl)"
+cat /run/bridle-demo/log/sessions.jsonl

@@ -26,6 +26,11 @@ void log_set_level(enum log_level level)
 	log_min = level;
 }
 
+bool log_enabled(enum log_level level)
+{
+	return level >= log_min;
+}
+
 void log_timestamp(char *buf, size_t len)
 {
 	struct timeval tv;

@@ -158,7 +158,8 @@ static ssize_t relay_write(struct relay *r, int dst)
  * Move bytes from @src to @dst through @r. @can_read says @src reported
  * readiness. Returns 0, or -errno on a hard error of either socket.
  */
-static int flow(int src, int dst, struct relay *r, bool can_read)
+static int flow(int src, int dst, struct relay *r, bool can_read,
+		bool other_done)
 {
 	if (can_read && !r->eof) {
 		ssize_t n = relay_read(r, src);
@@ -185,7 +186,10 @@ static int flow(int src, int dst, struct relay *r, bool can_read)
 			iobuf_release(&r->buf);
 	}
 	if (r->eof && relay_pending(r) == 0 && !r->shut) {
-		shutdown(dst, SHUT_WR);
+		/* When the other direction is done too, the session closes
+		 * now and close() sends the FIN. */
+		if (!other_done)
+			shutdown(dst, SHUT_WR);
 		r->shut = true;
 	}
 	return 0;
@@ -251,10 +255,14 @@ static json_t *summary_json(const struct session_summary *s)
 	return j;
 }
 
-/* One line in the session log, and the same on stderr. */
+/*
+ * One line in the session log. Refusals also go to stderr as warnings;
+ * allowed sessions only at debug level, since the session log has them.
+ */
 static void session_log(struct enforcer *e, const char *event,
 			const struct session_summary *s)
 {
+	bool denied = strcmp(s->action, "deny") == 0;
 	json_t *j = summary_json(s);
 	char ts[40], *text;
 
@@ -272,10 +280,13 @@ static void session_log(struct enforcer *e, const char *event,
 				strerror(errno));
 	}
 	free(text);
+	if (!denied && !log_enabled(LOG_DEBUG)) {
+		json_decref(j);
+		return;
+	}
 	json_object_del(j, "ts");
 	json_object_del(j, "event");
-	log_json(strcmp(s->action, "deny") == 0 ? LOG_WARN : LOG_INFO, event,
-		 j);
+	log_json(denied ? LOG_WARN : LOG_DEBUG, event, j);
 }
 
 static void remember(struct enforcer *e, const struct session_summary *s)
@@ -317,10 +328,8 @@ static void session_close(struct session *s, const char *reason, bool reset)
 	if (s->closed)
 		return;
 	s->closed = true;
-	if (s->down_registered)
-		loop_del(e->loop, &s->down);
-	if (s->up_registered)
-		loop_del(e->loop, &s->up);
+	/* No EPOLL_CTL_DEL: closing the only reference removes the fd from
+	 * the epoll set, and events already fetched see s->closed. */
 	if (reset) {
 		close_rst(s->down.fd);
 		if (s->up.fd >= 0)
@@ -412,13 +421,15 @@ static void session_pump(struct session *s, bool down_ready, bool up_ready)
 {
 	int ret;
 
-	ret = flow(s->down.fd, s->up.fd, &s->to_up, down_ready);
+	ret = flow(s->down.fd, s->up.fd, &s->to_up, down_ready,
+		   s->to_down.shut);
 	if (ret) {
 		session_close(s, errno_reason(-ret, "relay to destination"),
 			      true);
 		return;
 	}
-	ret = flow(s->up.fd, s->down.fd, &s->to_down, up_ready);
+	ret = flow(s->up.fd, s->down.fd, &s->to_down, up_ready,
+		   s->to_up.shut);
 	if (ret) {
 		session_close(s, errno_reason(-ret, "relay to agent"), true);
 		return;

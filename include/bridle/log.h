@@ -6,11 +6,13 @@
 #ifndef BRIDLE_LOG_H
 #define BRIDLE_LOG_H
 
+#include <stdbool.h>
 #include <jansson.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 void log_set_level(enum log_level level);
+bool log_enabled(enum log_level level);
 
 /* Log @event with @fields (may be NULL). Takes ownership of @fields. */
 void log_json(enum log_level level, const char *event, json_t *fields);
