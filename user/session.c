@@ -263,13 +263,15 @@ static void session_log(struct enforcer *e, const char *event,
 			const struct session_summary *s)
 {
 	bool denied = strcmp(s->action, "deny") == 0;
-	json_t *j = summary_json(s);
+	json_t *j = summary_json(s), *line = json_object();
 	char ts[40], *text;
 
 	log_timestamp(ts, sizeof(ts));
-	json_object_set_new(j, "event", json_string(event));
-	json_object_set_new(j, "ts", json_string(ts));
-	text = json_dumps(j, JSON_COMPACT);
+	json_object_set_new(line, "ts", json_string(ts));
+	json_object_set_new(line, "event", json_string(event));
+	json_object_update(line, j);
+	text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(line);
 	if (text && e->session_log_fd >= 0) {
 		size_t n = strlen(text);
 
@@ -284,8 +286,6 @@ static void session_log(struct enforcer *e, const char *event,
 		json_decref(j);
 		return;
 	}
-	json_object_del(j, "ts");
-	json_object_del(j, "event");
 	log_json(denied ? LOG_WARN : LOG_DEBUG, event, j);
 }
 
