@@ -5,6 +5,7 @@
  * cgroup is updated in place with the new program, which is atomic in the
  * kernel; links are never detached by a restart.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -35,6 +36,7 @@ struct bridle_bpf {
 	char pin_dir[PATH_MAX];
 	bool lsm; /* the lsm_cgroup program is loaded */
 	int lsm_err; /* why not, when it is not */
+	int retired_maps; /* pinned maps set aside as incompatible */
 	struct bpf_link *links[MAX_LINKS];
 	int nlinks;
 };
@@ -97,6 +99,78 @@ static int on_event(void *ctx, void *data, size_t len)
 	return 0;
 }
 
+/*
+ * Before an upgrade loads its maps, set aside each pinned map whose shape
+ * differs from the new object's (type, key, value, entries, flags): libbpf
+ * would refuse to reuse it. Compatible maps are reused, so the state the
+ * running programs see (pod_cfg, original destinations) carries over. The
+ * set-aside pins move to <pin_dir>/retired and are removed once the new
+ * programs are attached (bridle_bpf_drop_retired); until then the old
+ * programs keep their old maps and keep refusing or redirecting.
+ */
+static int retire_incompatible_maps(struct bpf_object *obj,
+				    const char *pin_dir, int *retired)
+{
+	char maps[PATH_MAX], old_dir[PATH_MAX];
+	struct bpf_map *map;
+
+	*retired = 0;
+	snprintf(maps, sizeof(maps), "%s/maps", pin_dir);
+	snprintf(old_dir, sizeof(old_dir), "%s/retired", pin_dir);
+	bpf_object__for_each_map(map, obj) {
+		struct bpf_map_info info = {};
+		__u32 len = sizeof(info);
+		char pin[PATH_MAX], to[PATH_MAX];
+		int fd;
+
+		if (bpf_map__is_internal(map))
+			continue;
+		snprintf(pin, sizeof(pin), "%s/%s", maps, bpf_map__name(map));
+		fd = bpf_obj_get(pin);
+		if (fd < 0)
+			continue; /* not pinned yet: libbpf creates it */
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+		    info.type == bpf_map__type(map) &&
+		    info.key_size == bpf_map__key_size(map) &&
+		    info.value_size == bpf_map__value_size(map) &&
+		    info.max_entries == bpf_map__max_entries(map) &&
+		    info.map_flags == bpf_map__map_flags(map)) {
+			close(fd);
+			continue;
+		}
+		close(fd);
+		if (mkdir(old_dir, 0700) == -1 && errno != EEXIST)
+			return -errno;
+		/* bpffs reserves "." in names. */
+		snprintf(to, sizeof(to), "%s/%s-%d", old_dir,
+			 bpf_map__name(map), (int)getpid());
+		if (rename(pin, to) == -1)
+			return -errno;
+		(*retired)++;
+	}
+	return 0;
+}
+
+void bridle_bpf_drop_retired(const char *pin_dir)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/retired", pin_dir);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
 int bridle_bpf_open(const char *pin_dir, struct bridle_bpf **out, char *err,
 		    size_t errlen)
 {
@@ -139,6 +213,17 @@ int bridle_bpf_open(const char *pin_dir, struct bridle_bpf **out, char *err,
 		if (!b->lsm)
 			bpf_program__set_autoload(
 				b->skel->progs.bridle_lsm_socket_create, false);
+		if (attempt == 0) {
+			ret = retire_incompatible_maps(b->skel->obj, pin_dir,
+						       &b->retired_maps);
+			if (ret) {
+				snprintf(err, errlen,
+					 "cannot set aside incompatible pinned "
+					 "maps in %s: %s",
+					 maps_dir, strerror(-ret));
+				goto fail;
+			}
+		}
 		ret = redirect_bpf__load(b->skel);
 		if (ret == 0)
 			break;
@@ -149,10 +234,8 @@ int bridle_bpf_open(const char *pin_dir, struct bridle_bpf **out, char *err,
 	if (ret) {
 		snprintf(err, errlen,
 			 "cannot load BPF programs: %s (run with "
-			 "BRIDLE_LIBBPF_VERBOSE=1 for the verifier log; a "
-			 "pinned map in %s from an incompatible version must "
-			 "be removed first)",
-			 strerror(-ret), maps_dir);
+			 "BRIDLE_LIBBPF_VERBOSE=1 for the libbpf log)",
+			 strerror(-ret));
 		goto fail;
 	}
 	b->events = ring_buffer__new(bpf_map__fd(b->skel->maps.bridle_events),
@@ -478,6 +561,11 @@ int bridle_bpf_counters(struct bridle_bpf *b, uint64_t out[BRIDLE_CNT_MAX])
 bool bridle_bpf_has_lsm(const struct bridle_bpf *b)
 {
 	return b->lsm;
+}
+
+int bridle_bpf_retired_maps(const struct bridle_bpf *b)
+{
+	return b->retired_maps;
 }
 
 const char *bridle_bpf_lsm_error(const struct bridle_bpf *b)

@@ -302,6 +302,15 @@ int run_enforcer(const char *config_path)
 		log_msg(LOG_ERROR, "enroll", "%s", strerror(-ready));
 		goto out;
 	}
+	if (bridle_bpf_retired_maps(e.bpf))
+		log_json(LOG_WARN, "maps_replaced",
+			 json_pack("{s:i,s:s}", "maps",
+				   bridle_bpf_retired_maps(e.bpf), "reason",
+				   "pinned maps of an incompatible version were "
+				   "replaced; the old ones are removed now that "
+				   "the new programs are attached"));
+	/* Attached everywhere (or failed closed): old maps are unused. */
+	bridle_bpf_drop_retired(e.cfg->pin_dir);
 	loop_add_tick(e.loop, TICK_MS, session_tick, &e);
 	loop_set_after(e.loop, session_reap, &e);
 	log_json(LOG_INFO, "started",

@@ -24,6 +24,11 @@ int bridle_bpf_open(const char *pin_dir, struct bridle_bpf **out, char *err,
 		    size_t errlen);
 void bridle_bpf_close(struct bridle_bpf *b);
 
+/* Pinned maps an upgrade set aside as incompatible, and their removal
+ * once the new programs are attached everywhere. */
+int bridle_bpf_retired_maps(const struct bridle_bpf *b);
+void bridle_bpf_drop_retired(const char *pin_dir);
+
 /* The cgroup id (kernfs node id) of the cgroup directory @path. */
 int bridle_cgroup_id(const char *path, uint64_t *id);
 

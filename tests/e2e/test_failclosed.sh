@@ -241,4 +241,35 @@ t_listener_spoofing() {
 	assert_eq "$out" "EPERM bind" "agent bind 127.0.0.1:15001 after kill -9"
 }
 
+
+# An upgrade whose maps changed shape: a pinned map the new programs cannot
+# reuse is set aside, the links are updated in place (never detached), and
+# the old pin is removed once the new programs are attached. Simulated by
+# replacing the pinned counters map with one of another size while bridle
+# is down; the pod stays closed throughout.
+t_upgrade_incompatible_map() {
+	setup_std
+	bridle_start
+	local out pins
+	out=$(pod "$POD" "$TOOLS/peer" -s v1 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" v1 "before the upgrade: echo"
+	bridle_stop KILL
+	rm -f "$PIN/maps/bridle_counters"
+	bpftool map create "$PIN/maps/bridle_counters" type percpu_array key 4 value 8 \
+		entries 3 name bridle_counters || fail "cannot pin the stand-in map"
+	out=$(pod "$POD" "$TOOLS/peer" -s gap 10.77.0.1 7)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "between the versions: connect"
+	bridle_start
+	grep -q '"event":"maps_replaced"' "$BRIDLE_LOG" || fail "no maps_replaced event"
+	[ ! -e "$PIN/retired" ] || fail "retired maps left in $PIN/retired: $(ls "$PIN/retired")"
+	out=$(pod "$POD" "$TOOLS/peer" -s v2 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" v2 "after the upgrade: echo"
+	out=$(pod "$POD" "$TOOLS/peer" -s v2 10.77.0.1 9)
+	assert_eq "$(kv result "$out")" ECONNRESET "after the upgrade: denied"
+	assert_match "$(status_json | jq -r .kernel_counters.redirected)" '^[1-9]' \
+		"counters work with the new map"
+	pins=$(bpftool link show 2>/dev/null | grep -c "cgroup_id $(stat -c %i "$AGENT_CG" 2>/dev/null)" || true)
+	note "links on the agent cgroup after the upgrade: $pins"
+}
+
 e2e_main "$@"
