@@ -23,6 +23,7 @@
 #include "bridle/session.h"
 
 #define TICK_MS 100
+#define RESCAN_MS 2000
 
 static const char *const event_kinds[] = {
 	[BRIDLE_EV_NOT_READY] = "workload not ready",
@@ -312,6 +313,7 @@ int run_enforcer(const char *config_path)
 	/* Attached everywhere (or failed closed): old maps are unused. */
 	bridle_bpf_drop_retired(e.cfg->pin_dir);
 	loop_add_tick(e.loop, TICK_MS, session_tick, &e);
+	loop_add_tick(e.loop, RESCAN_MS, enroll_rescan, &e);
 	loop_set_after(e.loop, session_reap, &e);
 	log_json(LOG_INFO, "started",
 		 json_pack("{s:s,s:i,s:i,s:i,s:s}", "config", config_path,

@@ -147,6 +147,73 @@ static int guard_interfaces(struct enforcer *e, struct workload *w, char *err,
 	return n;
 }
 
+/* Non-loopback interface names of @w's netns, or NULL. */
+static json_t *interface_names(struct enforcer *e, struct workload *w)
+{
+	struct if_nameindex *ifs, *i;
+	json_t *names;
+	int sock;
+
+	if (netns_enter(w))
+		return NULL;
+	ifs = if_nameindex();
+	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	netns_leave(e);
+	if (!ifs || sock == -1) {
+		if (ifs)
+			if_freenameindex(ifs);
+		if (sock != -1)
+			close(sock);
+		return NULL;
+	}
+	names = json_array();
+	for (i = ifs; i->if_index; i++) {
+		struct ifreq ifr = {};
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", i->if_name);
+		if (ioctl(sock, SIOCGIFFLAGS, &ifr) == 0 &&
+		    (ifr.ifr_flags & IFF_LOOPBACK))
+			continue;
+		json_array_append_new(names, json_string(i->if_name));
+	}
+	if_freenameindex(ifs);
+	close(sock);
+	return names;
+}
+
+void enroll_rescan(void *arg)
+{
+	struct enforcer *e = arg;
+
+	for (size_t k = 0; k < e->cfg->nworkloads; k++) {
+		struct workload *w = &e->workloads[k];
+		json_t *now;
+		char err[256];
+
+		if (!w->ready)
+			continue;
+		now = interface_names(e, w);
+		if (!now || json_equal(now, w->guarded)) {
+			json_decref(now);
+			continue;
+		}
+		json_decref(now);
+		if (guard_interfaces(e, w, err, sizeof(err)) < 0) {
+			/* An unguarded interface is a way around: close the pod. */
+			bridle_bpf_pod_del(e->bpf, w->netns_cookie);
+			w->ready = false;
+			snprintf(w->error, sizeof(w->error), "%s", err);
+			log_json(LOG_ERROR, "workload_not_ready",
+				 json_pack("{s:s,s:s}", "workload",
+					   w->cfg->name, "error", err));
+			continue;
+		}
+		log_json(LOG_INFO, "interfaces_guarded",
+			 json_pack("{s:s,s:O}", "workload", w->cfg->name,
+				   "interfaces", w->guarded));
+	}
+}
+
 /* Read our own cgroup (v2 line "0::/path") so we never enroll ourselves. */
 static int self_cgroup(char *out, size_t outlen)
 {

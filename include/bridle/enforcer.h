@@ -69,6 +69,8 @@ struct enforcer {
 int enroll_all(struct enforcer *e);
 void enroll_stop_listening(struct enforcer *e);
 void enroll_mark_unready(struct enforcer *e);
+/* Tick: put the egress guard on interfaces that appeared in a workload. */
+void enroll_rescan(void *enforcer);
 /* Create a socket of @family/@type inside @w's network namespace. */
 int enroll_socket_in(struct enforcer *e, struct workload *w, int family,
 		     int type);

@@ -243,4 +243,26 @@ t_outside_untouched() {
 	assert_eq "$(sessions_json | jq length)" $((n0 + 1)) "bridle sessions after the pod's connect"
 }
 
+# An interface added to the pod after enrollment (a second network, say) is
+# guarded within a few seconds: a packet-socket datagram sent through it
+# from the pod never arrives.
+t_new_interface_guarded() {
+	setup_std
+	bridle_start
+	link_ns "$SVC" "$POD" 1 10.78.0.1/24 10.78.0.2/24
+	start_server udp "$SVC" -u 10.78.0.1:5353 -g "u:"
+	wait_until 5 sh -c "$BRIDLE status --json --socket $W/control.sock | jq -e '.workloads[0].guarded_interfaces | index(\"v$$1b\")' >/dev/null" ||
+		fail "the new interface v$$1b was not guarded: $(status_json | jq -c .workloads[0].guarded_interfaces)"
+	local mac
+	mac=$(ip -n "$SVC" -j link show "v$$1a" | jq -r '.[0].address')
+	pod "$POD" "$TOOLS/sockcheck" packet-udp "v$$1b" "$mac" 10.78.0.2 10.78.0.1 5353 bypass >/dev/null
+	sleep 0.3
+	if grep -q 'udp 10.78.0.1:5353' "$W/udp.log"; then
+		fail "a packet-socket datagram through the new interface reached the server"
+	fi
+	outside "$POD" "$TOOLS/sockcheck" packet-udp "v$$1b" "$mac" 10.78.0.2 10.78.0.1 5353 bypass >/dev/null
+	wait_until 3 grep -q 'udp 10.78.0.1:5353' "$W/udp.log" ||
+		fail "control: the datagram from outside the cgroup did not arrive"
+}
+
 e2e_main "$@"
