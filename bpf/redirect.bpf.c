@@ -338,7 +338,8 @@ int bridle_sockops(struct bpf_sock_ops *skops)
 			key.addr[1] = key.addr[2] = key.addr[3] = 0;
 		}
 	}
-	if (bpf_map_update_elem(&bridle_orig_by_tuple, &key, orig, BPF_ANY) == 0)
+	if (bpf_map_update_elem(&bridle_orig_by_tuple, &key, orig, BPF_ANY) ==
+	    0)
 		bridle_count(BRIDLE_CNT_TUPLE_RECORDED);
 	return 1;
 }

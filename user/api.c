@@ -44,8 +44,8 @@ static void api_reply(struct api_conn *c, json_t *reply)
 	setsockopt(c->watch.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	while (off < len) {
 		struct pollfd p = { .fd = c->watch.fd, .events = POLLOUT };
-		ssize_t n = send(c->watch.fd, text + off, len - off,
-				 MSG_NOSIGNAL);
+		ssize_t n =
+			send(c->watch.fd, text + off, len - off, MSG_NOSIGNAL);
 
 		if (n > 0) {
 			off += (size_t)n;

@@ -5,21 +5,21 @@
  * cgroup is updated in place with the new program, which is atomic in the
  * kernel; links are never detached by a restart.
  */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
 #include "bridle/bpf.h"
 #include "bridle/config.h"
@@ -108,8 +108,8 @@ static int on_event(void *ctx, void *data, size_t len)
  * programs are attached (bridle_bpf_drop_retired); until then the old
  * programs keep their old maps and keep refusing or redirecting.
  */
-static int retire_incompatible_maps(struct bpf_object *obj,
-				    const char *pin_dir, int *retired)
+static int retire_incompatible_maps(struct bpf_object *obj, const char *pin_dir,
+				    int *retired)
 {
 	char maps[PATH_MAX], old_dir[PATH_MAX];
 	struct bpf_map *map;
@@ -200,7 +200,7 @@ int bridle_bpf_open(const char *pin_dir, struct bridle_bpf **out, char *err,
 	snprintf(b->pin_dir, sizeof(b->pin_dir), "%s", pin_dir);
 	opts.pin_root_path = maps_dir;
 	/* Second attempt without the LSM program, for kernels whose active
-	 * LSMs do not include bpf. */
+   * LSMs do not include bpf. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		b->skel = redirect_bpf__open_opts(&opts);
 		if (!b->skel) {
@@ -358,8 +358,9 @@ int bridle_bpf_attach(struct bridle_bpf *b, const char *path,
 	{
 		__u8 one = 1;
 
-		if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.bridle_cgroups),
-					cgroup_id, &one, BPF_ANY)) {
+		if (bpf_map_update_elem(
+			    bpf_map__fd(b->skel->maps.bridle_cgroups),
+			    cgroup_id, &one, BPF_ANY)) {
 			ret = -errno;
 			snprintf(err, errlen, "cannot record cgroup %s: %s",
 				 path, strerror(-ret));
@@ -372,8 +373,8 @@ out:
 	return ret;
 }
 
-int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names,
-				char *err, size_t errlen)
+int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names, char *err,
+				size_t errlen)
 {
 	struct if_nameindex *ifs = if_nameindex(), *i;
 	int prog_fd = bpf_program__fd(b->skel->progs.bridle_tc_egress);
@@ -426,12 +427,18 @@ int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names,
 int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
 			    size_t errlen)
 {
-	static const char *const progs[] = {
-		"bridle_connect4",     "bridle_connect6",     "bridle_sendmsg4",
-		"bridle_sendmsg6",     "bridle_getpeername4", "bridle_getpeername6",
-		"bridle_bind4",	       "bridle_bind6",	      "bridle_sockops",
-		"bridle_sock_create",  "bridle_lsm_socket_create", NULL
-	};
+	static const char *const progs[] = { "bridle_connect4",
+					     "bridle_connect6",
+					     "bridle_sendmsg4",
+					     "bridle_sendmsg6",
+					     "bridle_getpeername4",
+					     "bridle_getpeername6",
+					     "bridle_bind4",
+					     "bridle_bind6",
+					     "bridle_sockops",
+					     "bridle_sock_create",
+					     "bridle_lsm_socket_create",
+					     NULL };
 	char dir[PATH_MAX], pin[PATH_MAX];
 	uint64_t id;
 	int ret = bridle_cgroup_id(path, &id);
@@ -476,7 +483,7 @@ int bridle_bpf_pod_set(struct bridle_bpf *b, uint64_t netns_cookie,
 	int fd = bpf_map__fd(b->skel->maps.bridle_pod_cfg);
 
 	return bpf_map_update_elem(fd, &netns_cookie, cfg, BPF_ANY) ? -errno :
-								       0;
+								      0;
 }
 
 int bridle_bpf_pod_del(struct bridle_bpf *b, uint64_t netns_cookie)

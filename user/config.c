@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include "bridle/config.h"
 
@@ -64,6 +65,16 @@ void config_free(struct config *c)
 	free(c);
 }
 
+uint32_t config_default_workers(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > CONFIG_AUTO_WORKERS_MAX ? CONFIG_AUTO_WORKERS_MAX :
+					     (uint32_t)n;
+}
+
 bool config_same_workloads(const struct config *a, const struct config *b)
 {
 	if (a->listen_port != b->listen_port || a->nworkloads != b->nworkloads)
@@ -73,7 +84,8 @@ bool config_same_workloads(const struct config *a, const struct config *b)
 					     *y = &b->workloads[i];
 
 		if (strcmp(x->name, y->name) || strcmp(x->cgroup, y->cgroup) ||
-		    strcmp(x->netns, y->netns) || !json_equal(x->labels, y->labels))
+		    strcmp(x->netns, y->netns) ||
+		    !json_equal(x->labels, y->labels))
 			return false;
 	}
 	return true;
@@ -274,17 +286,21 @@ static struct config *config_from_json(json_t *root, const char *name,
 				       size_t errlen)
 {
 	static const char *const keys[] = {
-		"listen_port",	    "control_socket",  "log_dir",
-		"bpf_pin_dir",	    "dns_resolvers",   "workloads",
-		"policy",	    "connect_timeout_ms", "idle_timeout_ms",
-		"drain_timeout_ms", "buffer_size",	   "max_sessions",
-		"recent_sessions",  "relay",		   NULL
+		"listen_port",	   "control_socket",
+		"log_dir",	   "bpf_pin_dir",
+		"dns_resolvers",   "workloads",
+		"policy",	   "connect_timeout_ms",
+		"idle_timeout_ms", "drain_timeout_ms",
+		"buffer_size",	   "max_sessions",
+		"recent_sessions", "relay",
+		"workers",	   NULL
 	};
 	const char *control = "/run/bridle/control.sock";
-	const char *log_dir = "/var/lib/bridle", *pin_dir = "/sys/fs/bpf/bridle";
+	const char *log_dir = "/var/lib/bridle",
+		   *pin_dir = "/sys/fs/bpf/bridle";
 	const char *relay = "auto";
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
-		 bufsz = 65536, maxs = 10000, recent = 256;
+		 bufsz = 65536, maxs = 10000, recent = 256, workers = 0;
 	struct config *c;
 	json_t *wl;
 	struct jv v;
@@ -318,6 +334,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_uint(&v, root, "buffer_size", false, 4096, 16 << 20, &bufsz) ||
 	    jv_uint(&v, root, "max_sessions", false, 1, 1000000, &maxs) ||
 	    jv_uint(&v, root, "recent_sessions", false, 0, 100000, &recent) ||
+	    jv_uint(&v, root, "workers", false, 1, CONFIG_MAX_WORKERS,
+		    &workers) ||
 	    jv_string(&v, root, "relay", false, &relay) ||
 	    parse_resolvers(&v, root, c))
 		goto fail;
@@ -354,8 +372,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 	if (json_array_size(wl)) {
 		size_t old = jv_push_key(&v, "workloads");
 
-		c->workloads = calloc(json_array_size(wl),
-				      sizeof(*c->workloads));
+		c->workloads =
+			calloc(json_array_size(wl), sizeof(*c->workloads));
 		if (!c->workloads)
 			goto fail;
 		for (size_t i = 0; i < json_array_size(wl); i++) {
@@ -382,6 +400,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 	c->buffer_size = (uint32_t)bufsz;
 	c->max_sessions = (uint32_t)maxs;
 	c->recent_sessions = (uint32_t)recent;
+	c->workers = (uint32_t)(workers ? workers : config_default_workers());
 	if (!c->path || !c->control_socket || !c->log_dir || !c->pin_dir) {
 		snprintf(err, errlen, "%s: out of memory", name);
 		goto fail;
@@ -392,8 +411,8 @@ fail:
 	return NULL;
 }
 
-struct config *config_load(const char *path, const char *cgroup_root,
-			   char *err, size_t errlen)
+struct config *config_load(const char *path, const char *cgroup_root, char *err,
+			   size_t errlen)
 {
 	struct config *c;
 	json_t *root = jv_load_file(path, err, errlen);

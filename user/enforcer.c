@@ -7,11 +7,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -27,11 +29,13 @@
 
 static const char *const event_kinds[] = {
 	[BRIDLE_EV_NOT_READY] = "workload not ready",
-	[BRIDLE_EV_UDP_DENIED] = "UDP to a destination that is not a DNS resolver",
+	[BRIDLE_EV_UDP_DENIED] =
+		"UDP to a destination that is not a DNS resolver",
 	[BRIDLE_EV_SOCK_DENIED] = "socket type not allowed",
 	[BRIDLE_EV_SELF_CONNECT] = "connect to the enforcer's own listener",
 	[BRIDLE_EV_BIND_DENIED] = "bind to the enforcer's listener port",
-	[BRIDLE_EV_FRAME_DROPPED] = "frame from a non-inet socket dropped on egress",
+	[BRIDLE_EV_FRAME_DROPPED] =
+		"frame from a non-inet socket dropped on egress",
 };
 
 static const char *workload_of_cgroup(struct enforcer *e, uint64_t cgid)
@@ -45,10 +49,11 @@ static const char *workload_of_cgroup(struct enforcer *e, uint64_t cgid)
 static void on_kernel_event(void *ctx, const struct bridle_event *ev)
 {
 	struct enforcer *e = ctx;
-	const char *kind = ev->kind < sizeof(event_kinds) / sizeof(*event_kinds) &&
-					   event_kinds[ev->kind] ?
-				   event_kinds[ev->kind] :
-				   "unknown";
+	const char *kind =
+		ev->kind < sizeof(event_kinds) / sizeof(*event_kinds) &&
+				event_kinds[ev->kind] ?
+			event_kinds[ev->kind] :
+			"unknown";
 	char dst[80];
 	json_t *j;
 
@@ -76,21 +81,124 @@ static void on_events(struct loop_watch *w, uint32_t events)
 	bridle_bpf_events_drain(e->bpf, on_kernel_event, e);
 }
 
+/* Worker side of a drain: stop listening, let sessions finish. */
+static void worker_on_wake(struct loop_watch *w, uint32_t events)
+{
+	struct worker *wk = container_of(w, struct worker, wake);
+	uint64_t v;
+
+	(void)events;
+	if (read(w->fd, &v, sizeof(v)) != sizeof(v) || wk->draining)
+		return;
+	wk->draining = true;
+	wk->drain_deadline_ms =
+		loop_now_ms(wk->loop) + wk->e->cfg->drain_timeout_ms;
+	enroll_stop_listening(wk);
+	if (wk->nsessions == 0)
+		loop_stop(wk->loop);
+}
+
+static void wake_worker(struct worker *wk)
+{
+	uint64_t one = 1;
+
+	if (wk->wake.fd >= 0 && write(wk->wake.fd, &one, sizeof(one)) == -1)
+		log_msg(LOG_ERROR, "worker", "cannot wake worker %d: %s",
+			wk->id, strerror(errno));
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+
+	if (loop_run(wk->loop))
+		log_msg(LOG_ERROR, "worker", "worker %d: event loop failed",
+			wk->id);
+	session_close_all(wk, "enforcer exit");
+	session_reap(wk);
+	__atomic_store_n(&wk->stopped, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Main tick: the control loop ends once every worker has drained. */
+static void watch_workers(void *arg)
+{
+	struct enforcer *e = arg;
+
+	if (!e->draining)
+		return;
+	for (uint32_t i = 0; i < e->cfg->workers; i++)
+		if (!__atomic_load_n(&e->workers[i].stopped, __ATOMIC_ACQUIRE))
+			return;
+	loop_stop(e->loop);
+}
+
 static void start_drain(struct enforcer *e, const char *why)
 {
 	if (e->draining)
 		return;
 	e->draining = true;
-	e->drain_deadline_ms = loop_now_ms(e->loop) + e->cfg->drain_timeout_ms;
-	/* Refuse new connects in the kernel, then stop listening. */
+	/* Refuse new connects in the kernel, then let workers drain. */
 	enroll_mark_unready(e);
-	enroll_stop_listening(e);
-	log_json(LOG_INFO, "draining",
-		 json_pack("{s:s,s:i,s:i}", "signal", why, "live_sessions",
-			   (int)e->nsessions, "timeout_ms",
-			   (int)e->cfg->drain_timeout_ms));
-	if (e->nsessions == 0)
-		loop_stop(e->loop);
+	log_json(
+		LOG_INFO, "draining",
+		json_pack("{s:s,s:i,s:i}", "signal", why, "live_sessions",
+			  (int)__atomic_load_n(&e->nsessions, __ATOMIC_RELAXED),
+			  "timeout_ms", (int)e->cfg->drain_timeout_ms));
+	for (uint32_t i = 0; i < e->cfg->workers; i++)
+		wake_worker(&e->workers[i]);
+}
+
+static int worker_init(struct enforcer *e, struct worker *wk, int id)
+{
+	int fd;
+
+	wk->e = e;
+	wk->id = id;
+	wk->spare_fd = -1;
+	wk->wake.fd = -1;
+	pthread_mutex_init(&wk->lock, NULL);
+	wk->loop = loop_new();
+	wk->listeners =
+		calloc(2 * (e->cfg->nworkloads + 1), sizeof(*wk->listeners));
+	if (!wk->loop || !wk->listeners)
+		return -ENOMEM;
+	for (size_t i = 0; i < 2 * e->cfg->nworkloads; i++)
+		wk->listeners[i].watch.fd = -1;
+	if (e->cfg->recent_sessions) {
+		wk->recent =
+			calloc(e->cfg->recent_sessions, sizeof(*wk->recent));
+		if (!wk->recent)
+			return -ENOMEM;
+	}
+	wk->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd == -1)
+		return -errno;
+	loop_add_tick(wk->loop, TICK_MS, session_tick, wk);
+	loop_set_after(wk->loop, session_reap, wk);
+	return loop_add(wk->loop, &wk->wake, fd, EPOLLIN, worker_on_wake);
+}
+
+static void worker_free(struct worker *wk)
+{
+	if (wk->started) {
+		loop_stop(wk->loop);
+		wake_worker(wk);
+		pthread_join(wk->thread, NULL);
+	}
+	if (wk->listeners)
+		enroll_stop_listening(wk);
+	session_close_all(wk, "enforcer exit");
+	session_reap(wk);
+	if (wk->wake.fd >= 0)
+		close(wk->wake.fd);
+	if (wk->spare_fd >= 0)
+		close(wk->spare_fd);
+	free(wk->listeners);
+	free(wk->recent);
+	loop_free(wk->loop);
+	pthread_mutex_destroy(&wk->lock);
 }
 
 int enforcer_reload(struct enforcer *e, char *err, size_t errlen)
@@ -111,8 +219,10 @@ int enforcer_reload(struct enforcer *e, char *err, size_t errlen)
 			"%s: only the policy and dns_resolvers are reloaded; "
 			"restart bridle to apply the rest",
 			e->cfg->path);
+	pthread_rwlock_wrlock(&e->policy_lock);
 	policy_free(e->cfg->policy);
 	e->cfg->policy = nc->policy;
+	pthread_rwlock_unlock(&e->policy_lock);
 	nc->policy = NULL;
 	bridle_bpf_set_resolvers(e->bpf, nc->resolvers, nc->nresolvers);
 	e->policy_generation++;
@@ -155,9 +265,13 @@ json_t *enforcer_status_json(struct enforcer *e)
 			w->cfg->cgroup, "cgroup_id", (json_int_t)w->cgroup_id,
 			"netns", w->cfg->netns, "netns_cookie",
 			(json_int_t)w->netns_cookie, "ready", w->ready,
-			"accepted", (json_int_t)w->accepted, "refused",
-			(json_int_t)w->refused, "programs",
-			bridle_bpf_cgroup_programs(w->cfg->cgroup));
+			"accepted",
+			(json_int_t)__atomic_load_n(&w->accepted,
+						    __ATOMIC_RELAXED),
+			"refused",
+			(json_int_t)__atomic_load_n(&w->refused,
+						    __ATOMIC_RELAXED),
+			"programs", bridle_bpf_cgroup_programs(w->cfg->cgroup));
 
 		json_object_set(j, "guarded_interfaces",
 				w->guarded ? w->guarded : json_array());
@@ -185,7 +299,8 @@ json_t *enforcer_status_json(struct enforcer *e)
 		(json_int_t)e->reloads, "reload_failures",
 		(json_int_t)e->reload_failures, "workloads", wls,
 		"kernel_counters", counters, "sessions", "live",
-		(int)e->nsessions);
+		(int)__atomic_load_n(&e->nsessions, __ATOMIC_RELAXED));
+	json_object_set_new(st, "workers", json_integer(e->cfg->workers));
 	json_object_set_new(st, "non_inet_sockets_refused",
 			    json_boolean(bridle_bpf_has_lsm(e->bpf)));
 	return st;
@@ -211,12 +326,15 @@ static int setup_signals(struct enforcer *e)
 
 static void enforcer_free(struct enforcer *e)
 {
-	session_close_all(e, "enforcer exit");
-	session_reap(e);
 	api_close(e);
-	if (e->workloads) {
+	if (e->workloads)
 		enroll_mark_unready(e);
-		enroll_stop_listening(e);
+	if (e->workers)
+		for (uint32_t i = 0; i < e->cfg->workers; i++)
+			if (e->workers[i].e)
+				worker_free(&e->workers[i]);
+	free(e->workers);
+	if (e->workloads) {
 		for (size_t i = 0; i < e->cfg->nworkloads; i++) {
 			if (e->workloads[i].netns_fd >= 0)
 				close(e->workloads[i].netns_fd);
@@ -224,7 +342,6 @@ static void enforcer_free(struct enforcer *e)
 		}
 	}
 	free(e->workloads);
-	free(e->recent);
 	bridle_bpf_close(e->bpf);
 	if (e->signals.fd >= 0)
 		close(e->signals.fd);
@@ -232,16 +349,15 @@ static void enforcer_free(struct enforcer *e)
 		close(e->session_log_fd);
 	if (e->self_netns_fd >= 0)
 		close(e->self_netns_fd);
-	if (e->spare_fd >= 0)
-		close(e->spare_fd);
 	loop_free(e->loop);
+	if (e->cfg)
+		pthread_rwlock_destroy(&e->policy_lock);
 	config_free(e->cfg);
 }
 
 int run_enforcer(const char *config_path)
 {
-	struct enforcer e = { .self_netns_fd = -1, .session_log_fd = -1,
-			      .spare_fd = -1 };
+	struct enforcer e = { .self_netns_fd = -1, .session_log_fd = -1 };
 	struct rlimit rl;
 	char err[1024];
 	int ret = 1, ready;
@@ -253,6 +369,7 @@ int run_enforcer(const char *config_path)
 			 json_pack("{s:s}", "error", err));
 		return 2;
 	}
+	pthread_rwlock_init(&e.policy_lock, NULL);
 	e.loop = loop_new();
 	e.self_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (!e.loop || e.self_netns_fd == -1) {
@@ -266,13 +383,19 @@ int run_enforcer(const char *config_path)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	e.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	e.policy_generation = 1;
-	if (e.cfg->recent_sessions) {
-		e.recent = calloc(e.cfg->recent_sessions, sizeof(*e.recent));
-		if (!e.recent)
+	e.workers = calloc(e.cfg->workers, sizeof(*e.workers));
+	if (!e.workers)
+		goto out;
+	for (uint32_t i = 0; i < e.cfg->workers; i++)
+		if (worker_init(&e, &e.workers[i], (int)i)) {
+			log_msg(LOG_ERROR, "startup",
+				"cannot set up worker %u: %s", i,
+				strerror(errno));
 			goto out;
-	}
+		}
+	/* Signals are blocked before any thread starts, so only the main
+   * thread's signalfd sees them. */
 	if (setup_signals(&e) || session_log_open(&e, err, sizeof(err)) ||
 	    api_listen(&e, err, sizeof(err))) {
 		log_msg(LOG_ERROR, "startup", "%s",
@@ -304,25 +427,37 @@ int run_enforcer(const char *config_path)
 		goto out;
 	}
 	if (bridle_bpf_retired_maps(e.bpf))
-		log_json(LOG_WARN, "maps_replaced",
-			 json_pack("{s:i,s:s}", "maps",
-				   bridle_bpf_retired_maps(e.bpf), "reason",
-				   "pinned maps of an incompatible version were "
-				   "replaced; the old ones are removed now that "
-				   "the new programs are attached"));
+		log_json(
+			LOG_WARN, "maps_replaced",
+			json_pack("{s:i,s:s}", "maps",
+				  bridle_bpf_retired_maps(e.bpf), "reason",
+				  "pinned maps of an incompatible version were "
+				  "replaced; the old ones are removed now that "
+				  "the new programs are attached"));
 	/* Attached everywhere (or failed closed): old maps are unused. */
 	bridle_bpf_drop_retired(e.cfg->pin_dir);
-	loop_add_tick(e.loop, TICK_MS, session_tick, &e);
+	loop_add_tick(e.loop, TICK_MS, watch_workers, &e);
 	loop_add_tick(e.loop, RESCAN_MS, enroll_rescan, &e);
-	loop_set_after(e.loop, session_reap, &e);
+	for (uint32_t i = 0; i < e.cfg->workers; i++) {
+		if (pthread_create(&e.workers[i].thread, NULL, worker_main,
+				   &e.workers[i])) {
+			log_msg(LOG_ERROR, "startup", "cannot start worker %u",
+				i);
+			goto out;
+		}
+		e.workers[i].started = true;
+	}
 	log_json(LOG_INFO, "started",
-		 json_pack("{s:s,s:i,s:i,s:i,s:s}", "config", config_path,
+		 json_pack("{s:s,s:i,s:i,s:i,s:s,s:i}", "config", config_path,
 			   "workloads", (int)e.cfg->nworkloads, "ready", ready,
 			   "listen_port", e.cfg->listen_port, "control_socket",
-			   e.cfg->control_socket));
+			   e.cfg->control_socket, "workers",
+			   (int)e.cfg->workers));
 	ret = loop_run(e.loop) ? 1 : 0;
 	log_json(LOG_INFO, "stopped",
-		 json_pack("{s:i}", "live_sessions", (int)e.nsessions));
+		 json_pack("{s:i}", "live_sessions",
+			   (int)__atomic_load_n(&e.nsessions,
+						__ATOMIC_RELAXED)));
 out:
 	enforcer_free(&e);
 	return ret;

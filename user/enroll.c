@@ -15,9 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "bridle/enforcer.h"
@@ -109,6 +109,9 @@ static int listen_in(struct enforcer *e, struct workload *w, int family,
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* One listener per worker: the kernel spreads connections. */
+	if (e->cfg->workers > 1)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 ||
 	    listen(fd, SOMAXCONN) == -1) {
 		int ret = -errno;
@@ -138,7 +141,7 @@ static int guard_interfaces(struct enforcer *e, struct workload *w, char *err,
 	}
 	n = bridle_bpf_guard_interfaces(e->bpf, w->guarded, err, errlen);
 	/* IPv6 link-local destinations need an interface, which connect()
-	 * does not pass to the hooks: with exactly one, it is that one. */
+   * does not pass to the hooks: with exactly one, it is that one. */
 	w->link_scope = json_array_size(w->guarded) == 1 ?
 				if_nametoindex(json_string_value(
 					json_array_get(w->guarded, 0))) :
@@ -234,12 +237,71 @@ static int self_cgroup(char *out, size_t outlen)
 	return ret;
 }
 
+/* Listeners on 127.0.0.1 and ::1 in @w's netns, one pair per worker. */
+static int listen_all_workers(struct enforcer *e, struct workload *w, char *err,
+			      size_t errlen)
+{
+	size_t idx = (size_t)(w - e->workloads);
+
+	for (uint32_t k = 0; k < e->cfg->workers; k++) {
+		struct worker *wk = &e->workers[k];
+		struct listener *l4 = &wk->listeners[2 * idx];
+		struct listener *l6 = &wk->listeners[2 * idx + 1];
+		int fd = listen_in(e, w, AF_INET, err, errlen), ret;
+
+		if (fd < 0)
+			return fd;
+		if (k == 0) {
+			ret = netns_cookie_of(fd, &w->netns_cookie);
+			if (ret) {
+				close(fd);
+				snprintf(err, errlen,
+					 "cannot read the netns cookie: %s",
+					 strerror(-ret));
+				return ret;
+			}
+		}
+		l4->wl = l6->wl = w;
+		l4->wk = l6->wk = wk;
+		ret = loop_add(wk->loop, &l4->watch, fd, EPOLLIN,
+			       session_on_listen);
+		if (ret) {
+			close(fd);
+			l4->watch.fd = -1;
+			snprintf(err, errlen, "epoll: %s", strerror(-ret));
+			return ret;
+		}
+		fd = listen_in(e, w, AF_INET6, err, errlen);
+		if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
+			/* IPv6 disabled in the pod: IPv6 connects find no
+       * listener and are refused, which is still closed. */
+			if (k == 0)
+				log_json(LOG_WARN, "ipv6_unavailable",
+					 json_pack("{s:s,s:s}", "workload",
+						   w->cfg->name, "error", err));
+			err[0] = '\0';
+			continue;
+		}
+		if (fd < 0)
+			return fd;
+		ret = loop_add(wk->loop, &l6->watch, fd, EPOLLIN,
+			       session_on_listen);
+		if (ret) {
+			close(fd);
+			l6->watch.fd = -1;
+			snprintf(err, errlen, "epoll: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
 static int enroll_one(struct enforcer *e, struct workload *w,
 		      const char *cg_root, const char *self_cg)
 {
 	char err[512] = "";
 	struct bridle_pod_cfg pc = {};
-	int fd, ret;
+	int ret;
 
 	/* The enforcer must stay outside every enrolled cgroup. */
 	if (self_cg) {
@@ -269,32 +331,10 @@ static int enroll_one(struct enforcer *e, struct workload *w,
 		snprintf(w->error, sizeof(w->error), "%s", err);
 		return ret;
 	}
-	fd = listen_in(e, w, AF_INET, err, sizeof(err));
-	if (fd < 0) {
-		snprintf(w->error, sizeof(w->error), "%s", err);
-		return fd;
-	}
-	ret = netns_cookie_of(fd, &w->netns_cookie);
+	ret = listen_all_workers(e, w, err, sizeof(err));
 	if (ret) {
-		close(fd);
-		snprintf(w->error, sizeof(w->error),
-			 "cannot read the netns cookie: %s", strerror(-ret));
-		return ret;
-	}
-	loop_add(e->loop, &w->listen4.watch, fd, EPOLLIN, session_on_listen);
-	fd = listen_in(e, w, AF_INET6, err, sizeof(err));
-	if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
-		/* IPv6 disabled in the pod: IPv6 connects find no listener
-		 * and are refused, which is still closed. */
-		log_json(LOG_WARN, "ipv6_unavailable",
-			 json_pack("{s:s,s:s}", "workload", w->cfg->name,
-				   "error", err));
-	} else if (fd < 0) {
 		snprintf(w->error, sizeof(w->error), "%s", err);
-		return fd;
-	} else {
-		loop_add(e->loop, &w->listen6.watch, fd, EPOLLIN,
-			 session_on_listen);
+		return ret;
 	}
 	ret = guard_interfaces(e, w, err, sizeof(err));
 	if (ret < 0) {
@@ -335,8 +375,6 @@ int enroll_all(struct enforcer *e)
 		w->cfg = &e->cfg->workloads[i];
 		w->pod_id = (uint32_t)i + 1;
 		w->netns_fd = -1;
-		w->listen4.watch.fd = w->listen6.watch.fd = -1;
-		w->listen4.wl = w->listen6.wl = w;
 		if (enroll_one(e, w, cg_root, r == 0 ? self_cg : NULL) == 0) {
 			ready++;
 			log_json(LOG_INFO, "workload_ready",
@@ -357,20 +395,18 @@ int enroll_all(struct enforcer *e)
 	return ready;
 }
 
-void enroll_stop_listening(struct enforcer *e)
+void enroll_stop_listening(struct worker *wk)
 {
-	for (size_t i = 0; i < e->cfg->nworkloads; i++) {
-		struct workload *w = &e->workloads[i];
-		struct loop_watch *ls[2] = { &w->listen4.watch,
-					     &w->listen6.watch };
+	struct enforcer *e = wk->e;
 
-		for (int k = 0; k < 2; k++) {
-			if (ls[k]->fd < 0)
-				continue;
-			loop_del(e->loop, ls[k]);
-			close(ls[k]->fd);
-			ls[k]->fd = -1;
-		}
+	for (size_t i = 0; i < 2 * e->cfg->nworkloads; i++) {
+		struct loop_watch *lw = &wk->listeners[i].watch;
+
+		if (lw->fd < 0)
+			continue;
+		loop_del(wk->loop, lw);
+		close(lw->fd);
+		lw->fd = -1;
 	}
 }
 

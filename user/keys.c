@@ -67,8 +67,8 @@ int keys_resolver(int family, const uint8_t *addr,
 	return 0;
 }
 
-int keys_orig_sockaddr(const struct bridle_orig *o,
-		       struct sockaddr_storage *ss, socklen_t *len)
+int keys_orig_sockaddr(const struct bridle_orig *o, struct sockaddr_storage *ss,
+		       socklen_t *len)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (o->family == AF_INET) {

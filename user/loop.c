@@ -123,7 +123,7 @@ uint64_t loop_now_ms(const struct loop *l)
 
 void loop_stop(struct loop *l)
 {
-	l->stop = true;
+	__atomic_store_n(&l->stop, true, __ATOMIC_RELEASE);
 }
 
 static int loop_timeout(const struct loop *l)
@@ -142,7 +142,7 @@ int loop_run(struct loop *l)
 {
 	struct epoll_event evs[LOOP_BATCH];
 
-	while (!l->stop) {
+	while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
 		int n = epoll_wait(l->epfd, evs, LOOP_BATCH, loop_timeout(l));
 
 		if (n == -1 && errno != EINTR)

@@ -26,7 +26,8 @@ static const char usage_text[] =
 	"\n"
 	"commands:\n"
 	"  run [--config FILE]             run the enforcer in the foreground\n"
-	"  status [--json]                 workloads, readiness, attached programs\n"
+	"  status [--json]                 workloads, readiness, attached "
+	"programs\n"
 	"  sessions [--json]               live and recent connections\n"
 	"  reload                          reload the policy (like SIGHUP)\n"
 	"  policy check FILE [--json]      validate a policy or config file\n"
@@ -34,7 +35,8 @@ static const char usage_text[] =
 	"  version                         print the version\n"
 	"\n"
 	"client options: --socket PATH (default from --config, else\n"
-	"  /run/bridle/control.sock), --config FILE (default " CONFIG_DEFAULT_PATH ")\n";
+	"  /run/bridle/control.sock), --config FILE (default " CONFIG_DEFAULT_PATH
+	")\n";
 
 struct opts {
 	const char *config;
@@ -42,7 +44,7 @@ struct opts {
 	const char *cgroup;
 	const char *pin_dir;
 	bool json;
-	int argc;     /* positional arguments left */
+	int argc; /* positional arguments left */
 	char **argv;
 };
 
@@ -155,14 +157,15 @@ static int cmd_status(const struct opts *o)
 	       json_integer_value(json_object_get(r, "pid")),
 	       json_integer_value(json_object_get(r, "uptime_ms")) / 1000,
 	       json_integer_value(json_object_get(r, "listen_port")),
-	       json_integer_value(json_object_get(
-		       json_object_get(r, "policy"), "generation")),
+	       json_integer_value(json_object_get(json_object_get(r, "policy"),
+						  "generation")),
 	       json_is_true(json_object_get(r, "draining")) ? " (draining)" :
 							      "");
 	printf("%-20s %-6s %-8s %-8s %-9s %s\n", "WORKLOAD", "READY",
 	       "ACCEPTED", "REFUSED", "PROGRAMS", "CGROUP / ERROR");
 	json_array_foreach(json_object_get(r, "workloads"), i, w) {
-		const char *err = json_string_value(json_object_get(w, "error"));
+		const char *err =
+			json_string_value(json_object_get(w, "error"));
 
 		printf("%-20s %-6s %-8lld %-8lld %-9zu %s\n",
 		       json_string_value(json_object_get(w, "name")),

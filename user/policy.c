@@ -31,8 +31,8 @@ struct policy_rule {
 	char *message;
 	char **workloads; /* names; NULL: any */
 	size_t nworkloads;
-	json_t *labels;   /* required labels; NULL: any */
-	size_t *targets;  /* indexes into policy->targets; NULL: any target */
+	json_t *labels; /* required labels; NULL: any */
+	size_t *targets; /* indexes into policy->targets; NULL: any target */
 	size_t ntargets;
 };
 
@@ -85,7 +85,7 @@ int policy_parse_cidr(const char *s, int *family, uint8_t addr[16],
 	} else if (inet_pton(AF_INET6, buf, addr) == 1) {
 		*family = AF_INET6;
 		max = 128;
-		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0,
+		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0,    0,
 						    0, 0, 0, 0, 0xff, 0xff };
 		if (memcmp(addr, mapped, 12) == 0)
 			mapped_v4 = true;
@@ -356,8 +356,9 @@ static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 	if (!name_ok(name))
 		return jv_fail(v, "name", "contains control characters");
 	if (strcmp(name, "default") == 0)
-		return jv_fail(v, "name",
-			       "\"default\" is reserved for the policy default");
+		return jv_fail(
+			v, "name",
+			"\"default\" is reserved for the policy default");
 	for (size_t i = 0; i < idx; i++)
 		if (strcmp(p->rules[i].name, name) == 0)
 			return jv_fail(v, "name", "duplicate rule name \"%s\"",
@@ -403,8 +404,8 @@ struct policy *policy_compile(struct jv *v, json_t *root)
 		goto fail;
 	}
 	if (targets && json_array_size(targets)) {
-		p->targets = calloc(json_array_size(targets),
-				    sizeof(*p->targets));
+		p->targets =
+			calloc(json_array_size(targets), sizeof(*p->targets));
 		if (!p->targets)
 			goto fail;
 		old = jv_push_key(v, "targets");
@@ -461,9 +462,8 @@ struct policy *policy_load_file(const char *path, char *err, size_t errlen)
 	return p;
 }
 
-static const struct policy_target *match_target(const struct policy *p,
-						const struct policy_input *in,
-						size_t *idx)
+static const struct policy_target *
+match_target(const struct policy *p, const struct policy_input *in, size_t *idx)
 {
 	const struct policy_target *best = NULL;
 	unsigned best_score = 0;

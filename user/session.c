@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,21 +39,22 @@
  */
 struct relay {
 	struct iobuf buf; /* copy mode; owned */
-	int pipe[2];      /* splice mode; -1 in copy mode; owned */
-	size_t piped;     /* bytes in the pipe */
+	int pipe[2]; /* splice mode; -1 in copy mode; owned */
+	size_t piped; /* bytes in the pipe */
 	size_t pipe_cap;
-	bool may_splice;  /* auto: switch to splice on bulk */
+	bool may_splice; /* auto: switch to splice on bulk */
 	size_t last_read;
-	bool eof;         /* read 0 from the source */
-	bool shut;        /* sent FIN to the destination */
-	uint64_t *bytes;  /* counter in the session summary */
+	bool eof; /* read 0 from the source */
+	bool shut; /* sent FIN to the destination */
+	uint64_t *bytes; /* counter in the session summary */
 };
 
 struct session {
 	struct enforcer *e;
+	struct worker *wk; /* the thread that owns it */
 	struct workload *wl;
 	struct session *prev, *next; /* live list, or graveyard (next only) */
-	struct loop_watch down, up;  /* agent side, destination side */
+	struct loop_watch down, up; /* agent side, destination side */
 	bool down_registered, up_registered;
 	struct relay to_up, to_down; /* agent → destination, and back */
 	bool connecting, closed;
@@ -187,7 +190,7 @@ static int flow(int src, int dst, struct relay *r, bool can_read,
 	}
 	if (r->eof && relay_pending(r) == 0 && !r->shut) {
 		/* When the other direction is done too, the session closes
-		 * now and close() sends the FIN. */
+     * now and close() sends the FIN. */
 		if (!other_done)
 			shutdown(dst, SHUT_WR);
 		r->shut = true;
@@ -203,8 +206,8 @@ static uint64_t wall_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-void session_format_addr(int family, const void *addr, uint16_t port,
-			 char *buf, size_t len)
+void session_format_addr(int family, const void *addr, uint16_t port, char *buf,
+			 size_t len)
 {
 	char a[INET6_ADDRSTRLEN] = "?";
 
@@ -239,17 +242,18 @@ static json_t *summary_json(const struct session_summary *s)
 {
 	json_t *j = json_pack(
 		"{s:I,s:s,s:s,s:s,s:s,s:{s:i,s:i,s:s*,s:I},s:I,s:I,s:I,s:I}",
-		"id", (json_int_t)s->id, "workload", s->workload, "original_destination",
-		s->orig, "action", s->action, "rule", s->rule, "process",
-		"pid", (int)s->pid, "uid", (int)s->uid, "exe",
-		s->exe[0] ? s->exe : NULL, "cgroup_id",
+		"id", (json_int_t)s->id, "workload", s->workload,
+		"original_destination", s->orig, "action", s->action, "rule",
+		s->rule, "process", "pid", (int)s->pid, "uid", (int)s->uid,
+		"exe", s->exe[0] ? s->exe : NULL, "cgroup_id",
 		(json_int_t)s->cgroup_id, "bytes_up", (json_int_t)s->bytes_up,
 		"bytes_down", (json_int_t)s->bytes_down, "start_ms",
 		(json_int_t)s->start_wall_ms, "duration_ms",
 		(json_int_t)s->duration_ms);
 
 	json_object_set_new(j, "target",
-			    s->target[0] ? json_string(s->target) : json_null());
+			    s->target[0] ? json_string(s->target) :
+					   json_null());
 	if (s->end_reason[0])
 		json_object_set_new(j, "end", json_string(s->end_reason));
 	return j;
@@ -289,14 +293,17 @@ static void session_log(struct enforcer *e, const char *event,
 	log_json(denied ? LOG_WARN : LOG_DEBUG, event, j);
 }
 
-static void remember(struct enforcer *e, const struct session_summary *s)
+/* Keep @s in the worker's ring of recent sessions. Caller holds wk->lock. */
+static void remember(struct worker *wk, const struct session_summary *s)
 {
-	if (!e->recent || !e->cfg->recent_sessions)
+	uint32_t cap = wk->e->cfg->recent_sessions;
+
+	if (!wk->recent || !cap)
 		return;
-	e->recent[e->recent_head] = *s;
-	e->recent_head = (e->recent_head + 1) % e->cfg->recent_sessions;
-	if (e->nrecent < e->cfg->recent_sessions)
-		e->nrecent++;
+	wk->recent[wk->recent_head] = *s;
+	wk->recent_head = (wk->recent_head + 1) % cap;
+	if (wk->nrecent < cap)
+		wk->nrecent++;
 }
 
 static void close_rst(int fd)
@@ -308,28 +315,30 @@ static void close_rst(int fd)
 }
 
 /* Refuse an accepted connection: reset it, log why, remember it. */
-static void refuse(struct enforcer *e, int fd, struct session_summary *s,
+static void refuse(struct worker *wk, int fd, struct session_summary *s,
 		   const char *reason)
 {
 	close_rst(fd);
 	snprintf(s->action, sizeof(s->action), "deny");
-	if (reason)
+	if (reason && reason != s->end_reason)
 		snprintf(s->end_reason, sizeof(s->end_reason), "%s", reason);
-	session_log(e, "decision", s);
-	remember(e, s);
+	session_log(wk->e, "decision", s);
+	pthread_mutex_lock(&wk->lock);
+	remember(wk, s);
+	pthread_mutex_unlock(&wk->lock);
 }
 
 static void session_update_interest(struct session *s);
 
 static void session_close(struct session *s, const char *reason, bool reset)
 {
-	struct enforcer *e = s->e;
+	struct worker *wk = s->wk;
 
 	if (s->closed)
 		return;
 	s->closed = true;
 	/* No EPOLL_CTL_DEL: closing the only reference removes the fd from
-	 * the epoll set, and events already fetched see s->closed. */
+   * the epoll set, and events already fetched see s->closed. */
 	if (reset) {
 		close_rst(s->down.fd);
 		if (s->up.fd >= 0)
@@ -341,53 +350,56 @@ static void session_close(struct session *s, const char *reason, bool reset)
 	}
 	s->down.fd = s->up.fd = -1;
 	snprintf(s->sum.end_reason, sizeof(s->sum.end_reason), "%s", reason);
-	s->sum.duration_ms = loop_now_ms(e->loop) - s->start_ms;
-	session_log(e, "close", &s->sum);
-	remember(e, &s->sum);
+	s->sum.duration_ms = loop_now_ms(wk->loop) - s->start_ms;
+	session_log(s->e, "close", &s->sum);
 	/* Unlink from the live list; freed after this batch of events. */
+	pthread_mutex_lock(&wk->lock);
+	remember(wk, &s->sum);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		e->sessions = s->next;
+		wk->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	e->nsessions--;
+	wk->nsessions--;
+	pthread_mutex_unlock(&wk->lock);
+	__atomic_sub_fetch(&s->e->nsessions, 1, __ATOMIC_RELAXED);
 	s->prev = NULL;
-	s->next = e->graveyard;
-	e->graveyard = s;
+	s->next = wk->graveyard;
+	wk->graveyard = s;
 }
 
 void session_reap(void *arg)
 {
-	struct enforcer *e = arg;
+	struct worker *wk = arg;
 
-	while (e->graveyard) {
-		struct session *s = e->graveyard;
+	while (wk->graveyard) {
+		struct session *s = wk->graveyard;
 
-		e->graveyard = s->next;
+		wk->graveyard = s->next;
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
 	}
-	if (e->draining && e->nsessions == 0)
-		loop_stop(e->loop);
+	if (wk->draining && wk->nsessions == 0)
+		loop_stop(wk->loop);
 }
 
 static void watch_set(struct session *s, struct loop_watch *w, bool *reg,
 		      bool done, uint32_t want)
 {
-	struct enforcer *e = s->e;
+	struct loop *l = s->wk->loop;
 
 	if (done) {
 		/* Both directions finished: HUP would wake us forever. */
 		if (*reg) {
-			loop_del(e->loop, w);
+			loop_del(l, w);
 			*reg = false;
 		}
 		return;
 	}
 	if (*reg)
-		loop_mod(e->loop, w, want);
+		loop_mod(l, w, want);
 }
 
 static void session_update_interest(struct session *s)
@@ -405,8 +417,8 @@ static void session_update_interest(struct session *s)
 	/* A side is done once we read its EOF and sent it ours. */
 	watch_set(s, &s->down, &s->down_registered,
 		  s->to_up.eof && s->to_down.shut, down);
-	watch_set(s, &s->up, &s->up_registered,
-		  s->to_down.eof && s->to_up.shut, up);
+	watch_set(s, &s->up, &s->up_registered, s->to_down.eof && s->to_up.shut,
+		  up);
 }
 
 static const char *errno_reason(int err, const char *side)
@@ -428,13 +440,12 @@ static void session_pump(struct session *s, bool down_ready, bool up_ready)
 			      true);
 		return;
 	}
-	ret = flow(s->up.fd, s->down.fd, &s->to_down, up_ready,
-		   s->to_up.shut);
+	ret = flow(s->up.fd, s->down.fd, &s->to_down, up_ready, s->to_up.shut);
 	if (ret) {
 		session_close(s, errno_reason(-ret, "relay to agent"), true);
 		return;
 	}
-	s->last_ms = loop_now_ms(s->e->loop);
+	s->last_ms = loop_now_ms(s->wk->loop);
 	if (s->to_up.shut && s->to_down.shut) {
 		session_close(s, "closed", false);
 		return;
@@ -459,7 +470,8 @@ static void on_down(struct loop_watch *w, uint32_t events)
 	if (s->closed)
 		return;
 	if (events & EPOLLERR) {
-		session_close(s, errno_reason(sock_error(w->fd), "agent"), true);
+		session_close(s, errno_reason(sock_error(w->fd), "agent"),
+			      true);
 		return;
 	}
 	session_pump(s, events & (EPOLLIN | EPOLLHUP), false);
@@ -489,7 +501,7 @@ static void on_up(struct loop_watch *w, uint32_t events)
 		nodelay(w->fd);
 		/* The agent side waited for this: start reading it now. */
 		s->down_registered = true;
-		if (loop_add(s->e->loop, &s->down, s->down.fd, EPOLLIN,
+		if (loop_add(s->wk->loop, &s->down, s->down.fd, EPOLLIN,
 			     on_down)) {
 			s->down_registered = false;
 			session_close(s, "cannot watch the agent socket", true);
@@ -507,10 +519,21 @@ static void on_up(struct loop_watch *w, uint32_t events)
 }
 
 /* Start the upstream connection of an allowed session. */
-static void session_open_upstream(struct enforcer *e, struct workload *w,
-				  int fd, const struct bridle_orig *o,
+/* Give back the session slot session_start took for a refused session. */
+static void release_slot(struct enforcer *e)
+{
+	__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Start the upstream connection of an allowed session. The caller took a
+ * slot in e->nsessions; a refusal here gives it back.
+ */
+static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
+				  const struct bridle_orig *o,
 				  struct session_summary *sum)
 {
+	struct enforcer *e = wk->e;
 	struct sockaddr_storage ss;
 	struct session *s;
 	socklen_t sl;
@@ -519,7 +542,8 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 
 	if (family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) {
 		if (!w->link_scope) {
-			refuse(e, fd, sum,
+			release_slot(e);
+			refuse(wk, fd, sum,
 			       "IPv6 link-local destination, and the workload "
 			       "has several interfaces: the agent's choice "
 			       "is not visible to bridle");
@@ -530,7 +554,8 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		refuse(e, fd, sum, "out of memory");
+		release_slot(e);
+		refuse(wk, fd, sum, "out of memory");
 		return;
 	}
 	s->sum = *sum;
@@ -541,7 +566,8 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
-		refuse(e, fd, sum, "out of memory");
+		release_slot(e);
+		refuse(wk, fd, sum, "out of memory");
 		return;
 	}
 	ufd = enroll_socket_in(e, w, family, SOCK_STREAM);
@@ -549,20 +575,24 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
-		refuse(e, fd, sum, errno_reason(-ufd, "upstream socket"));
+		release_slot(e);
+		refuse(wk, fd, sum, errno_reason(-ufd, "upstream socket"));
 		return;
 	}
 	s->e = e;
+	s->wk = wk;
 	s->wl = w;
 	s->down.fd = fd;
 	s->up.fd = ufd;
-	s->start_ms = s->last_ms = loop_now_ms(e->loop);
+	s->start_ms = s->last_ms = loop_now_ms(wk->loop);
 	s->connect_deadline_ms = s->start_ms + e->cfg->connect_timeout_ms;
-	s->next = e->sessions;
-	if (e->sessions)
-		e->sessions->prev = s;
-	e->sessions = s;
-	e->nsessions++;
+	pthread_mutex_lock(&wk->lock);
+	s->next = wk->sessions;
+	if (wk->sessions)
+		wk->sessions->prev = s;
+	wk->sessions = s;
+	wk->nsessions++;
+	pthread_mutex_unlock(&wk->lock);
 	nodelay(fd);
 	session_log(e, "decision", &s->sum);
 	if (connect(ufd, (struct sockaddr *)&ss, sl) == -1 &&
@@ -574,17 +604,22 @@ static void session_open_upstream(struct enforcer *e, struct workload *w,
 	/* Wait for the connect before reading the agent: nothing to send to. */
 	s->connecting = true;
 	s->up_registered = true;
-	if (loop_add(e->loop, &s->up, ufd, EPOLLOUT, on_up)) {
+	if (loop_add(wk->loop, &s->up, ufd, EPOLLOUT, on_up)) {
 		s->up_registered = false;
 		session_close(s, "cannot watch the upstream socket", true);
 	}
 }
 
-static void session_start(struct workload *w, int fd,
+static void count(uint64_t *c)
+{
+	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+}
+
+static void session_start(struct worker *wk, struct workload *w, int fd,
 			  const struct sockaddr_storage *peer,
 			  socklen_t peer_len)
 {
-	struct enforcer *e = w->e;
+	struct enforcer *e = wk->e;
 	struct session_summary sum = {};
 	struct bridle_tuple_key key = {};
 	struct bridle_orig o;
@@ -593,23 +628,23 @@ static void session_start(struct workload *w, int fd,
 	char path[64];
 	ssize_t n;
 
-	sum.id = ++e->next_session_id;
+	sum.id = __atomic_add_fetch(&e->next_session_id, 1, __ATOMIC_RELAXED);
 	sum.start_wall_ms = wall_ms();
 	snprintf(sum.workload, sizeof(sum.workload), "%s", w->cfg->name);
-	w->accepted++;
+	count(&w->accepted);
 	if (keys_tuple_from_peer(w->netns_cookie, (const struct sockaddr *)peer,
 				 peer_len, &key)) {
 		snprintf(sum.orig, sizeof(sum.orig), "unknown");
-		w->refused++;
-		refuse(e, fd, &sum, "peer address family not supported");
+		count(&w->refused);
+		refuse(wk, fd, &sum, "peer address family not supported");
 		return;
 	}
 	if (bridle_bpf_take_orig(e->bpf, &key, &o)) {
 		/* Not redirected by our programs: a direct connection to the
-		 * listener, or from a process outside the workload. */
+     * listener, or from a process outside the workload. */
 		snprintf(sum.orig, sizeof(sum.orig), "unknown");
-		w->refused++;
-		refuse(e, fd, &sum, "no recorded original destination");
+		count(&w->refused);
+		refuse(wk, fd, &sum, "no recorded original destination");
 		return;
 	}
 	session_format_addr(o.family, o.addr, o.port, sum.orig,
@@ -621,8 +656,8 @@ static void session_start(struct workload *w, int fd,
 	n = readlink(path, sum.exe, sizeof(sum.exe) - 1);
 	sum.exe[n > 0 ? n : 0] = '\0';
 	if (o.pod_id != w->pod_id) {
-		w->refused++;
-		refuse(e, fd, &sum,
+		count(&w->refused);
+		refuse(wk, fd, &sum,
 		       "original destination recorded for another workload");
 		return;
 	}
@@ -633,33 +668,44 @@ static void session_start(struct workload *w, int fd,
 	in.family = o.family;
 	in.addr = (const uint8_t *)o.addr;
 	in.port = o.port;
+	/* The decision's strings belong to the policy: copy them under the
+   * lock, since a reload may free it right after. */
+	pthread_rwlock_rdlock(&e->policy_lock);
 	policy_decide(e->cfg->policy, &in, &d);
 	snprintf(sum.rule, sizeof(sum.rule), "%s", d.rule);
 	if (d.target)
 		snprintf(sum.target, sizeof(sum.target), "%s", d.target);
+	if (d.message)
+		snprintf(sum.end_reason, sizeof(sum.end_reason), "%s",
+			 d.message);
+	pthread_rwlock_unlock(&e->policy_lock);
 	if (d.action != POLICY_ALLOW) {
-		w->refused++;
-		refuse(e, fd, &sum, d.message ? d.message : "denied by policy");
+		count(&w->refused);
+		refuse(wk, fd, &sum,
+		       sum.end_reason[0] ? sum.end_reason : "denied by policy");
 		return;
 	}
-	if (e->draining) {
-		w->refused++;
-		refuse(e, fd, &sum, "enforcer is draining");
+	if (wk->draining) {
+		count(&w->refused);
+		refuse(wk, fd, &sum, "enforcer is draining");
 		return;
 	}
-	if (e->nsessions >= e->cfg->max_sessions) {
-		w->refused++;
-		refuse(e, fd, &sum, "too many sessions (max_sessions)");
+	if (__atomic_add_fetch(&e->nsessions, 1, __ATOMIC_RELAXED) >
+	    e->cfg->max_sessions) {
+		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
+		count(&w->refused);
+		refuse(wk, fd, &sum, "too many sessions (max_sessions)");
 		return;
 	}
 	snprintf(sum.action, sizeof(sum.action), "allow");
-	session_open_upstream(e, w, fd, &o, &sum);
+	session_open_upstream(wk, w, fd, &o, &sum);
 }
 
 void session_on_listen(struct loop_watch *lw, uint32_t events)
 {
 	struct listener *l = container_of(lw, struct listener, watch);
 	struct workload *w = l->wl;
+	struct worker *wk = l->wk;
 
 	(void)events;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -670,39 +716,40 @@ void session_on_listen(struct loop_watch *lw, uint32_t events)
 
 		if (fd == -1 && (errno == EMFILE || errno == ENFILE)) {
 			/* Out of descriptors: the listener would stay readable
-			 * and spin the loop. Use the spare to refuse one. */
+       * and spin the loop. Use the spare to refuse one. */
 			log_msg(LOG_ERROR, "accept",
 				"workload %s: out of file descriptors, "
 				"refusing a connection",
 				w->cfg->name);
-			if (w->e->spare_fd >= 0) {
-				close(w->e->spare_fd);
+			if (wk->spare_fd >= 0) {
+				close(wk->spare_fd);
 				fd = accept(lw->fd, NULL, NULL);
 				if (fd != -1)
 					close_rst(fd);
-				w->e->spare_fd = open("/dev/null",
-						      O_RDONLY | O_CLOEXEC);
+				wk->spare_fd =
+					open("/dev/null", O_RDONLY | O_CLOEXEC);
 			}
 			return;
 		}
 		if (fd == -1) {
 			if (errno != EAGAIN && errno != EINTR &&
-				 errno != ECONNABORTED)
+			    errno != ECONNABORTED)
 				log_msg(LOG_WARN, "accept", "workload %s: %s",
 					w->cfg->name, strerror(errno));
 			return;
 		}
-		session_start(w, fd, &peer, pl);
+		session_start(wk, w, fd, &peer, pl);
 	}
 }
 
 void session_tick(void *arg)
 {
-	struct enforcer *e = arg;
-	uint64_t now = loop_now_ms(e->loop);
+	struct worker *wk = arg;
+	struct enforcer *e = wk->e;
+	uint64_t now = loop_now_ms(wk->loop);
 	struct session *s, *next;
 
-	for (s = e->sessions; s; s = next) {
+	for (s = wk->sessions; s; s = next) {
 		next = s->next;
 		if (s->connecting && now >= s->connect_deadline_ms)
 			session_close(s, "connect timeout", true);
@@ -710,39 +757,78 @@ void session_tick(void *arg)
 			 now - s->last_ms >= e->cfg->idle_timeout_ms)
 			session_close(s, "idle timeout", true);
 	}
-	if (e->draining && now >= e->drain_deadline_ms && e->nsessions)
-		session_close_all(e, "drain timeout");
-	session_reap(e);
+	if (wk->draining && now >= wk->drain_deadline_ms && wk->nsessions)
+		session_close_all(wk, "drain timeout");
+	session_reap(wk);
 }
 
-void session_close_all(struct enforcer *e, const char *reason)
+void session_close_all(struct worker *wk, const char *reason)
 {
-	while (e->sessions)
-		session_close(e->sessions, reason, true);
+	while (wk->sessions)
+		session_close(wk->sessions, reason, true);
+}
+
+static int newest_first(const void *a, const void *b)
+{
+	json_int_t x = json_integer_value(json_object_get(*(json_t **)a, "id"));
+	json_int_t y = json_integer_value(json_object_get(*(json_t **)b, "id"));
+
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Append @wk's sessions to @live and @closed. Takes wk->lock. */
+static void worker_sessions(struct worker *wk, json_t *live, json_t *closed)
+{
+	uint64_t now = loop_clock_ms();
+	uint32_t cap = wk->e->cfg->recent_sessions;
+
+	pthread_mutex_lock(&wk->lock);
+	for (struct session *s = wk->sessions; s; s = s->next) {
+		struct session_summary sum = s->sum;
+		json_t *j;
+
+		sum.duration_ms = now - s->start_ms;
+		j = summary_json(&sum);
+		json_object_set_new(j, "state",
+				    json_string(s->connecting ? "connecting" :
+								"open"));
+		json_array_append_new(live, j);
+	}
+	for (uint32_t i = 0; i < wk->nrecent; i++) {
+		uint32_t idx = (wk->recent_head + cap - 1 - i) % cap;
+		json_t *j = summary_json(&wk->recent[idx]);
+
+		json_object_set_new(j, "state", json_string("closed"));
+		json_array_append_new(closed, j);
+	}
+	pthread_mutex_unlock(&wk->lock);
+}
+
+static void append_sorted(json_t *out, json_t *in, size_t keep)
+{
+	size_t n = json_array_size(in);
+	json_t **v = calloc(n ? n : 1, sizeof(*v));
+
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		v[i] = json_array_get(in, i);
+	qsort(v, n, sizeof(*v), newest_first);
+	for (size_t i = 0; i < n && i < keep; i++)
+		json_array_append(out, v[i]);
+	free(v);
 }
 
 json_t *session_list_json(struct enforcer *e)
 {
-	json_t *arr = json_array();
-	uint64_t now = loop_now_ms(e->loop);
+	json_t *arr = json_array(), *live = json_array(),
+	       *closed = json_array();
 
-	for (struct session *s = e->sessions; s; s = s->next) {
-		json_t *j;
-
-		s->sum.duration_ms = now - s->start_ms;
-		j = summary_json(&s->sum);
-		json_object_set_new(j, "state",
-				    json_string(s->connecting ? "connecting" :
-								"open"));
-		json_array_append_new(arr, j);
-	}
-	for (uint32_t i = 0; i < e->nrecent; i++) {
-		uint32_t cap = e->cfg->recent_sessions;
-		uint32_t idx = (e->recent_head + cap - 1 - i) % cap;
-		json_t *j = summary_json(&e->recent[idx]);
-
-		json_object_set_new(j, "state", json_string("closed"));
-		json_array_append_new(arr, j);
-	}
+	for (uint32_t i = 0; i < e->cfg->workers; i++)
+		worker_sessions(&e->workers[i], live, closed);
+	append_sorted(arr, live, SIZE_MAX);
+	append_sorted(arr, closed, e->cfg->recent_sessions);
+	json_decref(live);
+	json_decref(closed);
 	return arr;
 }

@@ -10,10 +10,10 @@
 #ifndef BRIDLE_BPF_H
 #define BRIDLE_BPF_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 
 #include "bridle/bpf_shared.h"
 
@@ -53,8 +53,8 @@ int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
  */
 #define BRIDLE_TC_HANDLE 0xb1d1
 #define BRIDLE_TC_PRIORITY 0xb1d
-int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names,
-				char *err, size_t errlen);
+int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names, char *err,
+				size_t errlen);
 
 int bridle_bpf_pod_set(struct bridle_bpf *b, uint64_t netns_cookie,
 		       const struct bridle_pod_cfg *cfg);
@@ -80,7 +80,8 @@ const char *bridle_bpf_lsm_error(const struct bridle_bpf *b);
 /* Kernel refusal events: an fd to poll, and a drain that calls @cb. */
 typedef void (*bridle_event_cb)(void *ctx, const struct bridle_event *ev);
 int bridle_bpf_events_fd(struct bridle_bpf *b);
-int bridle_bpf_events_drain(struct bridle_bpf *b, bridle_event_cb cb, void *ctx);
+int bridle_bpf_events_drain(struct bridle_bpf *b, bridle_event_cb cb,
+			    void *ctx);
 
 /* Programs attached to the cgroup at @path, as the kernel reports them. */
 json_t *bridle_bpf_cgroup_programs(const char *path);

@@ -27,18 +27,18 @@
 
 /* Per enrolled network namespace, keyed by its netns cookie. */
 struct bridle_pod_cfg {
-	__u32 pod_id;      /* enforcer's workload index + 1; 0 is never used */
-	__u32 flags;       /* BRIDLE_POD_* */
+	__u32 pod_id; /* enforcer's workload index + 1; 0 is never used */
+	__u32 flags; /* BRIDLE_POD_* */
 	__u16 listen_port; /* host byte order; listeners on 127.0.0.1 and ::1 */
 	__u16 pad[3];
 };
 
 /* Original destination of a redirected socket (sk_storage and per tuple). */
 struct bridle_orig {
-	__u32 addr[4];    /* network byte order; IPv4 in addr[0] */
-	__u16 port;       /* host byte order */
-	__u16 family;     /* BRIDLE_AF_INET or BRIDLE_AF_INET6 */
-	__u32 tgid;       /* connecting process, as the init pid namespace sees it */
+	__u32 addr[4]; /* network byte order; IPv4 in addr[0] */
+	__u16 port; /* host byte order */
+	__u16 family; /* BRIDLE_AF_INET or BRIDLE_AF_INET6 */
+	__u32 tgid; /* connecting process, as the init pid namespace sees it */
 	__u32 uid;
 	__u32 pod_id;
 	__u64 cgroup_id;
@@ -53,7 +53,7 @@ struct bridle_orig {
 struct bridle_tuple_key {
 	__u64 netns_cookie;
 	__u32 addr[4]; /* network byte order; IPv4 in addr[0], rest zero */
-	__u16 port;    /* host byte order */
+	__u16 port; /* host byte order */
 	__u16 family;
 	__u32 pad;
 };
@@ -70,9 +70,11 @@ enum bridle_event_kind {
 	BRIDLE_EV_NOT_READY = 1, /* TCP connect from a pod that is not ready */
 	BRIDLE_EV_UDP_DENIED = 2,
 	BRIDLE_EV_SOCK_DENIED = 3,
-	BRIDLE_EV_SELF_CONNECT = 4, /* connect to the enforcer's listener port */
+	BRIDLE_EV_SELF_CONNECT =
+		4, /* connect to the enforcer's listener port */
 	BRIDLE_EV_BIND_DENIED = 5,
-	BRIDLE_EV_FRAME_DROPPED = 6, /* tc guard: a frame that bypassed the hooks */
+	BRIDLE_EV_FRAME_DROPPED =
+		6, /* tc guard: a frame that bypassed the hooks */
 };
 
 struct bridle_event {

@@ -7,14 +7,16 @@
 #ifndef BRIDLE_CONFIG_H
 #define BRIDLE_CONFIG_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 
 #include "bridle/policy.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/bridle/config.json"
+#define CONFIG_MAX_WORKERS 64
+#define CONFIG_AUTO_WORKERS_MAX 8
 
 struct config_resolver {
 	int family;
@@ -23,17 +25,17 @@ struct config_resolver {
 
 struct config_workload {
 	char *name;
-	char *cgroup;  /* absolute path below the cgroup2 mount */
-	char *netns;   /* path of a netns file; "/proc/self/ns/net" if unset */
+	char *cgroup; /* absolute path below the cgroup2 mount */
+	char *netns; /* path of a netns file; "/proc/self/ns/net" if unset */
 	json_t *labels; /* object of string → string, never NULL */
 };
 
 struct config {
-	char *path;             /* the file it came from */
+	char *path; /* the file it came from */
 	uint16_t listen_port;
 	char *control_socket;
 	char *log_dir;
-	char *pin_dir;          /* bpffs directory for links and maps */
+	char *pin_dir; /* bpffs directory for links and maps */
 	struct config_resolver *resolvers;
 	size_t nresolvers;
 	struct config_workload *workloads;
@@ -41,11 +43,12 @@ struct config {
 	uint32_t connect_timeout_ms;
 	uint32_t idle_timeout_ms; /* 0: none */
 	uint32_t drain_timeout_ms;
-	uint32_t buffer_size;     /* per direction, per session */
+	uint32_t buffer_size; /* per direction, per session */
 	enum relay_mode { RELAY_AUTO, RELAY_COPY, RELAY_SPLICE } relay;
 	uint32_t max_sessions;
 	uint32_t recent_sessions; /* closed sessions kept for `bridle sessions` */
-	char *policy_path;        /* NULL when inline */
+	uint32_t workers; /* data-path threads */
+	char *policy_path; /* NULL when inline */
 	struct policy *policy;
 };
 
@@ -54,14 +57,17 @@ struct config {
  * resolve relative cgroup paths (NULL: look it up in /proc/mounts). Returns
  * NULL with a message naming file, JSON path and reason in @err.
  */
-struct config *config_load(const char *path, const char *cgroup_root,
-			   char *err, size_t errlen);
+struct config *config_load(const char *path, const char *cgroup_root, char *err,
+			   size_t errlen);
 
 /* Same, from a JSON text in memory (used by tests and fuzzing). */
 struct config *config_parse(const char *text, size_t len, const char *name,
 			    const char *cgroup_root, char *err, size_t errlen);
 
 void config_free(struct config *c);
+
+/* Workers when the config names none: online CPUs, at most 8. */
+uint32_t config_default_workers(void);
 
 /* True when @a and @b enroll the same workloads on the same port. */
 bool config_same_workloads(const struct config *a, const struct config *b);

@@ -7,15 +7,15 @@
 #ifndef BRIDLE_JSONV_H
 #define BRIDLE_JSONV_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 
 struct jv {
 	const char *file; /* shown in errors; not owned */
-	char path[256];   /* current JSON path, "$" at the root */
-	char *err;        /* caller's buffer for the first error */
+	char path[256]; /* current JSON path, "$" at the root */
+	char *err; /* caller's buffer for the first error */
 	size_t errlen;
 };
 

@@ -24,7 +24,7 @@ int keys_resolver(int family, const uint8_t *addr,
 		  struct bridle_resolver_key *out);
 
 /* The destination recorded in @o as a sockaddr. Returns its family. */
-int keys_orig_sockaddr(const struct bridle_orig *o,
-		       struct sockaddr_storage *ss, socklen_t *len);
+int keys_orig_sockaddr(const struct bridle_orig *o, struct sockaddr_storage *ss,
+		       socklen_t *len);
 
 #endif

@@ -6,8 +6,8 @@
 #ifndef BRIDLE_LOG_H
 #define BRIDLE_LOG_H
 
-#include <stdbool.h>
 #include <jansson.h>
+#include <stdbool.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 

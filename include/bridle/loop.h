@@ -13,7 +13,8 @@
 struct loop_watch;
 typedef void (*loop_cb)(struct loop_watch *w, uint32_t events);
 
-/* Embedded in the owner's struct; the owner recovers itself with container_of. */
+/* Embedded in the owner's struct; the owner recovers itself with container_of.
+ */
 struct loop_watch {
 	int fd;
 	uint32_t events; /* EPOLLIN/EPOLLOUT currently asked for */
@@ -45,6 +46,8 @@ uint64_t loop_clock_ms(void);
 void loop_set_after(struct loop *l, loop_tick_cb cb, void *arg);
 
 int loop_run(struct loop *l);
+/* Ask loop_run to return after the current batch. Safe from another
+ * thread, which must then wake the loop (an eventfd it watches). */
 void loop_stop(struct loop *l);
 
 #define container_of(ptr, type, member) \

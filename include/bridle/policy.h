@@ -9,10 +9,10 @@
 #ifndef BRIDLE_POLICY_H
 #define BRIDLE_POLICY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <jansson.h>
 
 #include "bridle/jsonv.h"
 
@@ -24,21 +24,21 @@ struct policy;
 
 /* What the enforcer knows about a connection when it asks the policy. */
 struct policy_input {
-	const char *workload;       /* enrolled workload name */
-	json_t *labels;             /* its labels: object of string → string */
-	const char *exe;            /* executable path, NULL when unknown */
+	const char *workload; /* enrolled workload name */
+	json_t *labels; /* its labels: object of string → string */
+	const char *exe; /* executable path, NULL when unknown */
 	uint32_t uid;
-	int family;                 /* AF_INET or AF_INET6 */
-	const uint8_t *addr;        /* 4 or 16 bytes, network order */
+	int family; /* AF_INET or AF_INET6 */
+	const uint8_t *addr; /* 4 or 16 bytes, network order */
 	uint16_t port;
 };
 
 struct policy_decision {
 	enum policy_action action;
-	const char *rule;           /* rule name, or "default"; owned by policy */
-	const char *target;         /* target name, NULL if none matched */
+	const char *rule; /* rule name, or "default"; owned by policy */
+	const char *target; /* target name, NULL if none matched */
 	enum policy_proto proto;
-	const char *message;        /* deny message, may be NULL */
+	const char *message; /* deny message, may be NULL */
 };
 
 /*

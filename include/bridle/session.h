@@ -21,7 +21,7 @@ struct session_summary {
 	char target[64];
 	char rule[128];
 	char action[8];
-	char orig[64];         /* "10.77.0.1:7" or "[fd00::1]:7" */
+	char orig[64]; /* "10.77.0.1:7" or "[fd00::1]:7" */
 	char exe[256];
 	uint32_t pid, uid;
 	uint64_t cgroup_id;
@@ -33,23 +33,23 @@ struct session_summary {
 /* Listener callback: accept and decide every pending connection. */
 void session_on_listen(struct loop_watch *w, uint32_t events);
 
-/* Coarse timers: connect and idle timeouts, drain deadline. */
-void session_tick(void *enforcer);
+/* Worker tick: connect and idle timeouts, drain deadline. */
+void session_tick(void *worker);
 
-/* Free sessions closed during the last batch of events. */
-void session_reap(void *enforcer);
+/* Free the worker's sessions closed during the last batch of events. */
+void session_reap(void *worker);
 
-/* Close every live session (drain deadline or fatal error). */
-void session_close_all(struct enforcer *e, const char *reason);
+/* Close every live session of @wk (drain deadline or exit). */
+void session_close_all(struct worker *wk, const char *reason);
 
-/* Live sessions then recent ones, newest first. */
+/* Live sessions then recent ones, of all workers, newest first. */
 json_t *session_list_json(struct enforcer *e);
 
 /* Open the JSON-lines session log under cfg->log_dir. */
 int session_log_open(struct enforcer *e, char *err, size_t errlen);
 
 /* Format an address and port as "1.2.3.4:5" or "[::1]:5". */
-void session_format_addr(int family, const void *addr, uint16_t port,
-			 char *buf, size_t len);
+void session_format_addr(int family, const void *addr, uint16_t port, char *buf,
+			 size_t len);
 
 #endif

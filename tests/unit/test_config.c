@@ -123,7 +123,9 @@ static void test_defaults(void **state)
 	assert_int_equal(c->idle_timeout_ms, 3600000);
 	assert_int_equal(c->drain_timeout_ms, 10000);
 	assert_int_equal(c->buffer_size, 65536);
-	assert_true(c->splice);
+	assert_int_equal(c->relay, RELAY_AUTO);
+	assert_int_equal(c->workers, config_default_workers());
+	assert_true(c->workers >= 1 && c->workers <= CONFIG_AUTO_WORKERS_MAX);
 	assert_int_equal(c->max_sessions, 10000);
 	assert_int_equal(c->recent_sessions, 256);
 	assert_null(c->policy_path);
@@ -149,7 +151,7 @@ static void test_all_keys(void **state)
 		" \"connect_timeout_ms\": 1, \"idle_timeout_ms\": 0,"
 		" \"drain_timeout_ms\": 3600000, \"buffer_size\": 4096,"
 		" \"max_sessions\": 1000000, \"recent_sessions\": 0,"
-		" \"relay\": \"copy\","
+		" \"relay\": \"copy\", \"workers\": 64,"
 		" \"workloads\": [{\"name\": \"a\", \"cgroup\": \"a\"},"
 		"  {\"name\": \"B.b_-9\", \"cgroup\": \"" ROOT "/x/y\","
 		"   \"labels\": {}}],"
@@ -168,7 +170,8 @@ static void test_all_keys(void **state)
 	assert_int_equal(c->buffer_size, 4096);
 	assert_int_equal(c->max_sessions, 1000000);
 	assert_int_equal(c->recent_sessions, 0);
-	assert_false(c->splice);
+	assert_int_equal(c->relay, RELAY_COPY);
+	assert_int_equal(c->workers, 64);
 	assert_int_equal(c->nresolvers, 3);
 	assert_int_equal(c->resolvers[0].family, AF_INET);
 	assert_int_equal(c->resolvers[1].family, AF_INET6);
@@ -271,7 +274,9 @@ static const struct bad_case {
 	{ "{" WP ", \"recent_sessions\": 100001}", "$.recent_sessions",
 	  "100001 is out of range 0..100000" },
 	{ "{" WP ", \"relay\": \"fast\"}", "$.relay",
-	  "\"fast\" is not a relay mode (splice, copy)" },
+	  "\"fast\" is not a relay mode (auto, copy, splice)" },
+	{ "{" WP ", \"workers\": 0}", "$.workers", "0 is out of range 1..64" },
+	{ "{" WP ", \"workers\": 65}", "$.workers", "65 is out of range 1..64" },
 	{ "{" WP ", \"dns_resolvers\": \"10.0.0.1\"}", "$.dns_resolvers",
 	  "expected an array of IP addresses" },
 	{ "{" WP ", \"dns_resolvers\": [\"10.0.0.1\", \"10.0.0.0/8\"]}",
