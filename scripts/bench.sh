@@ -11,7 +11,8 @@
 #                "buffer_size" key)
 #   haproxy      Debian haproxy, TCP mode, in the pod netns on 127.0.0.1,
 #                client not in the cgroup: the classic userspace proxy hop
-#   bridle-256k  like bridle, "buffer_size": 262144 (its own pod + instance)
+#   bridle-1w    like bridle, "workers": 1 (its own pod + instance)
+#   bridle-256k  like bridle, "buffer_size": 262144 (not in the default list)
 #   bridle-copy  like bridle, "relay": "copy" (the buffer path protocol
 #                modules use; its own pod + instance)
 #   bridle-splice  like bridle, "relay": "splice" (not in the default list)
@@ -31,7 +32,7 @@
 #
 # Environment: BENCH_REPS (3), BENCH_SECONDS (throughput, 2.5),
 # BENCH_CONNRATE_SECONDS (2), BENCH_LAT_COUNT (20000),
-# BENCH_VARIANTS ("direct bridle haproxy bridle-256k bridle-copy"),
+# BENCH_VARIANTS ("direct bridle haproxy bridle-1w bridle-copy"),
 # BENCH_OUT (build/bench), BENCH_KEEP=1 keeps the work dir (bridle logs).
 set -euo pipefail
 
@@ -42,7 +43,7 @@ REPS=${BENCH_REPS:-3}
 TPUT_S=${BENCH_SECONDS:-2.5}
 CR_S=${BENCH_CONNRATE_SECONDS:-2}
 LAT_N=${BENCH_LAT_COUNT:-20000}
-VARIANTS=${BENCH_VARIANTS:-direct bridle haproxy bridle-256k bridle-copy}
+VARIANTS=${BENCH_VARIANTS:-direct bridle haproxy bridle-1w bridle-copy}
 OUT=${BENCH_OUT:-$ROOT/build/bench}
 BRIDLE=$ROOT/build/bridle
 TB=$ROOT/build/tools/tcpbench
@@ -136,6 +137,7 @@ RAW=$WORK/raw.jsonl
 # of its own, because one bridle instance has one buffer_size / relay mode.
 declare -A POD_OF=([direct]=0 [bridle]=0 [haproxy]=0)
 declare -A BRIDLE_EXTRA=([bridle]='' \
+	[bridle-1w]='"workers": 1,' \
 	[bridle-256k]='"buffer_size": 262144,' \
 	[bridle-copy]='"relay": "copy",' \
 	[bridle-splice]='"relay": "splice",')
@@ -143,7 +145,7 @@ NPODS=1
 for v in $VARIANTS; do
 	case $v in
 	direct | bridle | haproxy) ;;
-	bridle-256k | bridle-copy | bridle-splice)
+	bridle-1w | bridle-256k | bridle-copy | bridle-splice)
 		POD_OF[$v]=$NPODS
 		NPODS=$((NPODS + 1))
 		;;
@@ -463,6 +465,7 @@ meta = {
         "direct": "client in pod netns, not enrolled",
         "bridle": "bridle, default config (no relay or buffer_size key)",
         "haproxy": "haproxy TCP mode in pod netns on 127.0.0.1",
+        "bridle-1w": "bridle, one worker thread",
         "bridle-256k": "bridle, buffer_size 262144",
         "bridle-copy": "bridle, relay copy",
         "bridle-splice": "bridle, relay splice",
