@@ -22,6 +22,7 @@ LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
 
 OBJS      := $(patsubst user/%.c,$(BUILD)/obj/%.o,$(USER_SRCS))
 ASAN_OBJS := $(patsubst user/%.c,$(BUILD)/asan/%.o,$(LIB_SRCS))
+TSAN_OBJS := $(patsubst user/%.c,$(BUILD)/tsan/%.o,$(USER_SRCS))
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -31,7 +32,7 @@ FUZZ_LIB   := user/jsonv.c user/policy.c user/config.c user/iobuf.c user/keys.c 
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test unit fuzz-seeds e2e demo bench check format clean
+.PHONY: all deps test unit fuzz-seeds e2e e2e-tsan demo bench check format clean
 
 all: $(BUILD)/bridle $(TOOL_BINS)
 
@@ -53,6 +54,14 @@ $(BUILD)/obj/%.o: user/%.c $(HDRS) $(BUILD)/redirect.skel.h
 $(BUILD)/asan/%.o: user/%.c $(HDRS) $(BUILD)/redirect.skel.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS_ALL) -O1 -g $(SAN) -c $< -o $@
+
+$(BUILD)/tsan/%.o: user/%.c $(HDRS) $(BUILD)/redirect.skel.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS_ALL) -O1 -g -fsanitize=thread -c $< -o $@
+
+# The enforcer under ThreadSanitizer, for the worker threads.
+$(BUILD)/tsan/bridle: $(TSAN_OBJS)
+	$(CC) -fsanitize=thread -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bridle: $(OBJS)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -91,11 +100,18 @@ fuzz-seeds: $(FUZZ_BINS)
 e2e: all
 	@./tests/e2e/run.sh
 
+# The end-to-end suite again with bridle built with ThreadSanitizer: the
+# first data race aborts bridle, and the case that ran it fails.
+e2e-tsan: all $(BUILD)/tsan/bridle
+	@BRIDLE=$(CURDIR)/$(BUILD)/tsan/bridle E2E_OUT=$(CURDIR)/$(BUILD)/e2e-tsan \
+		TSAN_OPTIONS="halt_on_error=1 abort_on_error=1" ./tests/e2e/run.sh
+
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz-seeds
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory e2e-tsan
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -46,7 +46,7 @@ struct relay {
 	size_t last_read;
 	bool eof; /* read 0 from the source */
 	bool shut; /* sent FIN to the destination */
-	uint64_t *bytes; /* counter in the session summary */
+	uint64_t count; /* bytes moved; the API reads it (relaxed atomic) */
 };
 
 struct session {
@@ -81,11 +81,9 @@ static int relay_use_pipe(struct relay *r, size_t cap)
 	return 0;
 }
 
-static int relay_init(struct relay *r, size_t cap, enum relay_mode mode,
-		      uint64_t *bytes)
+static int relay_init(struct relay *r, size_t cap, enum relay_mode mode)
 {
 	r->pipe[0] = r->pipe[1] = -1;
-	r->bytes = bytes;
 	r->may_splice = mode == RELAY_AUTO;
 	/* Pipes cost two descriptors: fall back to copying without them. */
 	if (mode == RELAY_SPLICE && relay_use_pipe(r, cap) == 0)
@@ -168,7 +166,9 @@ static int flow(int src, int dst, struct relay *r, bool can_read,
 		ssize_t n = relay_read(r, src);
 
 		if (n > 0) {
-			*r->bytes += (uint64_t)n;
+			/* Only this thread writes; the API loads it. */
+			__atomic_store_n(&r->count, r->count + (uint64_t)n,
+					 __ATOMIC_RELAXED);
 			r->last_read = (size_t)n;
 		} else if (n == 0)
 			r->eof = true;
@@ -349,12 +349,14 @@ static void session_close(struct session *s, const char *reason, bool reset)
 			close(s->up.fd);
 	}
 	s->down.fd = s->up.fd = -1;
+	/* The API copies s->sum under the lock: finish it under the lock. */
+	pthread_mutex_lock(&wk->lock);
 	snprintf(s->sum.end_reason, sizeof(s->sum.end_reason), "%s", reason);
 	s->sum.duration_ms = loop_now_ms(wk->loop) - s->start_ms;
-	session_log(s->e, "close", &s->sum);
-	/* Unlink from the live list; freed after this batch of events. */
-	pthread_mutex_lock(&wk->lock);
+	s->sum.bytes_up = s->to_up.count;
+	s->sum.bytes_down = s->to_down.count;
 	remember(wk, &s->sum);
+	/* Unlink from the live list; freed after this batch of events. */
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -363,6 +365,7 @@ static void session_close(struct session *s, const char *reason, bool reset)
 		s->next->prev = s->prev;
 	wk->nsessions--;
 	pthread_mutex_unlock(&wk->lock);
+	session_log(s->e, "close", &s->sum);
 	__atomic_sub_fetch(&s->e->nsessions, 1, __ATOMIC_RELAXED);
 	s->prev = NULL;
 	s->next = wk->graveyard;
@@ -497,7 +500,9 @@ static void on_up(struct loop_watch *w, uint32_t events)
 			session_close(s, errno_reason(err, "connect"), true);
 			return;
 		}
+		pthread_mutex_lock(&s->wk->lock); /* the API reads it */
 		s->connecting = false;
+		pthread_mutex_unlock(&s->wk->lock);
 		nodelay(w->fd);
 		/* The agent side waited for this: start reading it now. */
 		s->down_registered = true;
@@ -559,10 +564,8 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 		return;
 	}
 	s->sum = *sum;
-	if (relay_init(&s->to_up, e->cfg->buffer_size, e->cfg->relay,
-		       &s->sum.bytes_up) ||
-	    relay_init(&s->to_down, e->cfg->buffer_size, e->cfg->relay,
-		       &s->sum.bytes_down)) {
+	if (relay_init(&s->to_up, e->cfg->buffer_size, e->cfg->relay) ||
+	    relay_init(&s->to_down, e->cfg->buffer_size, e->cfg->relay)) {
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
@@ -586,6 +589,7 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 	s->up.fd = ufd;
 	s->start_ms = s->last_ms = loop_now_ms(wk->loop);
 	s->connect_deadline_ms = s->start_ms + e->cfg->connect_timeout_ms;
+	s->connecting = true;
 	pthread_mutex_lock(&wk->lock);
 	s->next = wk->sessions;
 	if (wk->sessions)
@@ -602,7 +606,6 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 		return;
 	}
 	/* Wait for the connect before reading the agent: nothing to send to. */
-	s->connecting = true;
 	s->up_registered = true;
 	if (loop_add(wk->loop, &s->up, ufd, EPOLLOUT, on_up)) {
 		s->up_registered = false;
@@ -788,6 +791,9 @@ static void worker_sessions(struct worker *wk, json_t *live, json_t *closed)
 		json_t *j;
 
 		sum.duration_ms = now - s->start_ms;
+		sum.bytes_up = __atomic_load_n(&s->to_up.count, __ATOMIC_RELAXED);
+		sum.bytes_down =
+			__atomic_load_n(&s->to_down.count, __ATOMIC_RELAXED);
 		j = summary_json(&sum);
 		json_object_set_new(j, "state",
 				    json_string(s->connecting ? "connecting" :

@@ -19,7 +19,7 @@
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_ROOT=$(cd "$E2E_DIR/../.." && pwd)
-BRIDLE=$E2E_ROOT/build/bridle
+BRIDLE=${BRIDLE:-$E2E_ROOT/build/bridle}
 TOOLS=$E2E_ROOT/build/tools
 PODEXEC=$E2E_ROOT/scripts/podexec
 PY=/usr/bin/python3

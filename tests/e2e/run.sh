@@ -68,6 +68,12 @@ for f in "${files[@]}"; do
 		t0=$(date +%s%N)
 		timeout -k 10 "$E2E_CASE_TIMEOUT" bash "$f" --case "$c" >"$E2E_OUT/$c.out" 2>&1
 		rc=$?
+		# A sanitizer report from bridle fails the case, whatever it asserted.
+		if [ $rc = 0 ] && grep -qE '(WARNING|ERROR): (Thread|Address|UndefinedBehavior)Sanitizer|runtime error:' \
+			"$E2E_OUT/$c.bridle.log" 2>/dev/null; then
+			rc=1
+			echo "bridle reported a sanitizer error (see $E2E_OUT/$c.bridle.log)" >"$E2E_OUT/$c.reason"
+		fi
 		ms=$((($(date +%s%N) - t0) / 1000000))
 		secs=$(printf '%d.%01d' $((ms / 1000)) $((ms % 1000 / 100)))
 		if [ $rc = 0 ]; then
