@@ -102,6 +102,23 @@ static __always_inline int bridle_udp(struct bpf_sock_addr *ctx, __u16 family,
 }
 
 /*
+ * The enrolled cgroup the current task is in or below: the identity the
+ * enforcer uses for the workload, whatever network namespace it shares.
+ */
+static __always_inline __u64 bridle_current_workload_cgroup(void)
+{
+	for (int level = 1; level < BRIDLE_CGROUP_MAX_DEPTH; level++) {
+		__u64 anc = bpf_get_current_ancestor_cgroup_id(level);
+
+		if (!anc)
+			break;
+		if (bpf_map_lookup_elem(&bridle_cgroups, &anc))
+			return anc;
+	}
+	return 0;
+}
+
+/*
  * TCP connect: remember where the caller wanted to go, then point the
  * socket at the enforcer's listener in the same netns. @family/@addr is the
  * original destination with IPv4-mapped IPv6 already folded to IPv4.
@@ -115,7 +132,7 @@ static __always_inline __u16 bridle_tcp_redirect(struct bpf_sock_addr *ctx,
 	struct bridle_pod_cfg *cfg;
 	struct bridle_orig *orig;
 	__u64 netns = bpf_get_netns_cookie(ctx);
-	__u64 id;
+	__u64 id, wl_cgroup;
 
 	cfg = bpf_map_lookup_elem(&bridle_pod_cfg, &netns);
 	if (!cfg || !(cfg->flags & BRIDLE_POD_READY)) {
@@ -130,6 +147,9 @@ static __always_inline __u16 bridle_tcp_redirect(struct bpf_sock_addr *ctx,
 			    SOCK_STREAM, IPPROTO_TCP);
 		return 0;
 	}
+	wl_cgroup = bridle_current_workload_cgroup();
+	if (!wl_cgroup)
+		return 0; /* not below an enrolled cgroup: cannot say whose */
 	orig = bpf_sk_storage_get(&bridle_orig_sk, ctx->sk, 0,
 				  BPF_SK_STORAGE_GET_F_CREATE);
 	if (!orig)
@@ -146,6 +166,7 @@ static __always_inline __u16 bridle_tcp_redirect(struct bpf_sock_addr *ctx,
 	orig->pod_id = cfg->pod_id;
 	orig->cgroup_id = bpf_get_current_cgroup_id();
 	orig->sock_cookie = bpf_get_socket_cookie(ctx);
+	orig->workload_cgroup = wl_cgroup;
 	bridle_count(BRIDLE_CNT_REDIRECTED);
 	return cfg->listen_port;
 }

@@ -26,8 +26,6 @@
 #include "bridle/keys.h"
 #include "redirect.skel.h"
 
-#define MAX_LINKS 256
-
 struct bridle_bpf {
 	struct redirect_bpf *skel;
 	struct ring_buffer *events;
@@ -37,8 +35,6 @@ struct bridle_bpf {
 	bool lsm; /* the lsm_cgroup program is loaded */
 	int lsm_err; /* why not, when it is not */
 	int retired_maps; /* pinned maps set aside as incompatible */
-	struct bpf_link *links[MAX_LINKS];
-	int nlinks;
 };
 
 static const char *const counter_names[BRIDLE_CNT_MAX] = {
@@ -258,9 +254,6 @@ void bridle_bpf_close(struct bridle_bpf *b)
 	if (!b)
 		return;
 	ring_buffer__free(b->events);
-	/* Closing a pinned link's fd leaves it attached: that is the point. */
-	for (int i = 0; i < b->nlinks; i++)
-		bpf_link__destroy(b->links[i]);
 	redirect_bpf__destroy(b->skel);
 	free(b);
 }
@@ -317,11 +310,6 @@ int bridle_bpf_attach(struct bridle_bpf *b, const char *path,
 		if (!bpf_program__autoload(prog) ||
 		    bpf_program__type(prog) == BPF_PROG_TYPE_SCHED_CLS)
 			continue; /* not a cgroup program */
-		if (b->nlinks == MAX_LINKS) {
-			ret = -ENOSPC;
-			snprintf(err, errlen, "too many links");
-			goto out;
-		}
 		snprintf(pin, sizeof(pin), "%s/%s", dir,
 			 bpf_program__name(prog));
 		link = bpf_link__open(pin);
@@ -353,7 +341,8 @@ int bridle_bpf_attach(struct bridle_bpf *b, const char *path,
 				goto out;
 			}
 		}
-		b->links[b->nlinks++] = link;
+		/* The pin holds the link: closing our fd leaves it attached. */
+		bpf_link__destroy(link);
 	}
 	{
 		__u8 one = 1;

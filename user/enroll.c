@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bridle/enforcer.h"
@@ -355,6 +356,46 @@ static int enroll_one(struct enforcer *e, struct workload *w,
 	return 0;
 }
 
+/*
+ * One workload per network namespace (the listeners and pod_cfg are per
+ * netns) and no workload cgroup inside another's (the inner programs would
+ * redirect first and the outer ones would refuse the result). A workload
+ * that breaks either rule is not enrolled at all. Returns 0 or -EINVAL.
+ */
+static int overlaps_earlier(struct enforcer *e, size_t i, char *err,
+			    size_t errlen)
+{
+	const struct config_workload *w = &e->cfg->workloads[i];
+	struct stat st;
+
+	if (stat(w->netns, &st) == -1)
+		return 0; /* enroll_one reports it */
+	for (size_t k = 0; k < i; k++) {
+		const struct config_workload *o = &e->cfg->workloads[k];
+		size_t wl = strlen(w->cgroup), ol = strlen(o->cgroup);
+		struct stat ost;
+
+		if (stat(o->netns, &ost) == 0 && ost.st_dev == st.st_dev &&
+		    ost.st_ino == st.st_ino) {
+			snprintf(err, errlen,
+				 "shares its network namespace with workload "
+				 "%s: one workload per network namespace",
+				 o->name);
+			return -EINVAL;
+		}
+		if ((wl >= ol && strncmp(w->cgroup, o->cgroup, ol) == 0 &&
+		     (w->cgroup[ol] == '/' || w->cgroup[ol] == '\0')) ||
+		    (ol > wl && strncmp(o->cgroup, w->cgroup, wl) == 0 &&
+		     o->cgroup[wl] == '/')) {
+			snprintf(err, errlen,
+				 "cgroup %s overlaps workload %s's cgroup %s",
+				 w->cgroup, o->name, o->cgroup);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int enroll_all(struct enforcer *e)
 {
 	char cg_root[PATH_MAX], self_cg[PATH_MAX];
@@ -375,7 +416,8 @@ int enroll_all(struct enforcer *e)
 		w->cfg = &e->cfg->workloads[i];
 		w->pod_id = (uint32_t)i + 1;
 		w->netns_fd = -1;
-		if (enroll_one(e, w, cg_root, r == 0 ? self_cg : NULL) == 0) {
+		if (overlaps_earlier(e, i, w->error, sizeof(w->error)) == 0 &&
+		    enroll_one(e, w, cg_root, r == 0 ? self_cg : NULL) == 0) {
 			ready++;
 			log_json(LOG_INFO, "workload_ready",
 				 json_pack("{s:s,s:s,s:s,s:I,s:I,s:i}",

@@ -424,9 +424,10 @@ static void session_update_interest(struct session *s)
 		  up);
 }
 
+/* "side: reason", valid until this thread's next call (callers copy it). */
 static const char *errno_reason(int err, const char *side)
 {
-	static char buf[96];
+	static __thread char buf[96];
 
 	snprintf(buf, sizeof(buf), "%s: %s", side, strerror(err));
 	return buf;
@@ -658,10 +659,12 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	snprintf(path, sizeof(path), "/proc/%u/exe", o.tgid);
 	n = readlink(path, sum.exe, sizeof(sum.exe) - 1);
 	sum.exe[n > 0 ? n : 0] = '\0';
-	if (o.pod_id != w->pod_id) {
+	/* The kernel says which enrolled cgroup the process is in; it must
+	 * be the workload whose namespace this listener serves. */
+	if (o.workload_cgroup != w->cgroup_id || o.pod_id != w->pod_id) {
 		count(&w->refused);
 		refuse(wk, fd, &sum,
-		       "original destination recorded for another workload");
+		       "connection from a cgroup that is not this workload's");
 		return;
 	}
 	in.workload = w->cfg->name;
@@ -791,7 +794,8 @@ static void worker_sessions(struct worker *wk, json_t *live, json_t *closed)
 		json_t *j;
 
 		sum.duration_ms = now - s->start_ms;
-		sum.bytes_up = __atomic_load_n(&s->to_up.count, __ATOMIC_RELAXED);
+		sum.bytes_up =
+			__atomic_load_n(&s->to_up.count, __ATOMIC_RELAXED);
 		sum.bytes_down =
 			__atomic_load_n(&s->to_down.count, __ATOMIC_RELAXED);
 		j = summary_json(&sum);

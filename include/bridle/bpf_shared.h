@@ -41,8 +41,9 @@ struct bridle_orig {
 	__u32 tgid; /* connecting process, as the init pid namespace sees it */
 	__u32 uid;
 	__u32 pod_id;
-	__u64 cgroup_id;
+	__u64 cgroup_id; /* the process's own cgroup (a container's, say) */
 	__u64 sock_cookie;
+	__u64 workload_cgroup; /* the enrolled cgroup it is in or below */
 };
 
 /*

@@ -325,6 +325,21 @@ bridle_start() {
 	fail "bridle: workloads not ready after 10 s"
 }
 
+# bridle_start_partial: like bridle_start, for configs where some workloads
+# are meant to fail: waits until the first one is ready.
+bridle_start_partial() {
+	echo "=== bridle run $(date +%T.%N)" >>"$BRIDLE_LOG"
+	sh -c "$IN_CG_SH" "$CG/bridle" "" "$BRIDLE" run --config "$W/config.json" 2>>"$BRIDLE_LOG" &
+	BRIDLE_PID=$!
+	local n
+	for n in $(seq 200); do
+		kill -0 "$BRIDLE_PID" 2>/dev/null || fail "bridle exited during startup"
+		[ "$(status_json 2>/dev/null | jq -r '.workloads[0].ready')" = true ] && return 0
+		sleep 0.05
+	done
+	fail "bridle: first workload not ready after 10 s"
+}
+
 # bridle_stop [SIGNAL]: stop bridle and wait for it (SIGKILL after 5 s).
 # Sets BRIDLE_RC.
 bridle_stop() {

@@ -103,7 +103,8 @@ t_max_sessions() {
 t_port_squatted() {
 	setup_std
 	mkdir -p "$CG/other"
-	add_workload ghost "$CG/does-not-exist" "$POD"
+	netns_add "be2e-$ID-ghost"
+	add_workload ghost "$CG/does-not-exist" "be2e-$ID-ghost"
 	write_config "$(std_policy)"
 	"$PODEXEC" "$AGENT_CG" "$POD" "$TOOLS/testsrv" -l 127.0.0.1:15001 -L "$W/squat.log" -r "$W/squat.ready" &
 	BG[$!]="squatter"
@@ -270,6 +271,36 @@ t_upgrade_incompatible_map() {
 		"counters work with the new map"
 	pins=$(bpftool link show 2>/dev/null | grep -c "cgroup_id $(stat -c %i "$AGENT_CG" 2>/dev/null)" || true)
 	note "links on the agent cgroup after the upgrade: $pins"
+}
+
+# Two workloads configured in one network namespace: the second is refused
+# at enrollment (its cgroup gets no programs and no listener can be shared
+# by two identities), and a process in it never borrows the first
+# workload's permissions: the echo target only agent-a may use.
+t_shared_netns_refused() {
+	setup_std
+	mkdir -p "$CG/agent-b"
+	add_workload agent-b "$CG/agent-b" "$POD" '{"app": "other"}'
+	write_config '{"default": "deny",
+	  "targets": [{"name": "echo", "address": "10.77.0.1", "port": 7}],
+	  "rules": [{"name": "a only", "workload": {"name": "agent-a"}, "target": "echo", "action": "allow"}]}'
+	bridle_start_partial
+	local s out
+	s=$(status_json)
+	assert_eq "$(jq -r '.workloads[1].ready' <<<"$s")" false "second workload in the netns: ready"
+	assert_match "$(jq -r '.workloads[1].error' <<<"$s")" "shares its network namespace with workload agent-a" \
+		"second workload: error"
+	assert_eq "$(jq -r '.workloads[1].programs | length' <<<"$s")" 0 "second workload: programs attached"
+	out=$(pod "$POD" "$TOOLS/peer" -s a 10.77.0.1 7)
+	assert_eq "$(kv recv "$out")" a "agent-a: echo"
+	local before
+	before=$(lines "$W/echo.log")
+	# agent-b's process: in the same netns, its own (unenrolled) cgroup,
+	# so its connect is direct; the point is that it is not seen as agent-a.
+	out=$(pod_in "$CG/agent-b" "$POD" "$TOOLS/peer" -s b 10.77.0.1 7)
+	assert_eq "$(sessions_json | jq '[.[] | select(.process.pid != null and .workload == "agent-a")] | length')" 1 \
+		"sessions attributed to agent-a (only agent-a's own)"
+	note "agent-b direct (not enrolled): $(kv recv "$out"), echo connections $before -> $(lines "$W/echo.log")"
 }
 
 e2e_main "$@"

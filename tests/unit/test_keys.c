@@ -82,7 +82,7 @@ static void test_layout_pod_cfg(void **state)
 static void test_layout_orig(void **state)
 {
 	(void)state;
-	assert_int_equal(sizeof(struct bridle_orig), 48);
+	assert_int_equal(sizeof(struct bridle_orig), 56);
 	assert_int_equal(offsetof(struct bridle_orig, addr), 0);
 	ASSERT_NEXT(struct bridle_orig, addr, port);
 	ASSERT_NEXT(struct bridle_orig, port, family);
@@ -91,7 +91,8 @@ static void test_layout_orig(void **state)
 	ASSERT_NEXT(struct bridle_orig, uid, pod_id);
 	ASSERT_NEXT(struct bridle_orig, pod_id, cgroup_id);
 	ASSERT_NEXT(struct bridle_orig, cgroup_id, sock_cookie);
-	ASSERT_LAST(struct bridle_orig, sock_cookie);
+	ASSERT_NEXT(struct bridle_orig, sock_cookie, workload_cgroup);
+	ASSERT_LAST(struct bridle_orig, workload_cgroup);
 	assert_int_equal(offsetof(struct bridle_orig, cgroup_id) % 8, 0);
 }
 
