@@ -475,15 +475,6 @@ int bridle_bpf_pod_set(struct bridle_bpf *b, uint64_t netns_cookie,
 								      0;
 }
 
-int bridle_bpf_pod_del(struct bridle_bpf *b, uint64_t netns_cookie)
-{
-	int fd = bpf_map__fd(b->skel->maps.bridle_pod_cfg);
-
-	if (bpf_map_delete_elem(fd, &netns_cookie) && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
 int bridle_bpf_take_orig(struct bridle_bpf *b,
 			 const struct bridle_tuple_key *key,
 			 struct bridle_orig *out)

@@ -126,6 +126,21 @@ static int listen_in(struct enforcer *e, struct workload *w, int family,
 	return fd;
 }
 
+/*
+ * Publish @w's state in bridle_pod_cfg. Not ready keeps the entry (and the
+ * listener port the bind hook protects) and only clears the flag.
+ */
+static int set_pod_state(struct enforcer *e, struct workload *w, bool ready)
+{
+	struct bridle_pod_cfg pc = {
+		.pod_id = w->pod_id,
+		.flags = ready ? BRIDLE_POD_READY : 0,
+		.listen_port = e->cfg->listen_port,
+	};
+
+	return bridle_bpf_pod_set(e->bpf, w->netns_cookie, &pc);
+}
+
 /* Put the egress guard on the workload's interfaces (from inside its netns). */
 static int guard_interfaces(struct enforcer *e, struct workload *w, char *err,
 			    size_t errlen)
@@ -204,7 +219,7 @@ void enroll_rescan(void *arg)
 		json_decref(now);
 		if (guard_interfaces(e, w, err, sizeof(err)) < 0) {
 			/* An unguarded interface is a way around: close the pod. */
-			bridle_bpf_pod_del(e->bpf, w->netns_cookie);
+			set_pod_state(e, w, false);
 			w->ready = false;
 			snprintf(w->error, sizeof(w->error), "%s", err);
 			log_json(LOG_ERROR, "workload_not_ready",
@@ -238,30 +253,83 @@ static int self_cgroup(char *out, size_t outlen)
 	return ret;
 }
 
+static int netns_cookie_in(struct enforcer *e, struct workload *w,
+			   uint64_t *cookie)
+{
+	int fd = enroll_socket_in(e, w, AF_INET, SOCK_DGRAM), ret;
+
+	if (fd < 0)
+		return fd;
+	ret = netns_cookie_of(fd, cookie);
+	close(fd);
+	return ret;
+}
+
+/*
+ * With several workers the listeners share the port (SO_REUSEPORT), and a
+ * socket of the same uid already bound there would silently join the
+ * group and get a share of the agent's connections. A plain bind first
+ * fails if anyone holds the port.
+ */
+static int port_is_free(struct enforcer *e, struct workload *w, int family,
+			char *err, size_t errlen)
+{
+	struct sockaddr_storage ss = {};
+	socklen_t sl;
+	int fd = enroll_socket_in(e, w, family, SOCK_STREAM), ret = 0;
+
+	if (fd < 0)
+		return 0; /* listen_in reports it */
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(e->cfg->listen_port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(e->cfg->listen_port);
+		sin6->sin6_addr = in6addr_loopback;
+		sl = sizeof(*sin6);
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 && errno == EADDRINUSE) {
+		snprintf(err, errlen,
+			 "listen on %s port %u in netns %s: Address already in "
+			 "use (by a socket that is not bridle's)",
+			 family == AF_INET ? "127.0.0.1" : "[::1]",
+			 e->cfg->listen_port, w->cfg->netns);
+		ret = -EADDRINUSE;
+	}
+	close(fd);
+	return ret;
+}
+
 /* Listeners on 127.0.0.1 and ::1 in @w's netns, one pair per worker. */
 static int listen_all_workers(struct enforcer *e, struct workload *w, char *err,
 			      size_t errlen)
 {
 	size_t idx = (size_t)(w - e->workloads);
+	int ret;
+
+	if (e->cfg->workers > 1) {
+		ret = port_is_free(e, w, AF_INET, err, errlen);
+		if (ret == 0)
+			ret = port_is_free(e, w, AF_INET6, err, errlen);
+		if (ret)
+			return ret;
+	}
 
 	for (uint32_t k = 0; k < e->cfg->workers; k++) {
 		struct worker *wk = &e->workers[k];
 		struct listener *l4 = &wk->listeners[2 * idx];
 		struct listener *l6 = &wk->listeners[2 * idx + 1];
-		int fd = listen_in(e, w, AF_INET, err, errlen), ret;
+		int fd = listen_in(e, w, AF_INET, err, errlen);
 
 		if (fd < 0)
 			return fd;
-		if (k == 0) {
-			ret = netns_cookie_of(fd, &w->netns_cookie);
-			if (ret) {
-				close(fd);
-				snprintf(err, errlen,
-					 "cannot read the netns cookie: %s",
-					 strerror(-ret));
-				return ret;
-			}
-		}
 		l4->wl = l6->wl = w;
 		l4->wk = l6->wk = wk;
 		ret = loop_add(wk->loop, &l4->watch, fd, EPOLLIN,
@@ -301,7 +369,6 @@ static int enroll_one(struct enforcer *e, struct workload *w,
 		      const char *cg_root, const char *self_cg)
 {
 	char err[512] = "";
-	struct bridle_pod_cfg pc = {};
 	int ret;
 
 	/* The enforcer must stay outside every enrolled cgroup. */
@@ -326,6 +393,17 @@ static int enroll_one(struct enforcer *e, struct workload *w,
 			 strerror(-ret));
 		return ret;
 	}
+	/* Closed first: the entry exists (not ready, port protected) before
+	 * any program is attached. */
+	ret = netns_cookie_in(e, w, &w->netns_cookie);
+	if (ret == 0)
+		ret = set_pod_state(e, w, false);
+	if (ret) {
+		snprintf(w->error, sizeof(w->error),
+			 "cannot register network namespace %s: %s",
+			 w->cfg->netns, strerror(-ret));
+		return ret;
+	}
 	ret = bridle_bpf_attach(e->bpf, w->cfg->cgroup, &w->cgroup_id, err,
 				sizeof(err));
 	if (ret) {
@@ -342,10 +420,7 @@ static int enroll_one(struct enforcer *e, struct workload *w,
 		snprintf(w->error, sizeof(w->error), "%s", err);
 		return ret;
 	}
-	pc.pod_id = w->pod_id;
-	pc.flags = BRIDLE_POD_READY;
-	pc.listen_port = e->cfg->listen_port;
-	ret = bridle_bpf_pod_set(e->bpf, w->netns_cookie, &pc);
+	ret = set_pod_state(e, w, true);
 	if (ret) {
 		snprintf(w->error, sizeof(w->error),
 			 "cannot mark the workload ready: %s", strerror(-ret));
@@ -459,7 +534,7 @@ void enroll_mark_unready(struct enforcer *e)
 
 		if (!w->ready)
 			continue;
-		bridle_bpf_pod_del(e->bpf, w->netns_cookie);
+		set_pod_state(e, w, false);
 		w->ready = false;
 		snprintf(w->error, sizeof(w->error), "enforcer stopping");
 	}

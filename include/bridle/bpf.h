@@ -58,7 +58,6 @@ int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names, char *err,
 
 int bridle_bpf_pod_set(struct bridle_bpf *b, uint64_t netns_cookie,
 		       const struct bridle_pod_cfg *cfg);
-int bridle_bpf_pod_del(struct bridle_bpf *b, uint64_t netns_cookie);
 
 /* Look up and delete the original destination recorded for @key. */
 int bridle_bpf_take_orig(struct bridle_bpf *b,

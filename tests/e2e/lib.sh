@@ -340,6 +340,15 @@ bridle_start_partial() {
 	fail "bridle: first workload not ready after 10 s"
 }
 
+# bridle_start_any: start bridle and wait only for its control socket.
+bridle_start_any() {
+	echo "=== bridle run $(date +%T.%N)" >>"$BRIDLE_LOG"
+	sh -c "$IN_CG_SH" "$CG/bridle" "" "$BRIDLE" run --config "$W/config.json" 2>>"$BRIDLE_LOG" &
+	BRIDLE_PID=$!
+	wait_until 10 sh -c "'$BRIDLE' status --json --socket '$W/control.sock' >/dev/null 2>&1" ||
+		fail "bridle did not answer"
+}
+
 # bridle_stop [SIGNAL]: stop bridle and wait for it (SIGKILL after 5 s).
 # Sets BRIDLE_RC.
 bridle_stop() {

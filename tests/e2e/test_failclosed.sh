@@ -240,6 +240,43 @@ t_listener_spoofing() {
 	bridle_stop KILL
 	out=$(pod "$POD" "$TOOLS/sockcheck" bind tcp 127.0.0.1 15001)
 	assert_eq "$out" "EPERM bind" "agent bind 127.0.0.1:15001 after kill -9"
+	# A clean stop clears readiness but keeps the port protected too.
+	bridle_start
+	bridle_stop TERM
+	out=$(pod "$POD" "$TOOLS/sockcheck" bind tcp 127.0.0.1 15001)
+	assert_eq "$out" "EPERM bind" "agent bind 127.0.0.1:15001 after SIGTERM"
+}
+
+# With several workers the listeners use SO_REUSEPORT. A socket of the same
+# uid that already holds the port with SO_REUSEPORT (here root, outside the
+# cgroup) must not silently join the group and receive agent connections:
+# bridle refuses to make the workload ready instead.
+t_reuseport_squatter() {
+	setup_std
+	write_config "$(std_policy)" '{"workers": 2}'
+	outside "$POD" /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(("127.0.0.1", 15001)); s.listen(16)
+open(sys.argv[1], "w").close()
+s.settimeout(30)
+try:
+    while True:
+        c, _ = s.accept(); open(sys.argv[2], "a").write("conn\n"); c.close()
+except Exception:
+    pass' "$W/squat.ready" "$W/squat.log" &
+	BG[$!]="reuseport squatter"
+	wait_until 3 test -f "$W/squat.ready" || fail "squatter did not start"
+	bridle_start_any
+	local s out
+	s=$(status_json)
+	assert_eq "$(jq -r '.workloads[0].ready' <<<"$s")" false "squatted workload: ready"
+	assert_match "$(jq -r '.workloads[0].error' <<<"$s")" "not bridle's" "squatted workload: error"
+	out=$(pod "$POD" "$TOOLS/peer" -s x 10.77.0.1 7)
+	assert_eq "$(kv connect "$out")" ECONNREFUSED "connect from the squatted workload"
+	sleep 0.2
+	assert_eq "$(lines "$W/squat.log")" 0 "connections at the squatter"
 }
 
 
