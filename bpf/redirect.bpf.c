@@ -38,8 +38,26 @@ static __always_inline void bridle_emit_ns(__u64 netns_cookie, __u32 kind,
 					   __u16 port, __u32 sock_type,
 					   __u32 sock_proto)
 {
+	struct bridle_event_rate *rate;
 	struct bridle_event *ev;
+	__u32 zero = 0;
+	__u64 now;
 
+	/* A flood of refusals must not flood the enforcer: a few events per
+	 * CPU per window, the rest only counted. */
+	rate = bpf_map_lookup_elem(&bridle_event_rate, &zero);
+	if (!rate)
+		return;
+	now = bpf_ktime_get_ns();
+	if (now - rate->window_start > BRIDLE_EVENT_WINDOW_NS) {
+		rate->window_start = now;
+		rate->count = 0;
+	}
+	if (rate->count >= BRIDLE_EVENTS_PER_WINDOW) {
+		bridle_count(BRIDLE_CNT_EVENTS_SUPPRESSED);
+		return;
+	}
+	rate->count++;
 	ev = bpf_ringbuf_reserve(&bridle_events, sizeof(*ev), 0);
 	if (!ev)
 		return; /* the counters still see it */
@@ -453,4 +471,83 @@ int bridle_tc_egress(struct __sk_buff *skb)
 	bridle_emit_ns(0, BRIDLE_EV_FRAME_DROPPED, (__u16)sk->family, none, 0,
 		       sk->type, sk->protocol);
 	return TC_ACT_SHOT;
+}
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define IPPROTO_ICMPV6 58
+#define CGROUP_SKB_PASS 1
+#define CGROUP_SKB_DROP 0
+
+static __always_inline int bridle_ip_drop(__u16 family, const __u32 addr[4],
+					  __u16 port, __u32 proto)
+{
+	bridle_count(BRIDLE_CNT_IP_DROPPED);
+	bridle_emit_ns(0, BRIDLE_EV_IP_DROPPED, family, addr, port, 0, proto);
+	return CGROUP_SKB_DROP;
+}
+
+/* UDP from an enrolled socket: to a resolver's port 53, and nowhere else. */
+static __always_inline int bridle_udp_packet_ok(struct __sk_buff *skb,
+						__u32 off, __u16 family,
+						const __u32 daddr[4])
+{
+	struct bridle_resolver_key key = {};
+	struct udphdr udp;
+
+	if (bpf_skb_load_bytes(skb, off, &udp, sizeof(udp)))
+		return 0;
+	key.family = family;
+	key.addr[0] = daddr[0];
+	key.addr[1] = daddr[1];
+	key.addr[2] = daddr[2];
+	key.addr[3] = daddr[3];
+	return udp.dest == bpf_htons(DNS_PORT) &&
+	       bpf_map_lookup_elem(&bridle_resolvers, &key) != NULL;
+}
+
+/*
+ * Every IP packet a socket of the workload sends, as it really leaves:
+ * the connect and sendmsg hooks judged the address the caller named, but a
+ * source route (IPv4 options, an IPv6 routing header, also passed per
+ * send as control messages) would send the packet to its first hop
+ * instead. So: no IPv4 options, no IPv6 extension headers, and UDP only to
+ * a resolver's port 53. TCP goes to the enforcer on loopback, and ICMP can
+ * only come from the kernel here (ICMP sockets are refused at creation).
+ */
+SEC("cgroup_skb/egress")
+int bridle_skb_egress(struct __sk_buff *skb)
+{
+	__u32 daddr[4] = {};
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return CGROUP_SKB_DROP;
+		daddr[0] = ip.daddr;
+		if (ip.ihl != 5)
+			return bridle_ip_drop(AF_INET, daddr, 0, ip.protocol);
+		if (ip.protocol != IPPROTO_UDP)
+			return CGROUP_SKB_PASS;
+		/* A later fragment has no UDP header to check. */
+		if ((ip.frag_off & bpf_htons(0x1fff)) ||
+		    !bridle_udp_packet_ok(skb, sizeof(ip), AF_INET, daddr))
+			return bridle_ip_drop(AF_INET, daddr, 0, ip.protocol);
+		return CGROUP_SKB_PASS;
+	}
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return CGROUP_SKB_DROP;
+		__builtin_memcpy(daddr, &ip6.daddr, 16);
+		if (ip6.nexthdr == IPPROTO_TCP || ip6.nexthdr == IPPROTO_ICMPV6)
+			return CGROUP_SKB_PASS;
+		if (ip6.nexthdr == IPPROTO_UDP &&
+		    bridle_udp_packet_ok(skb, sizeof(ip6), AF_INET6, daddr))
+			return CGROUP_SKB_PASS;
+		return bridle_ip_drop(AF_INET6, daddr, 0, ip6.nexthdr);
+	}
+	return CGROUP_SKB_PASS;
 }

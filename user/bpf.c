@@ -48,6 +48,8 @@ static const char *const counter_names[BRIDLE_CNT_MAX] = {
 	[BRIDLE_CNT_NO_ORIG] = "no_original_destination",
 	[BRIDLE_CNT_BIND_DENIED] = "bind_denied",
 	[BRIDLE_CNT_FRAME_DROPPED] = "frames_dropped",
+	[BRIDLE_CNT_IP_DROPPED] = "ip_packets_dropped",
+	[BRIDLE_CNT_EVENTS_SUPPRESSED] = "events_suppressed",
 };
 
 const char *bridle_bpf_counter_name(int idx)
@@ -427,6 +429,7 @@ int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
 					     "bridle_sockops",
 					     "bridle_sock_create",
 					     "bridle_lsm_socket_create",
+					     "bridle_skb_egress",
 					     NULL };
 	char dir[PATH_MAX], pin[PATH_MAX];
 	uint64_t id;
@@ -587,6 +590,7 @@ static const struct {
 	{ BPF_CGROUP_SOCK_OPS, "sock_ops" },
 	{ BPF_CGROUP_INET_SOCK_CREATE, "sock_create" },
 	{ BPF_LSM_CGROUP, "lsm_socket_create" },
+	{ BPF_CGROUP_INET_EGRESS, "skb_egress" },
 };
 
 json_t *bridle_bpf_cgroup_programs(const char *path)

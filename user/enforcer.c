@@ -36,6 +36,8 @@ static const char *const event_kinds[] = {
 	[BRIDLE_EV_BIND_DENIED] = "bind to the enforcer's listener port",
 	[BRIDLE_EV_FRAME_DROPPED] =
 		"frame from a non-inet socket dropped on egress",
+	[BRIDLE_EV_IP_DROPPED] = "IP packet with options, an extension "
+				 "header, or UDP to a non-resolver dropped",
 };
 
 static const char *workload_of_cgroup(struct enforcer *e, uint64_t cgid)

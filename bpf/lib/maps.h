@@ -64,6 +64,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } bridle_counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bridle_event_rate);
+} bridle_event_rate SEC(".maps");
+
 static __always_inline void bridle_count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&bridle_counters, &idx);

@@ -18,6 +18,14 @@
 #define BRIDLE_EVENTS_BYTES (256 * 1024)
 #define BRIDLE_MAX_CGROUPS 4096
 #define BRIDLE_CGROUP_MAX_DEPTH 32
+/* Kernel events per CPU per window; more are counted, not reported. */
+#define BRIDLE_EVENTS_PER_WINDOW 64
+#define BRIDLE_EVENT_WINDOW_NS 100000000ULL
+
+struct bridle_event_rate {
+	__u64 window_start;
+	__u64 count;
+};
 
 #define BRIDLE_AF_INET 2
 #define BRIDLE_AF_INET6 10
@@ -76,6 +84,8 @@ enum bridle_event_kind {
 	BRIDLE_EV_BIND_DENIED = 5,
 	BRIDLE_EV_FRAME_DROPPED =
 		6, /* tc guard: a frame that bypassed the hooks */
+	BRIDLE_EV_IP_DROPPED =
+		7, /* IP options, extension headers, UDP elsewhere */
 };
 
 struct bridle_event {
@@ -103,6 +113,8 @@ enum bridle_counter {
 	BRIDLE_CNT_NO_ORIG,
 	BRIDLE_CNT_BIND_DENIED,
 	BRIDLE_CNT_FRAME_DROPPED,
+	BRIDLE_CNT_IP_DROPPED,
+	BRIDLE_CNT_EVENTS_SUPPRESSED,
 	BRIDLE_CNT_MAX,
 };
 

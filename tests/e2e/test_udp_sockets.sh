@@ -265,4 +265,57 @@ t_new_interface_guarded() {
 		fail "control: the datagram from outside the cgroup did not arrive"
 }
 
+# Source routing: the sendmsg hook sees the address the caller names (a
+# resolver), but an IPv4 loose source route (IP_OPTIONS) sends the datagram
+# to its first hop instead. The egress program drops any packet of the
+# workload with IP options: sendto fails with EPERM, and a capture on the
+# far end of the pod's link sees no such packet. From outside the cgroup
+# the same packet does leave (the capture works).
+t_source_route_dropped() {
+	setup_std '{"dns_resolvers": ["10.77.0.53"]}'
+	bridle_start
+	local send='
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS,
+             b"\x83\x07\x04" + socket.inet_aton("10.77.0.1") + b"\x00")
+try:
+    s.sendto(b"bypass", ("10.77.0.53", 53)); print("sent")
+except OSError as e:
+    print("errno", e.errno)'
+	local capture='
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0)); s.settimeout(0.2)
+open(sys.argv[2], "w").close()
+n, end = 0, time.time() + 1.5
+while time.time() < end:
+    try:
+        f = s.recv(2048)
+    except socket.timeout:
+        continue
+    if f[12:14] == b"\x08\x00" and (f[14] & 0x0f) > 5:
+        n += 1
+print(n)'
+	local out n
+	ip netns exec "$SVC" /usr/bin/python3 -c "$capture" "v$$0a" "$W/cap.ready" >"$W/cap1" &
+	local cap=$!
+	wait_until 3 test -f "$W/cap.ready" || fail "capture did not start"
+	out=$(pod "$POD" /usr/bin/python3 -c "$send")
+	wait "$cap"
+	assert_eq "$out" "errno 1" "in the pod: source-routed UDP to the resolver"
+	assert_eq "$(cat "$W/cap1")" 0 "source-routed packets seen on the far side"
+	assert_match "$(status_json | jq -r .kernel_counters.ip_packets_dropped)" '^[1-9]' \
+		"kernel counter ip_packets_dropped"
+	rm -f "$W/cap.ready"
+	ip netns exec "$SVC" /usr/bin/python3 -c "$capture" "v$$0a" "$W/cap.ready" >"$W/cap2" &
+	cap=$!
+	wait_until 3 test -f "$W/cap.ready" || fail "capture did not start"
+	out=$(outside "$POD" /usr/bin/python3 -c "$send")
+	wait "$cap"
+	assert_eq "$out" sent "outside the cgroup: source-routed UDP"
+	n=$(cat "$W/cap2")
+	[ "$n" -ge 1 ] || fail "control: the capture did not see the packet from outside the cgroup ($n)"
+}
+
 e2e_main "$@"
