@@ -551,3 +551,37 @@ int bridle_skb_egress(struct __sk_buff *skb)
 	}
 	return CGROUP_SKB_PASS;
 }
+
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define SOL_PACKET 263
+#define SOL_XDP 283
+#define IP_OPTIONS 4
+#define IPV6_2292RTHDR 5
+#define IPV6_RTHDR 57
+#define PACKET_QDISC_BYPASS 20
+
+/*
+ * Socket options that would take a workload's packets around the other
+ * programs: source routes (also caught on egress), a packet socket's
+ * qdisc bypass (skips the tc guard), and AF_XDP rings.
+ */
+SEC("cgroup/setsockopt")
+int bridle_setsockopt(struct bpf_sockopt *ctx)
+{
+	__s32 level = ctx->level, opt = ctx->optname;
+
+	if ((level == SOL_IP && opt == IP_OPTIONS) ||
+	    (level == SOL_IPV6 &&
+	     (opt == IPV6_RTHDR || opt == IPV6_2292RTHDR)) ||
+	    (level == SOL_PACKET && opt == PACKET_QDISC_BYPASS) ||
+	    level == SOL_XDP) {
+		__u32 none[4] = {};
+
+		bridle_count(BRIDLE_CNT_SOCK_DENIED);
+		bridle_emit_ns(0, BRIDLE_EV_SOCKOPT_DENIED, 0, none, 0,
+			       (__u32)level, (__u32)opt);
+		return 0;
+	}
+	return 1;
+}

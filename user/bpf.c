@@ -198,7 +198,7 @@ int bridle_bpf_open(const char *pin_dir, struct bridle_bpf **out, char *err,
 	snprintf(b->pin_dir, sizeof(b->pin_dir), "%s", pin_dir);
 	opts.pin_root_path = maps_dir;
 	/* Second attempt without the LSM program, for kernels whose active
-   * LSMs do not include bpf. */
+	 * LSMs do not include bpf. */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		b->skel = redirect_bpf__open_opts(&opts);
 		if (!b->skel) {
@@ -418,21 +418,10 @@ int bridle_bpf_guard_interfaces(struct bridle_bpf *b, json_t *names, char *err,
 int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
 			    size_t errlen)
 {
-	static const char *const progs[] = { "bridle_connect4",
-					     "bridle_connect6",
-					     "bridle_sendmsg4",
-					     "bridle_sendmsg6",
-					     "bridle_getpeername4",
-					     "bridle_getpeername6",
-					     "bridle_bind4",
-					     "bridle_bind6",
-					     "bridle_sockops",
-					     "bridle_sock_create",
-					     "bridle_lsm_socket_create",
-					     "bridle_skb_egress",
-					     NULL };
 	char dir[PATH_MAX], pin[PATH_MAX];
+	struct dirent *de;
 	uint64_t id;
+	DIR *d;
 	int ret = bridle_cgroup_id(path, &id);
 
 	if (ret) {
@@ -442,15 +431,22 @@ int bridle_bpf_unpin_cgroup(const char *pin_dir, const char *path, char *err,
 	}
 	snprintf(dir, sizeof(dir), "%s/cgroups/%llu", pin_dir,
 		 (unsigned long long)id);
-	for (int i = 0; progs[i]; i++) {
-		snprintf(pin, sizeof(pin), "%s/%s", dir, progs[i]);
+	/* Every pinned link of the cgroup, whatever this version calls it. */
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(pin, sizeof(pin), "%s/%s", dir, de->d_name);
 		if (unlink(pin) == -1 && errno != ENOENT) {
 			ret = -errno;
 			snprintf(err, errlen, "cannot remove %s: %s", pin,
 				 strerror(errno));
+			closedir(d);
 			return ret;
 		}
 	}
+	if (d)
+		closedir(d);
 	snprintf(pin, sizeof(pin), "%s/maps/bridle_cgroups", pin_dir);
 	{
 		int fd = bpf_obj_get(pin);
@@ -591,6 +587,7 @@ static const struct {
 	{ BPF_CGROUP_INET_SOCK_CREATE, "sock_create" },
 	{ BPF_LSM_CGROUP, "lsm_socket_create" },
 	{ BPF_CGROUP_INET_EGRESS, "skb_egress" },
+	{ BPF_CGROUP_SETSOCKOPT, "setsockopt" },
 };
 
 json_t *bridle_bpf_cgroup_programs(const char *path)

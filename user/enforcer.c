@@ -38,6 +38,8 @@ static const char *const event_kinds[] = {
 		"frame from a non-inet socket dropped on egress",
 	[BRIDLE_EV_IP_DROPPED] = "IP packet with options, an extension "
 				 "header, or UDP to a non-resolver dropped",
+	[BRIDLE_EV_SOCKOPT_DENIED] = "socket option refused (source route, "
+				     "packet qdisc bypass or AF_XDP)",
 };
 
 static const char *workload_of_cgroup(struct enforcer *e, uint64_t cgid)
@@ -64,7 +66,12 @@ static void on_kernel_event(void *ctx, const struct bridle_event *ev)
 		      workload_of_cgroup(e, ev->cgroup_id), "cgroup_id",
 		      (json_int_t)ev->cgroup_id, "pid", (int)ev->tgid, "uid",
 		      (int)ev->uid);
-	if (ev->kind == BRIDLE_EV_SOCK_DENIED)
+	if (ev->kind == BRIDLE_EV_SOCKOPT_DENIED)
+		json_object_set_new(j, "sockopt",
+				    json_pack("{s:i,s:i}", "level",
+					      (int)ev->sock_type, "optname",
+					      (int)ev->sock_proto));
+	else if (ev->kind == BRIDLE_EV_SOCK_DENIED)
 		json_object_set_new(j, "socket",
 				    json_pack("{s:i,s:i,s:i}", "family",
 					      ev->family, "type",
@@ -397,7 +404,7 @@ int run_enforcer(const char *config_path)
 			goto out;
 		}
 	/* Signals are blocked before any thread starts, so only the main
-   * thread's signalfd sees them. */
+	 * thread's signalfd sees them. */
 	if (setup_signals(&e) || session_log_open(&e, err, sizeof(err)) ||
 	    api_listen(&e, err, sizeof(err))) {
 		log_msg(LOG_ERROR, "startup", "%s",

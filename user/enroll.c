@@ -157,47 +157,16 @@ static int guard_interfaces(struct enforcer *e, struct workload *w, char *err,
 	}
 	n = bridle_bpf_guard_interfaces(e->bpf, w->guarded, err, errlen);
 	/* IPv6 link-local destinations need an interface, which connect()
-   * does not pass to the hooks: with exactly one, it is that one. */
-	w->link_scope = json_array_size(w->guarded) == 1 ?
-				if_nametoindex(json_string_value(
-					json_array_get(w->guarded, 0))) :
-				0;
+	 * does not pass to the hooks: with exactly one, it is that one. */
+	__atomic_store_n(
+		&w->link_scope,
+		(uint32_t)(json_array_size(w->guarded) == 1 ?
+				   if_nametoindex(json_string_value(
+					   json_array_get(w->guarded, 0))) :
+				   0),
+		__ATOMIC_RELAXED); /* workers read it */
 	netns_leave(e);
 	return n;
-}
-
-/* Non-loopback interface names of @w's netns, or NULL. */
-static json_t *interface_names(struct enforcer *e, struct workload *w)
-{
-	struct if_nameindex *ifs, *i;
-	json_t *names;
-	int sock;
-
-	if (netns_enter(w))
-		return NULL;
-	ifs = if_nameindex();
-	sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	netns_leave(e);
-	if (!ifs || sock == -1) {
-		if (ifs)
-			if_freenameindex(ifs);
-		if (sock != -1)
-			close(sock);
-		return NULL;
-	}
-	names = json_array();
-	for (i = ifs; i->if_index; i++) {
-		struct ifreq ifr = {};
-
-		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", i->if_name);
-		if (ioctl(sock, SIOCGIFFLAGS, &ifr) == 0 &&
-		    (ifr.ifr_flags & IFF_LOOPBACK))
-			continue;
-		json_array_append_new(names, json_string(i->if_name));
-	}
-	if_freenameindex(ifs);
-	close(sock);
-	return names;
 }
 
 void enroll_rescan(void *arg)
@@ -206,17 +175,14 @@ void enroll_rescan(void *arg)
 
 	for (size_t k = 0; k < e->cfg->nworkloads; k++) {
 		struct workload *w = &e->workloads[k];
-		json_t *now;
+		json_t *before;
 		char err[256];
 
 		if (!w->ready)
 			continue;
-		now = interface_names(e, w);
-		if (!now || json_equal(now, w->guarded)) {
-			json_decref(now);
-			continue;
-		}
-		json_decref(now);
+		/* Attach again (in place) on every interface: this covers new
+		 * interfaces and a guard someone removed from an old one. */
+		before = json_incref(w->guarded);
 		if (guard_interfaces(e, w, err, sizeof(err)) < 0) {
 			/* An unguarded interface is a way around: close the pod. */
 			set_pod_state(e, w, false);
@@ -225,11 +191,13 @@ void enroll_rescan(void *arg)
 			log_json(LOG_ERROR, "workload_not_ready",
 				 json_pack("{s:s,s:s}", "workload",
 					   w->cfg->name, "error", err));
-			continue;
+		} else if (!json_equal(before, w->guarded)) {
+			log_json(LOG_INFO, "interfaces_guarded",
+				 json_pack("{s:s,s:O}", "workload",
+					   w->cfg->name, "interfaces",
+					   w->guarded));
 		}
-		log_json(LOG_INFO, "interfaces_guarded",
-			 json_pack("{s:s,s:O}", "workload", w->cfg->name,
-				   "interfaces", w->guarded));
+		json_decref(before);
 	}
 }
 
@@ -343,7 +311,7 @@ static int listen_all_workers(struct enforcer *e, struct workload *w, char *err,
 		fd = listen_in(e, w, AF_INET6, err, errlen);
 		if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
 			/* IPv6 disabled in the pod: IPv6 connects find no
-       * listener and are refused, which is still closed. */
+			 * listener and are refused, which is still closed. */
 			if (k == 0)
 				log_json(LOG_WARN, "ipv6_unavailable",
 					 json_pack("{s:s,s:s}", "workload",

@@ -190,7 +190,7 @@ static int flow(int src, int dst, struct relay *r, bool can_read,
 	}
 	if (r->eof && relay_pending(r) == 0 && !r->shut) {
 		/* When the other direction is done too, the session closes
-     * now and close() sends the FIN. */
+		 * now and close() sends the FIN. */
 		if (!other_done)
 			shutdown(dst, SHUT_WR);
 		r->shut = true;
@@ -338,7 +338,7 @@ static void session_close(struct session *s, const char *reason, bool reset)
 		return;
 	s->closed = true;
 	/* No EPOLL_CTL_DEL: closing the only reference removes the fd from
-   * the epoll set, and events already fetched see s->closed. */
+	 * the epoll set, and events already fetched see s->closed. */
 	if (reset) {
 		close_rst(s->down.fd);
 		if (s->up.fd >= 0)
@@ -547,7 +547,10 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 
 	if (family == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) {
-		if (!w->link_scope) {
+		uint32_t scope =
+			__atomic_load_n(&w->link_scope, __ATOMIC_RELAXED);
+
+		if (!scope) {
 			release_slot(e);
 			refuse(wk, fd, sum,
 			       "IPv6 link-local destination, and the workload "
@@ -555,7 +558,7 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 			       "is not visible to bridle");
 			return;
 		}
-		sin6->sin6_scope_id = w->link_scope;
+		sin6->sin6_scope_id = scope;
 	}
 
 	s = calloc(1, sizeof(*s));
@@ -645,7 +648,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	}
 	if (bridle_bpf_take_orig(e->bpf, &key, &o)) {
 		/* Not redirected by our programs: a direct connection to the
-     * listener, or from a process outside the workload. */
+		 * listener, or from a process outside the workload. */
 		snprintf(sum.orig, sizeof(sum.orig), "unknown");
 		count(&w->refused);
 		refuse(wk, fd, &sum, "no recorded original destination");
@@ -675,7 +678,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	in.addr = (const uint8_t *)o.addr;
 	in.port = o.port;
 	/* The decision's strings belong to the policy: copy them under the
-   * lock, since a reload may free it right after. */
+	 * lock, since a reload may free it right after. */
 	pthread_rwlock_rdlock(&e->policy_lock);
 	policy_decide(e->cfg->policy, &in, &d);
 	snprintf(sum.rule, sizeof(sum.rule), "%s", d.rule);
@@ -722,7 +725,7 @@ void session_on_listen(struct loop_watch *lw, uint32_t events)
 
 		if (fd == -1 && (errno == EMFILE || errno == ENFILE)) {
 			/* Out of descriptors: the listener would stay readable
-       * and spin the loop. Use the spare to refuse one. */
+			 * and spin the loop. Use the spare to refuse one. */
 			log_msg(LOG_ERROR, "accept",
 				"workload %s: out of file descriptors, "
 				"refusing a connection",

@@ -76,16 +76,19 @@ struct bridle_resolver_key {
 
 /* Kernel-side refusals, reported on the bridle_events ring buffer. */
 enum bridle_event_kind {
-	BRIDLE_EV_NOT_READY = 1, /* TCP connect from a pod that is not ready */
+	/* TCP connect from a pod that is not ready */
+	BRIDLE_EV_NOT_READY = 1,
 	BRIDLE_EV_UDP_DENIED = 2,
 	BRIDLE_EV_SOCK_DENIED = 3,
-	BRIDLE_EV_SELF_CONNECT =
-		4, /* connect to the enforcer's listener port */
+	/* connect to the enforcer's listener port */
+	BRIDLE_EV_SELF_CONNECT = 4,
 	BRIDLE_EV_BIND_DENIED = 5,
-	BRIDLE_EV_FRAME_DROPPED =
-		6, /* tc guard: a frame that bypassed the hooks */
-	BRIDLE_EV_IP_DROPPED =
-		7, /* IP options, extension headers, UDP elsewhere */
+	/* tc guard: a frame that bypassed the hooks */
+	BRIDLE_EV_FRAME_DROPPED = 6,
+	/* IP options, extension headers, UDP elsewhere */
+	BRIDLE_EV_IP_DROPPED = 7,
+	/* source route, packet qdisc bypass, AF_XDP */
+	BRIDLE_EV_SOCKOPT_DENIED = 8,
 };
 
 struct bridle_event {

@@ -318,4 +318,37 @@ print(n)'
 	[ "$n" -ge 1 ] || fail "control: the capture did not see the packet from outside the cgroup ($n)"
 }
 
+# Socket options that lead around the other programs are refused in the
+# pod (source routes, a packet socket's qdisc bypass, AF_XDP rings), and
+# allowed outside the cgroup.
+t_sockopts_refused() {
+	setup_std
+	bridle_start
+	local probe='
+import socket
+def t(name, f):
+    try:
+        f(); print(name, "OK")
+    except OSError as e:
+        print(name, "errno", e.errno)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t("ip_options", lambda: u.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"\x83\x07\x04\x0a\x4d\x00\x01\x00"))
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+t("ipv6_rthdr", lambda: u6.setsockopt(socket.IPPROTO_IPV6, 57, b"\x11\x02\x04\x01\x00\x00\x00\x00" + bytes(16)))
+p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+t("qdisc_bypass", lambda: p.setsockopt(263, 20, 1))
+t("tcp_nodelay", lambda: socket.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1))'
+	local out
+	out=$(pod "$POD" /usr/bin/python3 -c "$probe")
+	assert_match "$out" "ip_options errno 1" "in the pod: IP_OPTIONS"
+	assert_match "$out" "ipv6_rthdr errno 1" "in the pod: IPV6_RTHDR"
+	assert_match "$out" "qdisc_bypass errno 1" "in the pod: PACKET_QDISC_BYPASS"
+	assert_match "$out" "tcp_nodelay OK" "in the pod: an ordinary option"
+	out=$(outside "$POD" /usr/bin/python3 -c "$probe")
+	assert_match "$out" "ip_options OK" "outside: IP_OPTIONS"
+	assert_match "$out" "qdisc_bypass OK" "outside: PACKET_QDISC_BYPASS"
+	wait_until 3 grep -q '"reason":"socket option refused' "$BRIDLE_LOG" ||
+		fail "no sockopt event in the log"
+}
+
 e2e_main "$@"
