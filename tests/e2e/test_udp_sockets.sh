@@ -266,7 +266,8 @@ t_new_interface_guarded() {
 }
 
 # Source routing: the sendmsg hook sees the address the caller names (a
-# resolver), but an IPv4 loose source route (IP_OPTIONS) sends the datagram
+# resolver), but an IPv4 loose source route (here an IP_RETOPTS control
+# message, which no setsockopt hook sees) sends the datagram
 # to its first hop instead. The egress program drops any packet of the
 # workload with IP options: sendto fails with EPERM, and a capture on the
 # far end of the pod's link sees no such packet. From outside the cgroup
@@ -277,10 +278,12 @@ t_source_route_dropped() {
 	local send='
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS,
-             b"\x83\x07\x04" + socket.inet_aton("10.77.0.1") + b"\x00")
+opt = b"\x83\x07\x04" + socket.inet_aton("10.77.0.1") + b"\x00"
 try:
-    s.sendto(b"bypass", ("10.77.0.53", 53)); print("sent")
+    # Per send, as a control message (IP_RETOPTS): setsockopt(IP_OPTIONS)
+    # is refused by its own hook, this path only on egress.
+    s.sendmsg([b"bypass"], [(socket.IPPROTO_IP, 7, opt)], 0,
+              ("10.77.0.53", 53)); print("sent")
 except OSError as e:
     print("errno", e.errno)'
 	local capture='
