@@ -196,7 +196,9 @@ static void worker_free(struct worker *wk)
 		wake_worker(wk);
 		pthread_join(wk->thread, NULL);
 	}
-	if (wk->listeners)
+	/* A worker whose set-up failed half way has no loop and listeners
+	 * that were never opened. */
+	if (wk->listeners && wk->loop)
 		enroll_stop_listening(wk);
 	session_close_all(wk, "enforcer exit");
 	session_reap(wk);
@@ -233,7 +235,10 @@ int enforcer_reload(struct enforcer *e, char *err, size_t errlen)
 	e->cfg->policy = nc->policy;
 	pthread_rwlock_unlock(&e->policy_lock);
 	nc->policy = NULL;
-	bridle_bpf_set_resolvers(e->bpf, nc->resolvers, nc->nresolvers);
+	if (bridle_bpf_set_resolvers(e->bpf, nc->resolvers, nc->nresolvers))
+		log_msg(LOG_ERROR, "reload",
+			"cannot update dns_resolvers in the kernel: %s",
+			strerror(errno));
 	e->policy_generation++;
 	e->reloads++;
 	log_json(LOG_INFO, "policy_reloaded",
@@ -282,8 +287,9 @@ json_t *enforcer_status_json(struct enforcer *e)
 						    __ATOMIC_RELAXED),
 			"programs", bridle_bpf_cgroup_programs(w->cfg->cgroup));
 
-		json_object_set(j, "guarded_interfaces",
-				w->guarded ? w->guarded : json_array());
+		json_object_set_new(j, "guarded_interfaces",
+				    w->guarded ? json_incref(w->guarded) :
+						 json_array());
 		if (w->error[0])
 			json_object_set_new(j, "error", json_string(w->error));
 		json_array_append_new(wls, j);
