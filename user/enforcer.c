@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,12 +43,44 @@ static const char *const event_kinds[] = {
 				     "packet qdisc bypass or AF_XDP)",
 };
 
-static const char *workload_of_cgroup(struct enforcer *e, uint64_t cgid)
+/*
+ * The workload a kernel event came from. The event names the process's own
+ * cgroup, often a container's below the workload's: then the process's
+ * cgroup path (/proc/PID/cgroup) is matched against the workloads'.
+ */
+static const char *workload_of_event(struct enforcer *e,
+				     const struct bridle_event *ev)
 {
+	char path[64], line[PATH_MAX + 8], root[PATH_MAX];
+	const char *name = NULL;
+	FILE *f;
+
 	for (size_t i = 0; i < e->cfg->nworkloads; i++)
-		if (e->workloads[i].cgroup_id == cgid)
+		if (e->workloads[i].cgroup_id == ev->cgroup_id)
 			return e->workloads[i].cfg->name;
-	return NULL;
+	if (config_cgroup2_root("/proc/mounts", root, sizeof(root)))
+		return NULL;
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", ev->tgid);
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	while (!name && fgets(line, sizeof(line), f)) {
+		size_t rl = strlen(root);
+
+		if (strncmp(line, "0::", 3) != 0)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		for (size_t i = 0; i < e->cfg->nworkloads && !name; i++) {
+			const char *wl = e->cfg->workloads[i].cgroup + rl;
+			size_t n = strlen(wl);
+
+			if (strncmp(line + 3, wl, n) == 0 &&
+			    (line[3 + n] == '/' || line[3 + n] == '\0'))
+				name = e->cfg->workloads[i].name;
+		}
+	}
+	fclose(f);
+	return name;
 }
 
 static void on_kernel_event(void *ctx, const struct bridle_event *ev)
@@ -63,7 +96,7 @@ static void on_kernel_event(void *ctx, const struct bridle_event *ev)
 
 	session_format_addr(ev->family, ev->addr, ev->port, dst, sizeof(dst));
 	j = json_pack("{s:s,s:s*,s:I,s:i,s:i}", "reason", kind, "workload",
-		      workload_of_cgroup(e, ev->cgroup_id), "cgroup_id",
+		      workload_of_event(e, ev), "cgroup_id",
 		      (json_int_t)ev->cgroup_id, "pid", (int)ev->tgid, "uid",
 		      (int)ev->uid);
 	if (ev->kind == BRIDLE_EV_SOCKOPT_DENIED)
