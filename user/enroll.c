@@ -24,6 +24,7 @@
 #include "bridle/enforcer.h"
 #include "bridle/log.h"
 #include "bridle/session.h"
+#include "bridle/sockdiag.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -275,6 +276,37 @@ static int port_is_free(struct enforcer *e, struct workload *w, int family,
 	return ret;
 }
 
+/*
+ * Reset the workload's outbound connections that predate its programs (an
+ * agent already running when it is enrolled). Best effort: a kernel
+ * without SOCK_DESTROY gets a warning.
+ */
+static void close_existing(struct enforcer *e, struct workload *w)
+{
+	uint64_t *ids;
+	size_t n;
+	int ret = sockdiag_cgroup_tree(w->cfg->cgroup, &ids, &n);
+
+	if (ret == 0) {
+		ret = netns_enter(w);
+		if (ret == 0) {
+			ret = sockdiag_close_existing(ids, n, e->cfg->resolvers,
+						      e->cfg->nresolvers);
+			netns_leave(e);
+		}
+	}
+	free(ids);
+	if (ret > 0)
+		log_json(LOG_WARN, "existing_connections_reset",
+			 json_pack("{s:s,s:i,s:s}", "workload", w->cfg->name,
+				   "count", ret, "reason",
+				   "opened before the workload was enrolled"));
+	else if (ret < 0)
+		log_json(LOG_WARN, "existing_connections_unchecked",
+			 json_pack("{s:s,s:s}", "workload", w->cfg->name,
+				   "error", strerror(-ret)));
+}
+
 /* Listeners on 127.0.0.1 and ::1 in @w's netns, one pair per worker. */
 static int listen_all_workers(struct enforcer *e, struct workload *w, char *err,
 			      size_t errlen)
@@ -378,6 +410,7 @@ static int enroll_one(struct enforcer *e, struct workload *w,
 		snprintf(w->error, sizeof(w->error), "%s", err);
 		return ret;
 	}
+	close_existing(e, w);
 	ret = listen_all_workers(e, w, err, sizeof(err));
 	if (ret) {
 		snprintf(w->error, sizeof(w->error), "%s", err);

@@ -340,4 +340,40 @@ t_shared_netns_refused() {
 	note "agent-b direct (not enrolled): $(kv recv "$out"), echo connections $before -> $(lines "$W/echo.log")"
 }
 
+# An agent already running when its cgroup is enrolled: its connection to
+# a destination the policy denies, opened before bridle started, is reset
+# at enrollment (the hooks would only judge its next connect), while its
+# own listening socket keeps serving.
+t_existing_connection_reset() {
+	setup_std
+	local agent='
+import socket, sys, time
+lst = socket.socket(); lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind(("10.77.0.2", 8080)); lst.listen(4)
+s = socket.create_connection(("10.77.0.1", 9))
+open(sys.argv[1], "w").close()
+end = time.time() + 20
+while time.time() < end:
+    try:
+        s.sendall(b"x"); s.recv(1)
+    except OSError as e:
+        print("closed", e.errno); sys.stdout.flush(); break
+    time.sleep(0.05)
+else:
+    print("still open")
+c, _ = lst.accept(); c.sendall(b"served\n"); c.close()'
+	pod "$POD" /usr/bin/python3 -c "$agent" "$W/agent.ready" >"$W/agent.out" 2>&1 &
+	local apid=$!
+	BG[$apid]="pre-existing agent"
+	wait_until 5 test -f "$W/agent.ready" || fail "agent did not connect: $(cat "$W/agent.out")"
+	bridle_start
+	wait_until 5 grep -q closed "$W/agent.out" ||
+		fail "the pre-existing connection to the denied destination stayed open: $(cat "$W/agent.out")"
+	grep -q '"event":"existing_connections_reset"' "$BRIDLE_LOG" || fail "no existing_connections_reset event"
+	local out
+	out=$(ip netns exec "$SVC" socat -T2 - TCP:10.77.0.2:8080 </dev/null 2>&1)
+	assert_eq "$out" served "the agent's own listener after enrollment"
+	wait "$apid"
+}
+
 e2e_main "$@"
