@@ -285,22 +285,30 @@ static struct config *config_from_json(json_t *root, const char *name,
 				       const char *cgroup_root, char *err,
 				       size_t errlen)
 {
-	static const char *const keys[] = {
-		"listen_port",	   "control_socket",
-		"log_dir",	   "bpf_pin_dir",
-		"dns_resolvers",   "workloads",
-		"policy",	   "connect_timeout_ms",
-		"idle_timeout_ms", "drain_timeout_ms",
-		"buffer_size",	   "max_sessions",
-		"recent_sessions", "relay",
-		"workers",	   NULL
-	};
+	static const char *const keys[] = { "listen_port",
+					    "control_socket",
+					    "log_dir",
+					    "bpf_pin_dir",
+					    "dns_resolvers",
+					    "workloads",
+					    "policy",
+					    "connect_timeout_ms",
+					    "idle_timeout_ms",
+					    "drain_timeout_ms",
+					    "buffer_size",
+					    "max_sessions",
+					    "max_sessions_per_workload",
+					    "recent_sessions",
+					    "relay",
+					    "workers",
+					    NULL };
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle",
 		   *pin_dir = "/sys/fs/bpf/bridle";
 	const char *relay = "auto";
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
-		 bufsz = 65536, maxs = 10000, recent = 256, workers = 0;
+		 bufsz = 65536, maxs = 10000, maxw = 0, recent = 256,
+		 workers = 0;
 	struct config *c;
 	json_t *wl;
 	struct jv v;
@@ -333,6 +341,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_uint(&v, root, "drain_timeout_ms", false, 0, 3600000, &drain) ||
 	    jv_uint(&v, root, "buffer_size", false, 4096, 16 << 20, &bufsz) ||
 	    jv_uint(&v, root, "max_sessions", false, 1, 1000000, &maxs) ||
+	    jv_uint(&v, root, "max_sessions_per_workload", false, 1, 1000000,
+		    &maxw) ||
 	    jv_uint(&v, root, "recent_sessions", false, 0, 100000, &recent) ||
 	    jv_uint(&v, root, "workers", false, 1, CONFIG_MAX_WORKERS,
 		    &workers) ||
@@ -399,6 +409,10 @@ static struct config *config_from_json(json_t *root, const char *name,
 	c->drain_timeout_ms = (uint32_t)drain;
 	c->buffer_size = (uint32_t)bufsz;
 	c->max_sessions = (uint32_t)maxs;
+	/* Default: with several workloads none may hold more than half. */
+	if (!maxw)
+		maxw = c->nworkloads > 1 && maxs > 1 ? maxs / 2 : maxs;
+	c->max_sessions_per_workload = (uint32_t)maxw;
 	c->recent_sessions = (uint32_t)recent;
 	c->workers = (uint32_t)(workers ? workers : config_default_workers());
 	if (!c->path || !c->control_socket || !c->log_dir || !c->pin_dir) {

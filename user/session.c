@@ -367,6 +367,7 @@ static void session_close(struct session *s, const char *reason, bool reset)
 	pthread_mutex_unlock(&wk->lock);
 	session_log(s->e, "close", &s->sum);
 	__atomic_sub_fetch(&s->e->nsessions, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&s->wl->live, 1, __ATOMIC_RELAXED);
 	s->prev = NULL;
 	s->next = wk->graveyard;
 	wk->graveyard = s;
@@ -526,9 +527,10 @@ static void on_up(struct loop_watch *w, uint32_t events)
 
 /* Start the upstream connection of an allowed session. */
 /* Give back the session slot session_start took for a refused session. */
-static void release_slot(struct enforcer *e)
+static void release_slot(struct enforcer *e, struct workload *w)
 {
 	__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&w->live, 1, __ATOMIC_RELAXED);
 }
 
 /*
@@ -551,7 +553,7 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 			__atomic_load_n(&w->link_scope, __ATOMIC_RELAXED);
 
 		if (!scope) {
-			release_slot(e);
+			release_slot(e, w);
 			refuse(wk, fd, sum,
 			       "IPv6 link-local destination, and the workload "
 			       "has several interfaces: the agent's choice "
@@ -563,7 +565,7 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		release_slot(e);
+		release_slot(e, w);
 		refuse(wk, fd, sum, "out of memory");
 		return;
 	}
@@ -573,7 +575,7 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
-		release_slot(e);
+		release_slot(e, w);
 		refuse(wk, fd, sum, "out of memory");
 		return;
 	}
@@ -582,7 +584,7 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
-		release_slot(e);
+		release_slot(e, w);
 		refuse(wk, fd, sum, errno_reason(-ufd, "upstream socket"));
 		return;
 	}
@@ -704,6 +706,17 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
 		count(&w->refused);
 		refuse(wk, fd, &sum, "too many sessions (max_sessions)");
+		return;
+	}
+	/* One workload must not take every slot from the others. */
+	if (__atomic_add_fetch(&w->live, 1, __ATOMIC_RELAXED) >
+	    e->cfg->max_sessions_per_workload) {
+		__atomic_sub_fetch(&w->live, 1, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
+		count(&w->refused);
+		refuse(wk, fd, &sum,
+		       "too many sessions for this workload "
+		       "(max_sessions_per_workload)");
 		return;
 	}
 	snprintf(sum.action, sizeof(sum.action), "allow");

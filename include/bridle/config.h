@@ -46,6 +46,7 @@ struct config {
 	uint32_t buffer_size; /* per direction, per session */
 	enum relay_mode { RELAY_AUTO, RELAY_COPY, RELAY_SPLICE } relay;
 	uint32_t max_sessions;
+	uint32_t max_sessions_per_workload;
 	uint32_t recent_sessions; /* closed sessions kept for `bridle sessions` */
 	uint32_t workers; /* data-path threads */
 	char *policy_path; /* NULL when inline */

@@ -65,6 +65,7 @@ struct workload {
 	uint32_t link_scope; /* the only interface, 0 if several */
 	char error[256]; /* why it is not ready */
 	uint64_t accepted, refused; /* atomic: workers add */
+	uint32_t live; /* atomic: open sessions, for the per-workload cap */
 };
 
 struct enforcer {

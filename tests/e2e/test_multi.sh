@@ -35,7 +35,7 @@ setup_two() {
 	    {"name": "team-a", "workload": {"labels": {"team": "a"}}, "target": "svc-a", "action": "allow"},
 	    {"name": "team-b", "workload": {"name": "agent-b"}, "target": ["svc-b", "svc-b6", "svc-a"], "action": "allow"}
 	  ]
-	}'
+	}' "${1:-{\}}"
 	start_server a "$SVC_A" -g "A:" -l 10.77.0.1:7 -l '[fd77::1]:7'
 	start_server b "$SVC_B" -g "B:" -l 10.78.0.1:7 -l 10.77.0.1:7 -l '[fd78::1]:7'
 }
@@ -108,6 +108,26 @@ t_two_pods_policy() {
 	assert_eq "$(kv connect "$out")" ECONNREFUSED "pod A after the stop"
 	out=$(pod_in "$CG_B" "$POD_B" "$TOOLS/peer" -s x 10.78.0.1 7)
 	assert_eq "$(kv connect "$out")" ECONNREFUSED "pod B after the stop"
+}
+
+# With several workloads, one cannot take every session slot: with
+# max_sessions 4, agent-a holds at most 2 (half), and agent-b still gets in.
+t_per_workload_cap() {
+	setup_two '{"max_sessions": 4}'
+	bridle_start
+	local p out
+	for p in 1 2 3; do
+		"$PODEXEC" "$CG_A" "$POD_A" "$TOOLS/peer" -d 2000 -s "a$p" 10.77.0.1 7 >"$W/a$p.out" &
+		BG[$!]="agent-a client $p"
+	done
+	wait_until 3 sh -c "[ \$('$BRIDLE' status --json --socket '$W/control.sock' | jq .sessions.live) = 2 ]" ||
+		fail "agent-a did not hold two sessions"
+	sleep 0.3
+	assert_eq "$(status_json | jq .sessions.live)" 2 "agent-a sessions (cap 2 of 4)"
+	assert_match "$(session_log | jq -r 'select(.action == "deny") | .end')" "max_sessions_per_workload" \
+		"agent-a's third session: reason"
+	out=$("$PODEXEC" "$CG_B" "$POD_B" "$TOOLS/peer" -s b 10.78.0.1 7)
+	assert_eq "$(kv recv "$out")" "B:b" "agent-b while agent-a is at its cap"
 }
 
 e2e_main "$@"

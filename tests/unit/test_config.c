@@ -127,6 +127,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->workers, config_default_workers());
 	assert_true(c->workers >= 1 && c->workers <= CONFIG_AUTO_WORKERS_MAX);
 	assert_int_equal(c->max_sessions, 10000);
+	assert_int_equal(c->max_sessions_per_workload, 10000);
 	assert_int_equal(c->recent_sessions, 256);
 	assert_null(c->policy_path);
 	assert_non_null(c->policy);
