@@ -26,6 +26,7 @@
 #include "bridle/iobuf.h"
 #include "bridle/keys.h"
 #include "bridle/log.h"
+#include "bridle/proto.h"
 #include "bridle/session.h"
 
 #define ACCEPT_BATCH 64
@@ -51,6 +52,7 @@ struct relay {
 
 struct session {
 	struct enforcer *e;
+	const struct proto_ops *ops; /* the target's protocol module */
 	struct worker *wk; /* the thread that owns it */
 	struct workload *wl;
 	struct session *prev, *next; /* live list, or graveyard (next only) */
@@ -124,15 +126,24 @@ static ssize_t splice_nb(int in, int out, size_t len)
 	return n;
 }
 
-static ssize_t relay_read(struct relay *r, int src)
+/*
+ * Read from @src into @r. In copy mode the protocol module judges what
+ * arrived; its error ends the session. Returns bytes read, 0 at EOF, or
+ * -errno.
+ */
+static ssize_t relay_read(const struct proto_ops *ops, struct session *s,
+			  enum proto_dir dir, struct relay *r, int src)
 {
 	ssize_t n;
 
 	if (r->pipe[0] < 0) {
 		n = iobuf_read_fd(&r->buf, src);
-		/* Opaque TCP: every byte is judged as it arrives. */
-		if (n > 0)
-			iobuf_mark_parsed(&r->buf, (size_t)n);
+		if (n > 0) {
+			int ret = ops->on_data(s, dir, &r->buf);
+
+			if (ret)
+				return ret;
+		}
 		return n;
 	}
 	if (r->piped == r->pipe_cap)
@@ -159,11 +170,11 @@ static ssize_t relay_write(struct relay *r, int dst)
  * Move bytes from @src to @dst through @r. @can_read says @src reported
  * readiness. Returns 0, or -errno on a hard error of either socket.
  */
-static int flow(int src, int dst, struct relay *r, bool can_read,
-		bool other_done)
+static int flow(struct session *s, enum proto_dir dir, int src, int dst,
+		struct relay *r, bool can_read, bool other_done)
 {
 	if (can_read && !r->eof) {
-		ssize_t n = relay_read(r, src);
+		ssize_t n = relay_read(s->ops, s, dir, r, src);
 
 		if (n > 0) {
 			/* Only this thread writes; the API loads it. */
@@ -438,14 +449,15 @@ static void session_pump(struct session *s, bool down_ready, bool up_ready)
 {
 	int ret;
 
-	ret = flow(s->down.fd, s->up.fd, &s->to_up, down_ready,
-		   s->to_down.shut);
+	ret = flow(s, PROTO_TO_UPSTREAM, s->down.fd, s->up.fd, &s->to_up,
+		   down_ready, s->to_down.shut);
 	if (ret) {
 		session_close(s, errno_reason(-ret, "relay to destination"),
 			      true);
 		return;
 	}
-	ret = flow(s->up.fd, s->down.fd, &s->to_down, up_ready, s->to_up.shut);
+	ret = flow(s, PROTO_TO_AGENT, s->up.fd, s->down.fd, &s->to_down,
+		   up_ready, s->to_up.shut);
 	if (ret) {
 		session_close(s, errno_reason(-ret, "relay to agent"), true);
 		return;
@@ -539,8 +551,10 @@ static void release_slot(struct enforcer *e, struct workload *w)
  */
 static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 				  const struct bridle_orig *o,
+				  const struct proto_ops *ops,
 				  struct session_summary *sum)
 {
+	enum relay_mode mode;
 	struct enforcer *e = wk->e;
 	struct sockaddr_storage ss;
 	struct session *s;
@@ -570,8 +584,11 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 		return;
 	}
 	s->sum = *sum;
-	if (relay_init(&s->to_up, e->cfg->buffer_size, e->cfg->relay) ||
-	    relay_init(&s->to_down, e->cfg->buffer_size, e->cfg->relay)) {
+	s->ops = ops;
+	/* Only an opaque protocol may move bytes it never sees. */
+	mode = ops->opaque ? e->cfg->relay : RELAY_COPY;
+	if (relay_init(&s->to_up, e->cfg->buffer_size, mode) ||
+	    relay_init(&s->to_down, e->cfg->buffer_size, mode)) {
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
@@ -634,6 +651,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	struct bridle_orig o;
 	struct policy_decision d;
 	struct policy_input in = {};
+	enum policy_proto proto;
 	char path[64];
 	ssize_t n;
 
@@ -689,6 +707,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	if (d.message)
 		snprintf(sum.end_reason, sizeof(sum.end_reason), "%s",
 			 d.message);
+	proto = d.proto;
 	pthread_rwlock_unlock(&e->policy_lock);
 	if (d.action != POLICY_ALLOW) {
 		count(&w->refused);
@@ -720,7 +739,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 		return;
 	}
 	snprintf(sum.action, sizeof(sum.action), "allow");
-	session_open_upstream(wk, w, fd, &o, &sum);
+	session_open_upstream(wk, w, fd, &o, proto_for(proto), &sum);
 }
 
 void session_on_listen(struct loop_watch *lw, uint32_t events)
