@@ -81,6 +81,27 @@ static void loopback_up(int fd)
 	ioctl(fd, SIOCSIFFLAGS, &ifr);
 }
 
+/* The enforcer's listener address in a workload netns: loopback, listen_port. */
+static socklen_t listener_addr(const struct enforcer *e, int family,
+			       struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(e->cfg->listen_port);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(e->cfg->listen_port);
+	sin6->sin6_addr = in6addr_loopback;
+	return sizeof(*sin6);
+}
+
 static int listen_in(struct enforcer *e, struct workload *w, int family,
 		     char *err, size_t errlen)
 {
@@ -93,23 +114,11 @@ static int listen_in(struct enforcer *e, struct workload *w, int family,
 			 strerror(-fd));
 		return fd;
 	}
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(e->cfg->listen_port);
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sl = sizeof(*sin);
+	sl = listener_addr(e, family, &ss);
+	if (family == AF_INET)
 		loopback_up(fd);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(e->cfg->listen_port);
-		sin6->sin6_addr = in6addr_loopback;
-		sl = sizeof(*sin6);
+	else
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* One listener per worker: the kernel spreads connections. */
 	if (e->cfg->workers > 1)
@@ -249,21 +258,7 @@ static int port_is_free(struct enforcer *e, struct workload *w, int family,
 
 	if (fd < 0)
 		return 0; /* listen_in reports it */
-	if (family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(e->cfg->listen_port);
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		sl = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(e->cfg->listen_port);
-		sin6->sin6_addr = in6addr_loopback;
-		sl = sizeof(*sin6);
-	}
+	sl = listener_addr(e, family, &ss);
 	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 && errno == EADDRINUSE) {
 		snprintf(err, errlen,
 			 "listen on %s port %u in netns %s: Address already in "
