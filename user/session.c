@@ -199,6 +199,10 @@ static int flow(struct session *s, enum proto_dir dir, int src, int dst,
 		if (relay_use_pipe(r, r->buf.cap) == 0)
 			iobuf_release(&r->buf);
 	}
+	/* The stream ended inside a message the module was still reading:
+	 * passing on half of it would be worse than a reset. */
+	if (r->eof && r->pipe[0] < 0 && iobuf_unparsed(&r->buf))
+		return -EPROTO;
 	if (r->eof && relay_pending(r) == 0 && !r->shut) {
 		/* When the other direction is done too, the session closes
 		 * now and close() sends the FIN. */
