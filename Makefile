@@ -11,7 +11,7 @@ ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 WARN    := -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS  ?= -O2 -g
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(BUILD) $(WARN)
-LDLIBS  := -lbpf -lelf -lz -lssl -lcrypto -ljansson -lpthread
+LDLIBS  := -lbpf -lelf -lz -lssl -lcrypto -ljansson -lpg_query -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 BPF_SRCS := bpf/redirect.bpf.c
@@ -28,7 +28,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB   := user/jsonv.c user/policy.c user/config.c user/iobuf.c user/keys.c user/log.c user/pg_wire.c
+FUZZ_LIB   := user/jsonv.c user/policy.c user/config.c user/iobuf.c user/keys.c user/log.c user/pg_wire.c user/sql.c
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 

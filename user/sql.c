@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * SQL classification over libpg_query's JSON parse tree. The walk is
+ * generic: any object with a "relname" is a relation reference, any
+ * FuncCall a function call; what the statement does to a relation is
+ * decided by the node that holds it (the target of INSERT/UPDATE/DELETE/
+ * MERGE, COPY FROM, SELECT INTO and DDL is written, everything else read).
+ */
+#include <errno.h>
+#include <pg_query.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "bridle/sql.h"
+
+static const char *const command_names[] = {
+	[SQL_SELECT] = "select",
+	[SQL_INSERT] = "insert",
+	[SQL_UPDATE] = "update",
+	[SQL_DELETE] = "delete",
+	[SQL_MERGE] = "merge",
+	[SQL_COPY] = "copy",
+	[SQL_DDL] = "ddl",
+	[SQL_PRIVILEGE] = "privilege",
+	[SQL_SET] = "set",
+	[SQL_SHOW] = "show",
+	[SQL_TRANSACTION] = "transaction",
+	[SQL_EXPLAIN] = "explain",
+	[SQL_PREPARE] = "prepare",
+	[SQL_EXECUTE] = "execute",
+	[SQL_CALL] = "call",
+	[SQL_DO] = "do",
+	[SQL_UTILITY] = "utility",
+};
+
+const char *sql_command_name(enum sql_command c)
+{
+	return (size_t)c < sizeof(command_names) / sizeof(*command_names) ?
+		       command_names[c] :
+		       "?";
+}
+
+/* Functions that read or write files or run programs on the server. */
+static const char *const server_file_functions[] = {
+	"pg_read_file",
+	"pg_read_binary_file",
+	"pg_ls_dir",
+	"pg_stat_file",
+	"lo_import",
+	"lo_export",
+	"pg_file_write",
+	"pg_ls_logdir",
+	"pg_ls_waldir",
+	"pg_ls_tmpdir",
+	NULL,
+};
+
+struct walk {
+	const char *schema;
+	struct sql_stmt *st;
+	json_t *ctes; /* CTE names of the statement */
+	int err;
+};
+
+static int add_table(struct walk *w, const char *name, bool write)
+{
+	struct sql_stmt *st = w->st;
+	struct sql_table *nt;
+
+	for (size_t i = 0; i < st->ntables; i++)
+		if (strcmp(st->tables[i].name, name) == 0) {
+			st->tables[i].write |= write;
+			return 0;
+		}
+	nt = realloc(st->tables, (st->ntables + 1) * sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	st->tables = nt;
+	nt[st->ntables].name = strdup(name);
+	if (!nt[st->ntables].name)
+		return -ENOMEM;
+	nt[st->ntables++].write = write;
+	return 0;
+}
+
+static void relation(struct walk *w, json_t *rv, bool write)
+{
+	const char *rel = json_string_value(json_object_get(rv, "relname"));
+	const char *sch = json_string_value(json_object_get(rv, "schemaname"));
+	const char *cat = json_string_value(json_object_get(rv, "catalogname"));
+	char name[256];
+
+	if (!rel)
+		return;
+	if (!sch) {
+		size_t i;
+		json_t *c;
+
+		/* A CTE of the statement, not a table. */
+		json_array_foreach(w->ctes, i, c)
+			if (strcmp(json_string_value(c), rel) == 0)
+				return;
+		sch = w->schema;
+	}
+	if (cat)
+		snprintf(name, sizeof(name), "%s.%s.%s", cat, sch, rel);
+	else
+		snprintf(name, sizeof(name), "%s.%s", sch, rel);
+	if (add_table(w, name, write))
+		w->err = -ENOMEM;
+	if (write)
+		w->st->flags |= SQL_F_WRITE;
+}
+
+/* "a.b" from a list of String nodes, or NULL. */
+static char *dotted(json_t *list, char *buf, size_t len)
+{
+	size_t i, off = 0;
+	json_t *e;
+
+	buf[0] = '\0';
+	json_array_foreach(list, i, e) {
+		const char *s = json_string_value(
+			json_object_get(json_object_get(e, "String"), "sval"));
+
+		if (!s)
+			return NULL;
+		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
+					"%s%s", i ? "." : "", s);
+	}
+	return off && off < len ? buf : NULL;
+}
+
+static void function(struct walk *w, json_t *fc)
+{
+	struct sql_stmt *st = w->st;
+	char name[256], **nf;
+	const char *last;
+	json_t *args = json_object_get(fc, "args");
+
+	if (!dotted(json_object_get(fc, "funcname"), name, sizeof(name)))
+		return;
+	last = strrchr(name, '.') ? strrchr(name, '.') + 1 : name;
+	for (int i = 0; server_file_functions[i]; i++)
+		if (strcmp(last, server_file_functions[i]) == 0)
+			st->flags |= SQL_F_SERVER_FILE;
+	if (strcmp(last, "set_config") == 0) {
+		const char *what = json_string_value(json_object_get(
+			json_object_get(json_object_get(json_array_get(args, 0),
+							"A_Const"),
+					"sval"),
+			"sval"));
+
+		/* A computed setting name could be anything: assume the worst. */
+		if (!what || strcmp(what, "role") == 0 ||
+		    strcmp(what, "session_authorization") == 0)
+			st->flags |= SQL_F_PRIV_CHANGE;
+	}
+	for (size_t i = 0; i < st->nfunctions; i++)
+		if (strcmp(st->functions[i], name) == 0)
+			return;
+	nf = realloc(st->functions, (st->nfunctions + 1) * sizeof(*nf));
+	if (!nf || !(nf[st->nfunctions] = strdup(name))) {
+		if (nf)
+			st->functions = nf;
+		w->err = -ENOMEM;
+		return;
+	}
+	st->functions = nf;
+	st->nfunctions++;
+}
+
+static void walk(struct walk *w, json_t *j);
+
+/* A node whose "relation" is written: DML anywhere (also in a CTE). */
+static bool writes_relation(const char *key, json_t *node)
+{
+	if (!strcmp(key, "InsertStmt") || !strcmp(key, "UpdateStmt") ||
+	    !strcmp(key, "DeleteStmt") || !strcmp(key, "MergeStmt"))
+		return true;
+	return !strcmp(key, "CopyStmt") &&
+	       json_is_true(json_object_get(node, "is_from"));
+}
+
+static void walk_node(struct walk *w, const char *key, json_t *v)
+{
+	if (!strcmp(key, "FuncCall") || !strcmp(key, "funccall")) {
+		/* "funccall" is CALL's typed field, a FuncCall unwrapped. */
+		function(w, v);
+	} else if (!strcmp(key, "intoClause") || !strcmp(key, "into")) {
+		relation(w, json_object_get(v, "rel"), true);
+		if (!strcmp(key, "intoClause"))
+			w->st->flags |= SQL_F_SELECT_INTO;
+		return;
+	} else if (writes_relation(key, v)) {
+		const char *k;
+		json_t *f;
+
+		relation(w, json_object_get(v, "relation"), true);
+		json_object_foreach(v, k, f)
+			if (strcmp(k, "relation"))
+				walk(w, f);
+		return;
+	}
+	walk(w, v);
+}
+
+static void walk(struct walk *w, json_t *j)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			walk(w, v);
+		return;
+	}
+	if (!json_is_object(j))
+		return;
+	if (json_is_string(json_object_get(j, "relname"))) {
+		relation(w, j, false);
+		return;
+	}
+	json_object_foreach(j, k, v)
+		walk_node(w, k, v);
+}
+
+static void collect_ctes(json_t *j, json_t *names)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			collect_ctes(v, names);
+		return;
+	}
+	if (!json_is_object(j))
+		return;
+	json_object_foreach(j, k, v) {
+		if (!strcmp(k, "CommonTableExpr") &&
+		    json_is_string(json_object_get(v, "ctename")))
+			json_array_append(names, json_object_get(v, "ctename"));
+		collect_ctes(v, names);
+	}
+}
+
+static bool has_option(json_t *options, const char *name)
+{
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(options, i, o) {
+		const char *d = json_string_value(json_object_get(
+			json_object_get(o, "DefElem"), "defname"));
+
+		if (d && !strcmp(d, name))
+			return true;
+	}
+	return false;
+}
+
+/* Command and flags of the top-level node @key/@v. */
+static void classify(struct walk *w, const char *key, json_t *v)
+{
+	struct sql_stmt *st = w->st;
+	static const char *const privilege[] = {
+		"GrantStmt",
+		"GrantRoleStmt",
+		"CreateRoleStmt",
+		"AlterRoleStmt",
+		"AlterRoleSetStmt",
+		"DropRoleStmt",
+		"AlterDefaultPrivilegesStmt",
+		"ReassignOwnedStmt",
+		NULL,
+	};
+	static const char *const utility[] = {
+		"ListenStmt",  "UnlistenStmt",	 "NotifyStmt", "DeallocateStmt",
+		"DiscardStmt", "CheckPointStmt", "LoadStmt",   NULL,
+	};
+
+	if (!strcmp(key, "SelectStmt"))
+		st->command = SQL_SELECT;
+	else if (!strcmp(key, "InsertStmt"))
+		st->command = SQL_INSERT;
+	else if (!strcmp(key, "UpdateStmt"))
+		st->command = SQL_UPDATE;
+	else if (!strcmp(key, "DeleteStmt"))
+		st->command = SQL_DELETE;
+	else if (!strcmp(key, "MergeStmt"))
+		st->command = SQL_MERGE;
+	else if (!strcmp(key, "CopyStmt")) {
+		st->command = SQL_COPY;
+		if (json_object_get(v, "filename") ||
+		    json_is_true(json_object_get(v, "is_program")))
+			st->flags |= SQL_F_SERVER_FILE;
+	} else if (!strcmp(key, "VariableSetStmt")) {
+		const char *n = json_string_value(json_object_get(v, "name"));
+
+		st->command = SQL_SET;
+		if (n &&
+		    (!strcmp(n, "role") || !strcmp(n, "session_authorization")))
+			st->flags |= SQL_F_PRIV_CHANGE;
+	} else if (!strcmp(key, "VariableShowStmt")) {
+		st->command = SQL_SHOW;
+	} else if (!strcmp(key, "TransactionStmt")) {
+		st->command = SQL_TRANSACTION;
+	} else if (!strcmp(key, "ExplainStmt")) {
+		st->command = SQL_EXPLAIN;
+		if (has_option(json_object_get(v, "options"), "analyze"))
+			st->flags |= SQL_F_EXPLAIN_ANALYZE;
+	} else if (!strcmp(key, "PrepareStmt")) {
+		st->command = SQL_PREPARE;
+	} else if (!strcmp(key, "ExecuteStmt")) {
+		st->command = SQL_EXECUTE;
+		st->flags |= SQL_F_OPAQUE;
+	} else if (!strcmp(key, "CallStmt")) {
+		st->command = SQL_CALL;
+		st->flags |= SQL_F_OPAQUE;
+	} else if (!strcmp(key, "DoStmt")) {
+		st->command = SQL_DO;
+		st->flags |= SQL_F_OPAQUE;
+	} else {
+		st->command = SQL_DDL;
+		st->flags |= SQL_F_WRITE;
+		for (int i = 0; privilege[i]; i++)
+			if (!strcmp(key, privilege[i])) {
+				st->command = SQL_PRIVILEGE;
+				st->flags |= SQL_F_PRIV_CHANGE;
+			}
+		for (int i = 0; utility[i]; i++)
+			if (!strcmp(key, utility[i])) {
+				st->command = SQL_UTILITY;
+				st->flags &= ~SQL_F_WRITE;
+			}
+	}
+}
+
+/* DDL writes the relation it names. */
+static void ddl_targets(struct walk *w, json_t *v)
+{
+	size_t i;
+	json_t *r;
+
+	relation(w, json_object_get(v, "relation"), true);
+	json_array_foreach(json_object_get(v, "relations"), i, r)
+		relation(w,
+			 json_object_get(r, "RangeVar") ?
+				 json_object_get(r, "RangeVar") :
+				 r,
+			 true);
+}
+
+int sql_classify(const char *text, const char *schema, struct sql_result *out)
+{
+	PgQueryParseResult pr;
+	json_error_t je;
+	json_t *tree, *stmts, *s;
+	size_t i;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	pr = pg_query_parse(text);
+	if (pr.error) {
+		snprintf(out->error, sizeof(out->error), "syntax error: %s",
+			 pr.error->message);
+		pg_query_free_parse_result(pr);
+		return -1;
+	}
+	tree = json_loads(pr.parse_tree, 0, &je);
+	pg_query_free_parse_result(pr);
+	stmts = json_object_get(tree, "stmts");
+	if (!json_is_array(stmts) || json_array_size(stmts) == 0) {
+		snprintf(out->error, sizeof(out->error), "no statement");
+		goto out;
+	}
+	out->stmts = calloc(json_array_size(stmts), sizeof(*out->stmts));
+	if (!out->stmts)
+		goto oom;
+	json_array_foreach(stmts, i, s) {
+		json_t *node = json_object_get(s, "stmt");
+		struct walk w = { .schema = schema, .st = &out->stmts[i] };
+		const char *key;
+		json_t *v;
+
+		out->nstmts++;
+		if (json_object_size(node) != 1) {
+			snprintf(out->error, sizeof(out->error),
+				 "statement %zu: unexpected parse tree", i + 1);
+			goto out;
+		}
+		w.ctes = json_array();
+		collect_ctes(node, w.ctes);
+		json_object_foreach(node, key, v) {
+			classify(&w, key, v);
+			if (w.st->command == SQL_DDL ||
+			    w.st->command == SQL_PRIVILEGE)
+				ddl_targets(&w, v);
+			walk_node(&w, key, v);
+		}
+		/* Plain EXPLAIN only plans: nothing it names is written. With
+		 * ANALYZE it runs the statement, writes included. */
+		if (w.st->command == SQL_EXPLAIN &&
+		    !(w.st->flags & SQL_F_EXPLAIN_ANALYZE)) {
+			w.st->flags &= ~SQL_F_WRITE;
+			for (size_t t = 0; t < w.st->ntables; t++)
+				w.st->tables[t].write = false;
+		}
+		json_decref(w.ctes);
+		if (w.err)
+			goto oom;
+	}
+	ret = 0;
+	goto out;
+oom:
+	snprintf(out->error, sizeof(out->error), "out of memory");
+out:
+	json_decref(tree);
+	return ret;
+}
+
+void sql_result_free(struct sql_result *r)
+{
+	for (size_t i = 0; i < r->nstmts; i++) {
+		for (size_t k = 0; k < r->stmts[i].ntables; k++)
+			free(r->stmts[i].tables[k].name);
+		free(r->stmts[i].tables);
+		for (size_t k = 0; k < r->stmts[i].nfunctions; k++)
+			free(r->stmts[i].functions[k]);
+		free(r->stmts[i].functions);
+	}
+	free(r->stmts);
+	r->stmts = NULL;
+	r->nstmts = 0;
+}
