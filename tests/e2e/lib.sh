@@ -309,44 +309,46 @@ all_ready() {
 		jq -e '(.workloads | length) > 0 and all(.workloads[]; .ready)' <<<"$s" >/dev/null
 }
 
-# bridle_start [CONFIG]: run bridle in the background (in its own cgroup,
-# outside every workload) and wait until all workloads are ready.
-bridle_start() {
+# bridle_launch [CONFIG]: start bridle (in its own cgroup, outside every
+# workload) with CONFIG (default $W/config.json), logging to $BRIDLE_LOG.
+bridle_launch() {
 	local cfg=${1:-$W/config.json}
 	echo "=== bridle run $(date +%T.%N)" >>"$BRIDLE_LOG"
 	sh -c "$IN_CG_SH" "$CG/bridle" "" "$BRIDLE" run --config "$cfg" 2>>"$BRIDLE_LOG" &
 	BRIDLE_PID=$!
-	local n
-	for n in $(seq 200); do
-		kill -0 "$BRIDLE_PID" 2>/dev/null || fail "bridle exited during startup"
-		all_ready && return 0
-		sleep 0.05
-	done
-	fail "bridle: workloads not ready after 10 s"
 }
 
-# bridle_start_partial: like bridle_start, for configs where some workloads
-# are meant to fail: waits until the first one is ready.
-bridle_start_partial() {
-	echo "=== bridle run $(date +%T.%N)" >>"$BRIDLE_LOG"
-	sh -c "$IN_CG_SH" "$CG/bridle" "" "$BRIDLE" run --config "$W/config.json" 2>>"$BRIDLE_LOG" &
-	BRIDLE_PID=$!
+# bridle_wait CMD...: poll CMD for up to 10 s while bridle stays up.
+bridle_wait() {
 	local n
 	for n in $(seq 200); do
 		kill -0 "$BRIDLE_PID" 2>/dev/null || fail "bridle exited during startup"
-		[ "$(status_json 2>/dev/null | jq -r '.workloads[0].ready')" = true ] && return 0
+		"$@" && return 0
 		sleep 0.05
 	done
-	fail "bridle: first workload not ready after 10 s"
+	return 1
+}
+
+first_ready() { [ "$(status_json 2>/dev/null | jq -r '.workloads[0].ready')" = true ]; }
+answers() { status_json >/dev/null 2>&1; }
+
+# bridle_start [CONFIG]: start bridle and wait until every workload is ready.
+bridle_start() {
+	bridle_launch "${1:-}"
+	bridle_wait all_ready || fail "bridle: workloads not ready after 10 s"
+}
+
+# bridle_start_partial: for configs where some workloads are meant to fail:
+# waits until the first one is ready.
+bridle_start_partial() {
+	bridle_launch
+	bridle_wait first_ready || fail "bridle: first workload not ready after 10 s"
 }
 
 # bridle_start_any: start bridle and wait only for its control socket.
 bridle_start_any() {
-	echo "=== bridle run $(date +%T.%N)" >>"$BRIDLE_LOG"
-	sh -c "$IN_CG_SH" "$CG/bridle" "" "$BRIDLE" run --config "$W/config.json" 2>>"$BRIDLE_LOG" &
-	BRIDLE_PID=$!
-	wait_until 10 sh -c "'$BRIDLE' status --json --socket '$W/control.sock' >/dev/null 2>&1" ||
-		fail "bridle did not answer"
+	bridle_launch
+	bridle_wait answers || fail "bridle did not answer"
 }
 
 # bridle_stop [SIGNAL]: stop bridle and wait for it (SIGKILL after 5 s).
