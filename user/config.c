@@ -52,6 +52,7 @@ void config_free(struct config *c)
 	free(c->control_socket);
 	free(c->log_dir);
 	free(c->pin_dir);
+	free(c->cgroup_root);
 	free(c->resolvers);
 	for (size_t i = 0; i < c->nworkloads; i++) {
 		free(c->workloads[i].name);
@@ -63,6 +64,21 @@ void config_free(struct config *c)
 	free(c->policy_path);
 	policy_free(c->policy);
 	free(c);
+}
+
+bool config_cgroup_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 &&
+	       (path[n] == '/' || path[n] == '\0');
+}
+
+const char *config_cgroup_rel(const struct config *c,
+			      const struct config_workload *w)
+{
+	/* Workload cgroups are built as <root>/<relative> at load. */
+	return w->cgroup + strlen(c->cgroup_root);
 }
 
 uint32_t config_default_workers(void)
@@ -404,6 +420,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 	c->control_socket = strdup(control);
 	c->log_dir = strdup(log_dir);
 	c->pin_dir = strdup(pin_dir);
+	c->cgroup_root = strdup(cgroup_root);
 	c->connect_timeout_ms = (uint32_t)ct;
 	c->idle_timeout_ms = (uint32_t)idle;
 	c->drain_timeout_ms = (uint32_t)drain;
@@ -415,7 +432,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 	c->max_sessions_per_workload = (uint32_t)maxw;
 	c->recent_sessions = (uint32_t)recent;
 	c->workers = (uint32_t)(workers ? workers : config_default_workers());
-	if (!c->path || !c->control_socket || !c->log_dir || !c->pin_dir) {
+	if (!c->path || !c->control_socket || !c->log_dir || !c->pin_dir ||
+	    !c->cgroup_root) {
 		snprintf(err, errlen, "%s: out of memory", name);
 		goto fail;
 	}

@@ -51,33 +51,27 @@ static const char *const event_kinds[] = {
 static const char *workload_of_event(struct enforcer *e,
 				     const struct bridle_event *ev)
 {
-	char path[64], line[PATH_MAX + 8], root[PATH_MAX];
+	char path[64], line[PATH_MAX + 8];
 	const char *name = NULL;
 	FILE *f;
 
 	for (size_t i = 0; i < e->cfg->nworkloads; i++)
 		if (e->workloads[i].cgroup_id == ev->cgroup_id)
 			return e->workloads[i].cfg->name;
-	if (config_cgroup2_root("/proc/mounts", root, sizeof(root)))
-		return NULL;
 	snprintf(path, sizeof(path), "/proc/%u/cgroup", ev->tgid);
 	f = fopen(path, "re");
 	if (!f)
 		return NULL;
 	while (!name && fgets(line, sizeof(line), f)) {
-		size_t rl = strlen(root);
-
 		if (strncmp(line, "0::", 3) != 0)
 			continue;
 		line[strcspn(line, "\n")] = '\0';
-		for (size_t i = 0; i < e->cfg->nworkloads && !name; i++) {
-			const char *wl = e->cfg->workloads[i].cgroup + rl;
-			size_t n = strlen(wl);
-
-			if (strncmp(line + 3, wl, n) == 0 &&
-			    (line[3 + n] == '/' || line[3 + n] == '\0'))
+		for (size_t i = 0; i < e->cfg->nworkloads && !name; i++)
+			if (config_cgroup_within(
+				    line + 3,
+				    config_cgroup_rel(e->cfg,
+						      &e->cfg->workloads[i])))
 				name = e->cfg->workloads[i].name;
-		}
 	}
 	fclose(f);
 	return name;

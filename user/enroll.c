@@ -361,18 +361,15 @@ static int listen_all_workers(struct enforcer *e, struct workload *w, char *err,
 }
 
 static int enroll_one(struct enforcer *e, struct workload *w,
-		      const char *cg_root, const char *self_cg)
+		      const char *self_cg)
 {
 	char err[512] = "";
 	int ret;
 
 	/* The enforcer must stay outside every enrolled cgroup. */
 	if (self_cg) {
-		const char *rel = w->cfg->cgroup + strlen(cg_root);
-		size_t rl = strlen(rel);
-
-		if (rl == 0 || (strncmp(self_cg, rel, rl) == 0 &&
-				(self_cg[rl] == '/' || self_cg[rl] == '\0'))) {
+		if (config_cgroup_within(self_cg,
+					 config_cgroup_rel(e->cfg, w->cfg))) {
 			snprintf(w->error, sizeof(w->error),
 				 "bridle itself runs in cgroup %s, inside %s: "
 				 "run it outside the workloads it enforces",
@@ -443,7 +440,6 @@ static int overlaps_earlier(struct enforcer *e, size_t i, char *err,
 		return 0; /* enroll_one reports it */
 	for (size_t k = 0; k < i; k++) {
 		const struct config_workload *o = &e->cfg->workloads[k];
-		size_t wl = strlen(w->cgroup), ol = strlen(o->cgroup);
 		struct stat ost;
 
 		if (stat(o->netns, &ost) == 0 && ost.st_dev == st.st_dev &&
@@ -454,10 +450,8 @@ static int overlaps_earlier(struct enforcer *e, size_t i, char *err,
 				 o->name);
 			return -EINVAL;
 		}
-		if ((wl >= ol && strncmp(w->cgroup, o->cgroup, ol) == 0 &&
-		     (w->cgroup[ol] == '/' || w->cgroup[ol] == '\0')) ||
-		    (ol > wl && strncmp(o->cgroup, w->cgroup, wl) == 0 &&
-		     o->cgroup[wl] == '/')) {
+		if (config_cgroup_within(w->cgroup, o->cgroup) ||
+		    config_cgroup_within(o->cgroup, w->cgroup)) {
 			snprintf(err, errlen,
 				 "cgroup %s overlaps workload %s's cgroup %s",
 				 w->cgroup, o->name, o->cgroup);
@@ -469,12 +463,9 @@ static int overlaps_earlier(struct enforcer *e, size_t i, char *err,
 
 int enroll_all(struct enforcer *e)
 {
-	char cg_root[PATH_MAX], self_cg[PATH_MAX];
+	char self_cg[PATH_MAX];
 	int ready = 0, r;
 
-	r = config_cgroup2_root("/proc/mounts", cg_root, sizeof(cg_root));
-	if (r)
-		cg_root[0] = '\0';
 	r = self_cgroup(self_cg, sizeof(self_cg));
 	e->workloads = calloc(e->cfg->nworkloads ? e->cfg->nworkloads : 1,
 			      sizeof(*e->workloads));
@@ -488,7 +479,7 @@ int enroll_all(struct enforcer *e)
 		w->pod_id = (uint32_t)i + 1;
 		w->netns_fd = -1;
 		if (overlaps_earlier(e, i, w->error, sizeof(w->error)) == 0 &&
-		    enroll_one(e, w, cg_root, r == 0 ? self_cg : NULL) == 0) {
+		    enroll_one(e, w, r == 0 ? self_cg : NULL) == 0) {
 			ready++;
 			log_json(LOG_INFO, "workload_ready",
 				 json_pack("{s:s,s:s,s:s,s:I,s:I,s:i}",

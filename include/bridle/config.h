@@ -36,6 +36,7 @@ struct config {
 	char *control_socket;
 	char *log_dir;
 	char *pin_dir; /* bpffs directory for links and maps */
+	char *cgroup_root; /* the cgroup2 mount the workload cgroups are below */
 	struct config_resolver *resolvers;
 	size_t nresolvers;
 	struct config_workload *workloads;
@@ -66,6 +67,13 @@ struct config *config_parse(const char *text, size_t len, const char *name,
 			    const char *cgroup_root, char *err, size_t errlen);
 
 void config_free(struct config *c);
+
+/* True when cgroup path @path is @dir or below it ("/a/b" is within "/a"). */
+bool config_cgroup_within(const char *path, const char *dir);
+
+/* @w's cgroup as /proc/PID/cgroup writes it: relative to the cgroup2 root. */
+const char *config_cgroup_rel(const struct config *c,
+			      const struct config_workload *w);
 
 /* Workers when the config names none: online CPUs, at most 8. */
 uint32_t config_default_workers(void);

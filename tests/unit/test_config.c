@@ -104,6 +104,22 @@ static void test_example(void **state)
 	config_free(c);
 }
 
+static void test_cgroup_within(void **state)
+{
+	struct config *c = parse_ok(
+		"{\"policy\": {}, \"workloads\": "
+		"[{\"name\": \"a\", \"cgroup\": \"x/y\"}]}");
+
+	(void)state;
+	assert_true(config_cgroup_within("/a", "/a"));
+	assert_true(config_cgroup_within("/a/b", "/a"));
+	assert_false(config_cgroup_within("/ab", "/a"));
+	assert_false(config_cgroup_within("/a", "/a/b"));
+	assert_string_equal(c->cgroup_root, ROOT);
+	assert_string_equal(config_cgroup_rel(c, &c->workloads[0]), "/x/y");
+	config_free(c);
+}
+
 static void test_defaults(void **state)
 {
 	struct config *c = parse_ok("{\"workloads\": [], \"policy\": {}}");
@@ -1021,6 +1037,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_cgroup_within),
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_boundaries_accepted),
 		cmocka_unit_test(test_bad_configs),
