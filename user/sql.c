@@ -64,13 +64,15 @@ struct walk {
 	int err;
 };
 
-static int add_table(struct walk *w, const char *name, bool write)
+static int add_table(struct walk *w, const char *name, bool qualified,
+		     bool write)
 {
 	struct sql_stmt *st = w->st;
 	struct sql_table *nt;
 
 	for (size_t i = 0; i < st->ntables; i++)
-		if (strcmp(st->tables[i].name, name) == 0) {
+		if (strcmp(st->tables[i].name, name) == 0 &&
+		    st->tables[i].qualified == qualified) {
 			st->tables[i].write |= write;
 			return 0;
 		}
@@ -81,6 +83,7 @@ static int add_table(struct walk *w, const char *name, bool write)
 	nt[st->ntables].name = strdup(name);
 	if (!nt[st->ntables].name)
 		return -ENOMEM;
+	nt[st->ntables].qualified = qualified;
 	nt[st->ntables++].write = write;
 	return 0;
 }
@@ -90,6 +93,7 @@ static void relation(struct walk *w, json_t *rv, bool write)
 	const char *rel = json_string_value(json_object_get(rv, "relname"));
 	const char *sch = json_string_value(json_object_get(rv, "schemaname"));
 	const char *cat = json_string_value(json_object_get(rv, "catalogname"));
+	bool qualified = sch != NULL;
 	char name[256];
 
 	if (!rel)
@@ -103,12 +107,15 @@ static void relation(struct walk *w, json_t *rv, bool write)
 			if (strcmp(json_string_value(c), rel) == 0)
 				return;
 		sch = w->schema;
+		qualified = sch != NULL;
 	}
 	if (cat)
 		snprintf(name, sizeof(name), "%s.%s.%s", cat, sch, rel);
-	else
+	else if (sch)
 		snprintf(name, sizeof(name), "%s.%s", sch, rel);
-	if (add_table(w, name, write))
+	else
+		snprintf(name, sizeof(name), "%s", rel);
+	if (add_table(w, name, qualified, write))
 		w->err = -ENOMEM;
 	if (write)
 		w->st->flags |= SQL_F_WRITE;
@@ -155,7 +162,8 @@ static void function(struct walk *w, json_t *fc)
 
 		/* A computed setting name could be anything: assume the worst. */
 		if (!what || strcmp(what, "role") == 0 ||
-		    strcmp(what, "session_authorization") == 0)
+		    strcmp(what, "session_authorization") == 0 ||
+		    strcmp(what, "search_path") == 0)
 			st->flags |= SQL_F_PRIV_CHANGE;
 	}
 	for (size_t i = 0; i < st->nfunctions; i++)
@@ -264,6 +272,39 @@ static bool has_option(json_t *options, const char *name)
 	return false;
 }
 
+/* The "name" of @v, copied into *out (NULL when absent). */
+static int dup_name(json_t *v, char **out)
+{
+	const char *n = json_string_value(json_object_get(v, "name"));
+
+	if (!n)
+		return 0;
+	*out = strdup(n);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* SET search_path TO a, b: the schemas, or a computed value as "?". */
+static int search_path(json_t *v, struct sql_stmt *st)
+{
+	json_t *args = json_object_get(v, "args"), *a;
+	size_t i, n = json_array_size(args);
+
+	st->search_path = calloc(n ? n : 1, sizeof(*st->search_path));
+	if (!st->search_path)
+		return -ENOMEM;
+	json_array_foreach(args, i, a) {
+		const char *s = json_string_value(json_object_get(
+			json_object_get(json_object_get(a, "A_Const"), "sval"),
+			"sval"));
+
+		st->search_path[i] = strdup(s ? s : "?");
+		if (!st->search_path[i])
+			return -ENOMEM;
+		st->nsearch_path++;
+	}
+	return 0;
+}
+
 /* Command and flags of the top-level node @key/@v. */
 static void classify(struct walk *w, const char *key, json_t *v)
 {
@@ -302,10 +343,21 @@ static void classify(struct walk *w, const char *key, json_t *v)
 	} else if (!strcmp(key, "VariableSetStmt")) {
 		const char *n = json_string_value(json_object_get(v, "name"));
 
+		const char *kind =
+			json_string_value(json_object_get(v, "kind"));
+
 		st->command = SQL_SET;
 		if (n &&
 		    (!strcmp(n, "role") || !strcmp(n, "session_authorization")))
 			st->flags |= SQL_F_PRIV_CHANGE;
+		if (kind && !strcmp(kind, "VAR_RESET_ALL"))
+			st->resets_search_path = true;
+		else if (n && !strcmp(n, "search_path")) {
+			if (kind && !strcmp(kind, "VAR_SET_VALUE"))
+				w->err = search_path(v, st);
+			else
+				st->resets_search_path = true;
+		}
 	} else if (!strcmp(key, "VariableShowStmt")) {
 		st->command = SQL_SHOW;
 	} else if (!strcmp(key, "TransactionStmt")) {
@@ -315,10 +367,24 @@ static void classify(struct walk *w, const char *key, json_t *v)
 		if (has_option(json_object_get(v, "options"), "analyze"))
 			st->flags |= SQL_F_EXPLAIN_ANALYZE;
 	} else if (!strcmp(key, "PrepareStmt")) {
+		json_t *q = json_object_get(v, "query");
+		const char *ik;
+		json_t *iv;
+
 		st->command = SQL_PREPARE;
+		json_object_foreach(q, ik, iv) {
+			struct sql_stmt inner = { 0 };
+			struct walk iw = { .st = &inner };
+
+			classify(&iw, ik, iv);
+			st->inner = inner.command;
+			st->flags |= inner.flags;
+		}
+		w->err = dup_name(v, &st->prepared);
 	} else if (!strcmp(key, "ExecuteStmt")) {
 		st->command = SQL_EXECUTE;
 		st->flags |= SQL_F_OPAQUE;
+		w->err = dup_name(v, &st->prepared);
 	} else if (!strcmp(key, "CallStmt")) {
 		st->command = SQL_CALL;
 		st->flags |= SQL_F_OPAQUE;
@@ -338,14 +404,54 @@ static void classify(struct walk *w, const char *key, json_t *v)
 				st->command = SQL_UTILITY;
 				st->flags &= ~SQL_F_WRITE;
 			}
+		if (!strcmp(key, "DeallocateStmt"))
+			w->err = dup_name(v, &st->prepared);
+		if (!strcmp(key, "DiscardStmt"))
+			st->resets_search_path = true;
 	}
+}
+
+/* A List of String nodes (DROP's object names) as a relation. */
+static void object_name(struct walk *w, json_t *obj)
+{
+	json_t *items = json_object_get(json_object_get(obj, "List"), "items");
+	json_t *rv = json_object();
+	size_t n = json_array_size(items);
+	static const char *const keys[] = { "catalogname", "schemaname",
+					    "relname" };
+
+	if (!rv || n == 0 || n > 3) {
+		json_decref(rv);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *sv = json_object_get(
+			json_object_get(json_array_get(items, i), "String"),
+			"sval");
+
+		if (!json_is_string(sv))
+			break;
+		json_object_set(rv, keys[3 - n + i], sv);
+	}
+	relation(w, rv, true);
+	json_decref(rv);
 }
 
 /* DDL writes the relation it names. */
 static void ddl_targets(struct walk *w, json_t *v)
 {
+	const char *type = json_string_value(json_object_get(v, "removeType"));
 	size_t i;
 	json_t *r;
+
+	/* DROP TABLE/VIEW/INDEX/SEQUENCE … a, b: the objects are names. */
+	if (type &&
+	    (!strcmp(type, "OBJECT_TABLE") || !strcmp(type, "OBJECT_VIEW") ||
+	     !strcmp(type, "OBJECT_MATVIEW") || !strcmp(type, "OBJECT_INDEX") ||
+	     !strcmp(type, "OBJECT_SEQUENCE") ||
+	     !strcmp(type, "OBJECT_FOREIGN_TABLE")))
+		json_array_foreach(json_object_get(v, "objects"), i, r)
+			object_name(w, r);
 
 	relation(w, json_object_get(v, "relation"), true);
 	json_array_foreach(json_object_get(v, "relations"), i, r)
@@ -433,6 +539,10 @@ void sql_result_free(struct sql_result *r)
 		for (size_t k = 0; k < r->stmts[i].nfunctions; k++)
 			free(r->stmts[i].functions[k]);
 		free(r->stmts[i].functions);
+		free(r->stmts[i].prepared);
+		for (size_t k = 0; k < r->stmts[i].nsearch_path; k++)
+			free(r->stmts[i].search_path[k]);
+		free(r->stmts[i].search_path);
 	}
 	free(r->stmts);
 	r->stmts = NULL;

@@ -43,8 +43,10 @@ enum sql_command {
 #define SQL_F_EXPLAIN_ANALYZE (1u << 5) /* EXPLAIN ANALYZE runs its query */
 
 struct sql_table {
-	char *name; /* schema.table as written (quoted case kept) */
+	char *name; /* schema.table as written (quoted case kept), or the
+		     * bare table name when unqualified and no schema given */
 	bool write;
+	bool qualified; /* the statement named the schema */
 };
 
 struct sql_stmt {
@@ -54,6 +56,14 @@ struct sql_stmt {
 	size_t ntables;
 	char **functions; /* as called, schema-qualified when written so */
 	size_t nfunctions;
+	/* PREPARE, EXECUTE, DEALLOCATE: the prepared statement's name (NULL
+	 * for DEALLOCATE ALL). PREPARE also gives the command it wraps. */
+	char *prepared;
+	enum sql_command inner;
+	/* SET search_path: the schemas named, in order. */
+	char **search_path;
+	size_t nsearch_path;
+	bool resets_search_path; /* RESET search_path / RESET ALL / DISCARD ALL */
 };
 
 struct sql_result {
@@ -64,7 +74,8 @@ struct sql_result {
 
 /*
  * Classify @text. @schema names unqualified tables (the session's first
- * search_path entry). Returns 0, or -1 with out->error set (parse error,
+ * search_path entry); NULL leaves them bare, with qualified false, for a
+ * caller that resolves them against a whole search path. Returns 0, or -1 with out->error set (parse error,
  * out of memory). Free with sql_result_free() either way.
  */
 int sql_classify(const char *text, const char *schema, struct sql_result *out);
