@@ -10,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <openssl/rand.h>
 
 #include "bridle/config.h"
 
@@ -297,6 +301,43 @@ static int parse_policy(struct jv *v, json_t *root, struct config *c,
 	return c->policy ? 0 : -1;
 }
 
+/*
+ * The key of the "hash" masking style: from a root-only file, so that the
+ * same value hashes the same across restarts and nodes; without one, a
+ * random key that lives as long as the process.
+ */
+static int load_mask_key(struct jv *v, const char *path, struct config *c)
+{
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (!path) {
+		c->mask_key_len = sizeof(c->mask_key);
+		return RAND_bytes(c->mask_key, sizeof(c->mask_key)) == 1 ?
+			       0 :
+			       jv_fail(v, NULL, "no random bytes for a key");
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return jv_fail(v, "mask_key_file", "cannot open %s: %s", path,
+			       strerror(errno));
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077)) {
+		close(fd);
+		return jv_fail(v, "mask_key_file",
+			       "%s is readable by others than its owner "
+			       "(chmod 600)",
+			       path);
+	}
+	n = read(fd, c->mask_key, sizeof(c->mask_key));
+	close(fd);
+	if (n < 16)
+		return jv_fail(v, "mask_key_file",
+			       "%s: a key needs at least 16 bytes", path);
+	c->mask_key_len = (size_t)n;
+	return 0;
+}
+
 static struct config *config_from_json(json_t *root, const char *name,
 				       const char *cgroup_root, char *err,
 				       size_t errlen)
@@ -317,6 +358,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 					    "recent_sessions",
 					    "relay",
 					    "workers",
+					    "max_message_size",
+					    "mask_key_file",
 					    NULL };
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle",
@@ -324,7 +367,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 	const char *relay = "auto";
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
 		 bufsz = 65536, maxs = 10000, maxw = 0, recent = 256,
-		 workers = 0;
+		 workers = 0, maxmsg = 1 << 20;
+	const char *mask_key_file = NULL;
 	struct config *c;
 	json_t *wl;
 	struct jv v;
@@ -363,6 +407,9 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_uint(&v, root, "workers", false, 1, CONFIG_MAX_WORKERS,
 		    &workers) ||
 	    jv_string(&v, root, "relay", false, &relay) ||
+	    jv_uint(&v, root, "max_message_size", false, 1024, 1 << 30,
+		    &maxmsg) ||
+	    jv_string(&v, root, "mask_key_file", false, &mask_key_file) ||
 	    parse_resolvers(&v, root, c))
 		goto fail;
 	if (strcmp(relay, "auto") == 0) {
@@ -383,6 +430,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 			"must be an absolute path shorter than 108 bytes");
 		goto fail;
 	}
+	if (load_mask_key(&v, mask_key_file, c))
+		goto fail;
 	if (pin_dir[0] != '/' || log_dir[0] != '/') {
 		jv_fail(&v, pin_dir[0] != '/' ? "bpf_pin_dir" : "log_dir",
 			"must be an absolute path");
@@ -425,6 +474,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 	c->idle_timeout_ms = (uint32_t)idle;
 	c->drain_timeout_ms = (uint32_t)drain;
 	c->buffer_size = (uint32_t)bufsz;
+	c->max_message = (uint32_t)maxmsg;
 	c->max_sessions = (uint32_t)maxs;
 	/* Default: with several workloads none may hold more than half. */
 	if (!maxw)

@@ -257,16 +257,18 @@ int enforcer_reload(struct enforcer *e, char *err, size_t errlen)
 			"%s: only the policy and dns_resolvers are reloaded; "
 			"restart bridle to apply the rest",
 			e->cfg->path);
+	/* Sessions holding a reference keep the old policy alive until
+	 * their next decision sees the new generation. */
 	pthread_rwlock_wrlock(&e->policy_lock);
 	policy_free(e->cfg->policy);
 	e->cfg->policy = nc->policy;
+	__atomic_add_fetch(&e->policy_generation, 1, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(&e->policy_lock);
 	nc->policy = NULL;
 	if (bridle_bpf_set_resolvers(e->bpf, nc->resolvers, nc->nresolvers))
 		log_msg(LOG_ERROR, "reload",
 			"cannot update dns_resolvers in the kernel: %s",
 			strerror(errno));
-	e->policy_generation++;
 	e->reloads++;
 	log_json(LOG_INFO, "policy_reloaded",
 		 json_pack("{s:I,s:i,s:i}", "generation",

@@ -60,6 +60,50 @@ void iobuf_mark_parsed(struct iobuf *b, size_t n)
 	b->parsed += n;
 }
 
+void iobuf_consume(struct iobuf *b, size_t n)
+{
+	assert(b->sent == b->parsed);
+	assert(n <= b->recv - b->parsed);
+	b->parsed += n;
+	b->sent = b->parsed;
+}
+
+int iobuf_append(struct iobuf *b, const void *data, size_t len)
+{
+	if (iobuf_room(b) < len)
+		return -ENOBUFS;
+	memcpy(b->data + b->recv, data, len);
+	b->recv += len;
+	b->parsed = b->recv;
+	return 0;
+}
+
+int iobuf_reserve(struct iobuf *b, size_t need, size_t limit)
+{
+	size_t live = b->recv - b->sent, cap = b->cap;
+	unsigned char *nd;
+
+	if (need > limit)
+		return -EMSGSIZE;
+	if (b->cap - (b->parsed - b->sent) >= need)
+		return 0;
+	while (cap - (b->parsed - b->sent) < need)
+		cap *= 2;
+	if (cap > limit + (b->parsed - b->sent))
+		cap = limit + (b->parsed - b->sent);
+	nd = malloc(cap);
+	if (!nd)
+		return -ENOMEM;
+	memcpy(nd, b->data + b->sent, live);
+	free(b->data);
+	b->data = nd;
+	b->parsed -= b->sent;
+	b->recv = live;
+	b->sent = 0;
+	b->cap = cap;
+	return 0;
+}
+
 ssize_t iobuf_read_fd(struct iobuf *b, int fd)
 {
 	size_t room = iobuf_room(b);

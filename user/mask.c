@@ -27,6 +27,8 @@ static const char *const detector_names[MASK_NDETECTORS] = {
 
 const char *mask_detector_name(enum mask_detector d)
 {
+	if (d == MASK_COLUMN)
+		return "column";
 	return (unsigned)d < MASK_NDETECTORS ? detector_names[d] : "?";
 }
 

@@ -16,13 +16,22 @@
 
 #include "bridle/policy.h"
 
-struct policy_target {
-	char *name;
-	int family;
-	uint8_t addr[16];
-	unsigned prefix;
-	uint16_t port; /* 0: any */
-	enum policy_proto proto;
+/* The statement part of a rule: what it allows or denies. An empty list
+ * means "any". */
+struct policy_sql {
+	uint32_t commands; /* bit set of enum sql_command; 0: any */
+	char **tables; /* globs on schema.table */
+	size_t ntables;
+	char **functions; /* globs on function names */
+	size_t nfunctions;
+	uint32_t permit; /* SQL_F_* flags this allow rule accepts */
+};
+
+struct policy_mask {
+	char **columns;
+	size_t ncolumns;
+	uint32_t detectors;
+	enum mask_style style;
 };
 
 struct policy_rule {
@@ -34,9 +43,12 @@ struct policy_rule {
 	json_t *labels; /* required labels; NULL: any */
 	size_t *targets; /* indexes into policy->targets; NULL: any target */
 	size_t ntargets;
+	struct policy_sql *sql; /* NULL: every statement */
+	struct policy_mask *mask; /* NULL: nothing masked */
 };
 
 struct policy {
+	int refs; /* atomic */
 	enum policy_action def;
 	struct policy_target *targets;
 	size_t ntargets;
@@ -51,8 +63,23 @@ const char *policy_action_name(enum policy_action a)
 
 const char *policy_proto_name(enum policy_proto p)
 {
-	(void)p;
-	return "tcp";
+	return p == PROTO_POSTGRES ? "postgres" : "tcp";
+}
+
+const struct policy_target *policy_target_at(const struct policy *p, size_t idx)
+{
+	return idx < p->ntargets ? &p->targets[idx] : NULL;
+}
+
+const struct policy_target *policy_target_find(const struct policy *p,
+					       const char *name, size_t *idx)
+{
+	for (size_t i = 0; i < p->ntargets; i++)
+		if (strcmp(p->targets[i].name, name) == 0) {
+			*idx = i;
+			return &p->targets[i];
+		}
+	return NULL;
 }
 
 size_t policy_target_count(const struct policy *p)
@@ -144,8 +171,24 @@ static bool name_ok(const char *s)
 	return true;
 }
 
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 static void rule_free(struct policy_rule *r)
 {
+	if (r->sql) {
+		strv_free(r->sql->tables, r->sql->ntables);
+		strv_free(r->sql->functions, r->sql->nfunctions);
+		free(r->sql);
+	}
+	if (r->mask) {
+		strv_free(r->mask->columns, r->mask->ncolumns);
+		free(r->mask);
+	}
 	free(r->name);
 	free(r->message);
 	for (size_t i = 0; i < r->nworkloads; i++)
@@ -155,12 +198,27 @@ static void rule_free(struct policy_rule *r)
 	free(r->targets);
 }
 
+struct policy *policy_ref(struct policy *p)
+{
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
 void policy_free(struct policy *p)
 {
-	if (!p)
+	if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
-	for (size_t i = 0; i < p->ntargets; i++)
-		free(p->targets[i].name);
+	for (size_t i = 0; i < p->ntargets; i++) {
+		struct policy_target *t = &p->targets[i];
+
+		free(t->name);
+		free(t->ca_file);
+		free(t->server_name);
+		free(t->creds.user);
+		free(t->creds.password_file);
+		free(t->creds.password_env);
+		free(t->creds.database);
+	}
 	free(p->targets);
 	for (size_t i = 0; i < p->nrules; i++)
 		rule_free(&p->rules[i]);
@@ -187,10 +245,99 @@ static int parse_action(struct jv *v, json_t *obj, const char *key,
 	return 0;
 }
 
+/* Copy obj[key] when present. Returns 0 or -1 (out of memory). */
+static int opt_strdup(struct jv *v, json_t *obj, const char *key, char **out)
+{
+	const char *s = NULL;
+
+	if (jv_string(v, obj, key, false, &s))
+		return -1;
+	if (!s)
+		return 0;
+	*out = strdup(s);
+	return *out ? 0 : jv_fail(v, key, "out of memory");
+}
+
+static int parse_credentials(struct jv *v, json_t *j, struct policy_target *t)
+{
+	static const char *const keys[] = { "user", "password_file",
+					    "password_env", "database", NULL };
+	json_t *c = json_object_get(j, "credentials");
+	struct policy_credentials *cr = &t->creds;
+	size_t old;
+	int ret = -1;
+
+	if (!c) {
+		if (t->proto == PROTO_POSTGRES)
+			return jv_fail(v, "credentials",
+				       "a postgres target needs credentials: "
+				       "bridle logs in for the agent");
+		return 0;
+	}
+	if (t->proto == PROTO_TCP)
+		return jv_fail(v, "credentials",
+			       "tcp targets carry no credentials");
+	old = jv_push_key(v, "credentials");
+	if (jv_object(v, c, keys) || opt_strdup(v, c, "user", &cr->user) ||
+	    opt_strdup(v, c, "password_file", &cr->password_file) ||
+	    opt_strdup(v, c, "password_env", &cr->password_env) ||
+	    opt_strdup(v, c, "database", &cr->database))
+		goto out;
+	if (!cr->user) {
+		jv_fail(v, "user", "required");
+		goto out;
+	}
+	if (!!cr->password_file == !!cr->password_env) {
+		jv_fail(v, NULL,
+			"give exactly one of password_file and password_env");
+		goto out;
+	}
+	if (cr->password_file && cr->password_file[0] != '/') {
+		jv_fail(v, "password_file", "must be an absolute path");
+		goto out;
+	}
+	ret = 0;
+out:
+	jv_pop(v, old);
+	return ret;
+}
+
+static int parse_target_tls(struct jv *v, json_t *j, struct policy_target *t)
+{
+	const char *tls = NULL;
+
+	if (jv_string(v, j, "tls", false, &tls) ||
+	    opt_strdup(v, j, "ca_file", &t->ca_file) ||
+	    opt_strdup(v, j, "server_name", &t->server_name))
+		return -1;
+	if (!tls || !strcmp(tls, "disable"))
+		t->tls = POLICY_TLS_DISABLE;
+	else if (!strcmp(tls, "require"))
+		t->tls = POLICY_TLS_REQUIRE;
+	else if (!strcmp(tls, "verify-full"))
+		t->tls = POLICY_TLS_VERIFY;
+	else
+		return jv_fail(v, "tls",
+			       "\"%s\" is not a TLS mode (disable, require, "
+			       "verify-full)",
+			       tls);
+	if (tls && t->proto == PROTO_TCP)
+		return jv_fail(v, "tls",
+			       "tcp targets are relayed as they are: TLS "
+			       "applies to postgres targets");
+	if (t->tls == POLICY_TLS_VERIFY && !t->ca_file)
+		return jv_fail(v, "ca_file", "verify-full needs a CA file");
+	if (t->ca_file && t->tls != POLICY_TLS_VERIFY)
+		return jv_fail(v, "ca_file", "only used with verify-full");
+	return 0;
+}
+
 static int parse_target(struct jv *v, json_t *j, struct policy *p, size_t idx)
 {
-	static const char *const keys[] = { "name", "address", "port",
-					    "protocol", NULL };
+	static const char *const keys[] = {
+		"name",	   "address",	  "port",	 "protocol", "tls",
+		"ca_file", "server_name", "credentials", NULL,
+	};
 	struct policy_target *t = &p->targets[idx];
 	const char *name = NULL, *address = NULL, *proto = "tcp";
 	uint64_t port = 0;
@@ -211,14 +358,20 @@ static int parse_target(struct jv *v, json_t *j, struct policy *p, size_t idx)
 			       "\"%s\" is not an IP address or CIDR prefix "
 			       "(host bits must be zero)",
 			       address);
-	if (strcmp(proto, "tcp") != 0)
+	if (strcmp(proto, "tcp") == 0)
+		t->proto = PROTO_TCP;
+	else if (strcmp(proto, "postgres") == 0)
+		t->proto = PROTO_POSTGRES;
+	else
 		return jv_fail(v, "protocol",
-			       "\"%s\" is not a supported protocol (tcp)",
+			       "\"%s\" is not a supported protocol (tcp, "
+			       "postgres)",
 			       proto);
-	t->proto = PROTO_TCP;
 	t->port = (uint16_t)port;
 	t->name = strdup(name);
-	return t->name ? 0 : jv_fail(v, NULL, "out of memory");
+	if (!t->name)
+		return jv_fail(v, NULL, "out of memory");
+	return parse_target_tls(v, j, t) || parse_credentials(v, j, t) ? -1 : 0;
 }
 
 static int find_target(const struct policy *p, const char *name, size_t *idx)
@@ -342,10 +495,206 @@ out:
 	return ret;
 }
 
+/* obj[key]: a non-empty array of strings, copied into *out. */
+static int parse_strv(struct jv *v, json_t *obj, const char *key, char ***out,
+		      size_t *n)
+{
+	json_t *a = json_object_get(obj, key), *e;
+	size_t i;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) == 0)
+		return jv_fail(v, key, "expected a non-empty array of strings");
+	*out = calloc(json_array_size(a), sizeof(**out));
+	if (!*out)
+		return jv_fail(v, key, "out of memory");
+	json_array_foreach(a, i, e) {
+		if (!json_is_string(e) || !json_string_length(e) ||
+		    !name_ok(json_string_value(e))) {
+			size_t old = jv_push_key(v, key);
+
+			jv_push_index(v, i);
+			jv_fail(v, NULL, "expected a non-empty string");
+			jv_pop(v, old);
+			return -1;
+		}
+		(*out)[i] = strdup(json_string_value(e));
+		if (!(*out)[i])
+			return jv_fail(v, key, "out of memory");
+		(*n)++;
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	uint32_t flag;
+} permit_names[] = {
+	{ "privilege_change", SQL_F_PRIV_CHANGE },
+	{ "server_file", SQL_F_SERVER_FILE },
+	{ "opaque", SQL_F_OPAQUE },
+	{ "select_into", SQL_F_SELECT_INTO },
+	{ "explain_analyze", SQL_F_EXPLAIN_ANALYZE },
+};
+
+static int parse_rule_sql(struct jv *v, json_t *j, const struct policy *p,
+			  struct policy_rule *r)
+{
+	static const char *const keys[] = { "commands", "tables", "functions",
+					    "permit", NULL };
+	json_t *q = json_object_get(j, "sql"), *e;
+	char **names = NULL;
+	size_t old, n = 0, i;
+	int ret = -1;
+
+	if (!q)
+		return 0;
+	old = jv_push_key(v, "sql");
+	r->sql = calloc(1, sizeof(*r->sql));
+	if (!r->sql || jv_object(v, q, keys) ||
+	    parse_strv(v, q, "tables", &r->sql->tables, &r->sql->ntables) ||
+	    parse_strv(v, q, "functions", &r->sql->functions,
+		       &r->sql->nfunctions) ||
+	    parse_strv(v, q, "commands", &names, &n))
+		goto out;
+	for (i = 0; i < n; i++) {
+		int c;
+
+		for (c = 0; c <= SQL_UTILITY; c++)
+			if (!strcmp(names[i], sql_command_name(c)))
+				break;
+		if (c > SQL_UTILITY) {
+			jv_fail(v, "commands",
+				"\"%s\" is not a command (select, insert, "
+				"update, delete, merge, copy, ddl, privilege, "
+				"set, show, transaction, explain, prepare, "
+				"execute, call, do, utility)",
+				names[i]);
+			goto out;
+		}
+		r->sql->commands |= 1u << c;
+	}
+	json_array_foreach(json_object_get(q, "permit"), i, e) {
+		size_t k;
+
+		for (k = 0; k < sizeof(permit_names) / sizeof(*permit_names);
+		     k++)
+			if (json_is_string(e) &&
+			    !strcmp(json_string_value(e), permit_names[k].name))
+				break;
+		if (k == sizeof(permit_names) / sizeof(*permit_names)) {
+			jv_fail(v, "permit",
+				"expected names of risky statement kinds "
+				"(privilege_change, server_file, opaque, "
+				"select_into, explain_analyze)");
+			goto out;
+		}
+		r->sql->permit |= permit_names[k].flag;
+	}
+	if (json_object_get(q, "permit") &&
+	    !json_is_array(json_object_get(q, "permit"))) {
+		jv_fail(v, "permit", "expected an array");
+		goto out;
+	}
+	if (r->sql->permit && r->action != POLICY_ALLOW) {
+		jv_fail(v, "permit", "only allow rules permit");
+		goto out;
+	}
+	for (i = 0; i < r->ntargets; i++)
+		if (p->targets[r->targets[i]].proto != PROTO_POSTGRES) {
+			jv_fail(v, NULL,
+				"target \"%s\" is not a postgres target: "
+				"sql rules apply to postgres targets",
+				p->targets[r->targets[i]].name);
+			goto out;
+		}
+	ret = 0;
+out:
+	strv_free(names, n);
+	jv_pop(v, old);
+	return ret;
+}
+
+static int parse_rule_mask(struct jv *v, json_t *j, struct policy_rule *r)
+{
+	static const char *const keys[] = { "columns", "detectors", "style",
+					    NULL };
+	json_t *m = json_object_get(j, "mask");
+	char **det = NULL;
+	const char *style = "redact";
+	size_t old, n = 0;
+	int ret = -1;
+
+	if (!m)
+		return 0;
+	old = jv_push_key(v, "mask");
+	if (r->action != POLICY_ALLOW) {
+		jv_fail(v, NULL, "only allow rules mask");
+		goto out;
+	}
+	r->mask = calloc(1, sizeof(*r->mask));
+	if (!r->mask || jv_object(v, m, keys) ||
+	    parse_strv(v, m, "columns", &r->mask->columns,
+		       &r->mask->ncolumns) ||
+	    parse_strv(v, m, "detectors", &det, &n) ||
+	    jv_string(v, m, "style", false, &style))
+		goto out;
+	for (size_t i = 0; i < r->mask->ncolumns; i++) {
+		const char *c = r->mask->columns[i];
+		int dots = 0;
+
+		for (const char *q = c; *q; q++)
+			dots += *q == '.';
+		if (dots > 2 || c[0] == '.' || c[strlen(c) - 1] == '.' ||
+		    strstr(c, "..")) {
+			jv_fail(v, "columns",
+				"\"%s\" is not a column, table.column or "
+				"schema.table.column",
+				c);
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		int d = mask_detector_from_name(det[i]);
+
+		if (d < 0) {
+			jv_fail(v, "detectors",
+				"\"%s\" is not a detector (email, "
+				"credit_card, us_ssn, phone, iban, ipv4, "
+				"aws_access_key, private_key, jwt)",
+				det[i]);
+			goto out;
+		}
+		r->mask->detectors |= 1u << d;
+	}
+	if (!strcmp(style, "redact"))
+		r->mask->style = MASK_REDACT;
+	else if (!strcmp(style, "partial"))
+		r->mask->style = MASK_PARTIAL;
+	else if (!strcmp(style, "hash"))
+		r->mask->style = MASK_HASH;
+	else {
+		jv_fail(v, "style",
+			"\"%s\" is not a style (redact, partial, hash)", style);
+		goto out;
+	}
+	if (!r->mask->ncolumns && !r->mask->detectors) {
+		jv_fail(v, NULL, "a mask needs columns or detectors");
+		goto out;
+	}
+	ret = 0;
+out:
+	strv_free(det, n);
+	jv_pop(v, old);
+	return ret;
+}
+
 static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 {
 	static const char *const keys[] = { "name",   "workload", "target",
-					    "action", "message",  NULL };
+					    "action", "message",  "sql",
+					    "mask",   NULL };
 	struct policy_rule *r = &p->rules[idx];
 	const char *name = NULL, *message = NULL;
 
@@ -374,7 +723,8 @@ static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 		if (!r->message)
 			return jv_fail(v, NULL, "out of memory");
 	}
-	if (parse_rule_workload(v, j, r) || parse_rule_targets(v, j, p, r))
+	if (parse_rule_workload(v, j, r) || parse_rule_targets(v, j, p, r) ||
+	    parse_rule_sql(v, j, p, r) || parse_rule_mask(v, j, r))
 		return -1;
 	return 0;
 }
@@ -394,6 +744,7 @@ struct policy *policy_compile(struct jv *v, json_t *root)
 		jv_fail(v, NULL, "out of memory");
 		return NULL;
 	}
+	p->refs = 1;
 	p->def = POLICY_DENY;
 	if (parse_action(v, root, "default", false, &p->def))
 		goto fail;
@@ -539,23 +890,399 @@ void policy_decide(const struct policy *p, const struct policy_input *in,
 	if (!t)
 		return;
 	out->target = t->name;
+	out->target_idx = idx;
 	out->proto = t->proto;
 	for (size_t i = 0; i < p->nrules; i++) {
 		const struct policy_rule *r = &p->rules[i];
 
 		if (!rule_matches(r, idx, in))
 			continue;
-		if (r->action == POLICY_DENY) {
+		/* A deny rule with an sql part denies statements, not the
+		 * connection. */
+		if (r->action == POLICY_DENY && !r->sql) {
 			out->action = POLICY_DENY;
 			out->rule = r->name;
 			out->message = r->message;
 			return;
 		}
-		if (!allow)
+		if (!allow && r->action == POLICY_ALLOW)
 			allow = r;
 	}
 	if (allow) {
 		out->action = POLICY_ALLOW;
 		out->rule = allow->name;
 	}
+}
+
+/*
+ * Functions a statement may call without a rule naming them: built-ins
+ * that compute, aggregate or read catalog metadata, and never touch files,
+ * settings or other sessions. Anything else is opaque code to the policy.
+ */
+static const char *const plain_functions[] = {
+	"abs",
+	"age",
+	"array_agg",
+	"array_length",
+	"array_position",
+	"array_to_string",
+	"avg",
+	"bit_length",
+	"bool_and",
+	"bool_or",
+	"btrim",
+	"cardinality",
+	"ceil",
+	"ceiling",
+	"char_length",
+	"character_length",
+	"col_description",
+	"concat",
+	"concat_ws",
+	"count",
+	"cume_dist",
+	"current_database",
+	"current_schema",
+	"current_schemas",
+	"date_part",
+	"date_trunc",
+	"decode",
+	"dense_rank",
+	"encode",
+	"every",
+	"exp",
+	"extract",
+	"first_value",
+	"floor",
+	"format",
+	"format_type",
+	"generate_series",
+	"initcap",
+	"json_agg",
+	"json_array_elements",
+	"json_build_array",
+	"json_build_object",
+	"json_extract_path_text",
+	"json_object_agg",
+	"jsonb_agg",
+	"jsonb_array_elements",
+	"jsonb_build_array",
+	"jsonb_build_object",
+	"jsonb_each",
+	"jsonb_extract_path",
+	"jsonb_extract_path_text",
+	"jsonb_object_keys",
+	"jsonb_pretty",
+	"lag",
+	"last_value",
+	"lead",
+	"left",
+	"length",
+	"ln",
+	"log",
+	"lower",
+	"lpad",
+	"ltrim",
+	"make_date",
+	"make_interval",
+	"make_timestamp",
+	"max",
+	"md5",
+	"min",
+	"mod",
+	"mode",
+	"now",
+	"ntile",
+	"obj_description",
+	"octet_length",
+	"percent_rank",
+	"percentile_cont",
+	"percentile_disc",
+	"pg_encoding_to_char",
+	"pg_function_is_visible",
+	"pg_get_constraintdef",
+	"pg_get_expr",
+	"pg_get_function_arguments",
+	"pg_get_function_result",
+	"pg_get_indexdef",
+	"pg_get_triggerdef",
+	"pg_get_userbyid",
+	"pg_get_viewdef",
+	"pg_relation_size",
+	"pg_size_pretty",
+	"pg_table_is_visible",
+	"pg_total_relation_size",
+	"pg_type_is_visible",
+	"position",
+	"power",
+	"quote_ident",
+	"quote_literal",
+	"random",
+	"rank",
+	"regexp_match",
+	"regexp_matches",
+	"regexp_replace",
+	"repeat",
+	"replace",
+	"reverse",
+	"right",
+	"round",
+	"row_number",
+	"row_to_json",
+	"rpad",
+	"rtrim",
+	"sign",
+	"split_part",
+	"sqrt",
+	"starts_with",
+	"statement_timestamp",
+	"stddev",
+	"string_agg",
+	"strpos",
+	"substr",
+	"substring",
+	"sum",
+	"timezone",
+	"to_char",
+	"to_date",
+	"to_json",
+	"to_jsonb",
+	"to_number",
+	"to_timestamp",
+	"translate",
+	"trim",
+	"trunc",
+	"unnest",
+	"upper",
+	"variance",
+	"version",
+	NULL,
+};
+
+static bool plain_function(const char *name)
+{
+	if (strncmp(name, "pg_catalog.", 11) == 0)
+		name += 11;
+	else if (strchr(name, '.'))
+		return false;
+	for (int i = 0; plain_functions[i]; i++)
+		if (strcmp(plain_functions[i], name) == 0)
+			return true;
+	return false;
+}
+
+static bool glob_any(char *const *globs, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fnmatch(globs[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Does table @t match @globs? A qualified name is matched as written. An
+ * unqualified one may be any schema of the search path (or pg_catalog for
+ * pg_* names, which PostgreSQL searches first): with @all every one of them
+ * must match, else any one.
+ */
+static bool table_matches(const struct policy_stmt *ps,
+			  const struct sql_table *t, char *const *globs,
+			  size_t n, bool all)
+{
+	static const char *const fallback[] = { "public" };
+	const char *const *sch = ps->nschemas ? ps->schemas : fallback;
+	size_t nsch = ps->nschemas ? ps->nschemas : 1;
+	char name[512];
+	bool any = false;
+
+	if (t->qualified)
+		return glob_any(globs, n, t->name);
+	for (size_t i = 0; i <= nsch; i++) {
+		const char *s = i < nsch ? sch[i] : "pg_catalog";
+		bool hit;
+
+		if (i == nsch && strncmp(t->name, "pg_", 3) != 0)
+			break;
+		snprintf(name, sizeof(name), "%s.%s", s, t->name);
+		hit = glob_any(globs, n, name);
+		if (all && !hit)
+			return false;
+		any |= hit;
+	}
+	return any;
+}
+
+static enum sql_command stmt_command(const struct sql_stmt *st)
+{
+	return st->command == SQL_PREPARE ? st->inner : st->command;
+}
+
+/* A deny rule's sql part matches when every list it has hits. */
+static bool sql_deny_matches(const struct policy_sql *q,
+			     const struct policy_stmt *ps)
+{
+	const struct sql_stmt *st = ps->st;
+	bool hit;
+
+	if (q->commands && !(q->commands & (1u << stmt_command(st))))
+		return false;
+	if (q->ntables) {
+		hit = false;
+		for (size_t i = 0; i < st->ntables && !hit; i++)
+			hit = table_matches(ps, &st->tables[i], q->tables,
+					    q->ntables, false);
+		if (!hit)
+			return false;
+	}
+	if (q->nfunctions) {
+		hit = false;
+		for (size_t i = 0; i < st->nfunctions && !hit; i++)
+			hit = glob_any(q->functions, q->nfunctions,
+				       st->functions[i]);
+		if (!hit)
+			return false;
+	}
+	return true;
+}
+
+/* An allow rule's sql part covers a statement when it allows the command,
+ * every table, every function that is not plain, and every risky flag. */
+static bool sql_allow_covers(const struct policy_sql *q,
+			     const struct policy_stmt *ps)
+{
+	const struct sql_stmt *st = ps->st;
+	uint32_t risky = st->flags & ~SQL_F_WRITE;
+
+	if (q->commands && !(q->commands & (1u << stmt_command(st))))
+		return false;
+	if (risky & ~q->permit)
+		return false;
+	/* A DDL statement whose objects are not tables (DROP FUNCTION…)
+	 * touches no table: only a rule without a table list covers it. */
+	if (q->ntables && st->ntables == 0 && stmt_command(st) == SQL_DDL)
+		return false;
+	for (size_t i = 0; i < st->ntables; i++)
+		if (q->ntables && !table_matches(ps, &st->tables[i], q->tables,
+						 q->ntables, true))
+			return false;
+	for (size_t i = 0; i < st->nfunctions; i++)
+		if (!plain_function(st->functions[i]) &&
+		    !glob_any(q->functions, q->nfunctions, st->functions[i]))
+			return false;
+	return true;
+}
+
+/* Statements any allowed session may run unless a rule denies them. */
+static bool housekeeping(const struct sql_stmt *st)
+{
+	switch (st->command) {
+	case SQL_TRANSACTION:
+	case SQL_SHOW:
+		return true;
+	case SQL_SET:
+		return st->flags == 0;
+	default:
+		return false;
+	}
+}
+
+void policy_decide_stmt(const struct policy *p, const struct policy_input *in,
+			size_t target, const struct policy_stmt *ps,
+			struct policy_decision *out)
+{
+	const struct policy_rule *allow = NULL;
+
+	out->action = p->def;
+	out->rule = "default";
+	out->message = NULL;
+	out->target = target < p->ntargets ? p->targets[target].name : NULL;
+	out->target_idx = target;
+	out->proto = target < p->ntargets ? p->targets[target].proto :
+					    PROTO_TCP;
+	if (target >= p->ntargets) {
+		out->action = POLICY_DENY;
+		return;
+	}
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct policy_rule *r = &p->rules[i];
+
+		if (!rule_matches(r, target, in))
+			continue;
+		if (r->action == POLICY_DENY &&
+		    (!r->sql || sql_deny_matches(r->sql, ps))) {
+			out->action = POLICY_DENY;
+			out->rule = r->name;
+			out->message = r->message;
+			return;
+		}
+		if (r->action == POLICY_ALLOW && !allow &&
+		    (!r->sql || sql_allow_covers(r->sql, ps)))
+			allow = r;
+	}
+	if (allow) {
+		out->action = POLICY_ALLOW;
+		out->rule = allow->name;
+	} else if (housekeeping(ps->st)) {
+		out->action = POLICY_ALLOW;
+		out->rule = POLICY_RULE_SESSION;
+	}
+}
+
+/* The stronger of two styles: redact hides most, then hash, then partial. */
+static enum mask_style stronger(enum mask_style a, enum mask_style b)
+{
+	static const int rank[] = {
+		[MASK_REDACT] = 3, [MASK_HASH] = 2, [MASK_PARTIAL] = 1
+	};
+
+	return rank[a] >= rank[b] ? a : b;
+}
+
+int policy_mask_plan(const struct policy *p, const struct policy_input *in,
+		     size_t target, struct policy_mask_plan *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct policy_rule *r = &p->rules[i];
+		struct policy_mask_column *nc;
+
+		if (!r->mask || !rule_matches(r, target, in))
+			continue;
+		for (int d = 0; d < MASK_NDETECTORS; d++) {
+			if (!(r->mask->detectors & (1u << d)))
+				continue;
+			out->detector_style[d] =
+				out->detectors & (1u << d) ?
+					stronger(out->detector_style[d],
+						 r->mask->style) :
+					r->mask->style;
+			out->detectors |= 1u << d;
+		}
+		if (!r->mask->ncolumns)
+			continue;
+		nc = realloc(out->columns,
+			     (out->ncolumns + r->mask->ncolumns) * sizeof(*nc));
+		if (!nc) {
+			policy_mask_plan_release(out);
+			return -ENOMEM;
+		}
+		out->columns = nc;
+		for (size_t k = 0; k < r->mask->ncolumns; k++) {
+			struct policy_mask_column *c =
+				&out->columns[out->ncolumns++];
+
+			c->pattern = r->mask->columns[k];
+			c->style = r->mask->style;
+			c->dots = 0;
+			for (const char *q = c->pattern; *q; q++)
+				c->dots += *q == '.';
+		}
+	}
+	return 0;
+}
+
+void policy_mask_plan_release(struct policy_mask_plan *m)
+{
+	free(m->columns);
+	memset(m, 0, sizeof(*m));
 }

@@ -39,7 +39,9 @@
  * request/response traffic, and turns to splice once it sees bulk reads.
  */
 struct relay {
-	struct iobuf buf; /* copy mode; owned */
+	struct iobuf buf; /* copy mode; owned; a rewriting module's input */
+	struct iobuf out; /* a rewriting module's output; owned */
+	bool rewrite; /* the module rewrites: bytes go out of @out */
 	int pipe[2]; /* splice mode; -1 in copy mode; owned */
 	size_t piped; /* bytes in the pipe */
 	size_t pipe_cap;
@@ -60,7 +62,15 @@ struct session {
 	bool down_registered, up_registered;
 	struct relay to_up, to_down; /* agent → destination, and back */
 	bool connecting, closed;
+	bool finishing; /* session_finish: flush to the agent, then close */
+	char finish_reason[96];
 	uint64_t start_ms, last_ms, connect_deadline_ms;
+	void *state; /* the protocol module's; it frees it in release */
+	struct policy *policy; /* a reference: the one decisions use */
+	uint64_t policy_gen;
+	size_t target_idx; /* in policy; SIZE_MAX once the target is gone */
+	struct bridle_orig orig;
+	uint64_t requests, denied, masked; /* see session_count */
 	struct session_summary sum;
 };
 
@@ -83,10 +93,17 @@ static int relay_use_pipe(struct relay *r, size_t cap)
 	return 0;
 }
 
-static int relay_init(struct relay *r, size_t cap, enum relay_mode mode)
+static int relay_init(struct relay *r, size_t cap, enum relay_mode mode,
+		      bool rewrite)
 {
 	r->pipe[0] = r->pipe[1] = -1;
 	r->may_splice = mode == RELAY_AUTO;
+	r->rewrite = rewrite;
+	if (rewrite) {
+		r->may_splice = false;
+		if (iobuf_init(&r->out, cap))
+			return -ENOMEM;
+	}
 	/* Pipes cost two descriptors: fall back to copying without them. */
 	if (mode == RELAY_SPLICE && relay_use_pipe(r, cap) == 0)
 		return 0;
@@ -101,6 +118,7 @@ static void relay_release(struct relay *r)
 		r->pipe[0] = r->pipe[1] = -1;
 	}
 	iobuf_release(&r->buf);
+	iobuf_release(&r->out);
 }
 
 static size_t relay_room(struct relay *r)
@@ -110,6 +128,8 @@ static size_t relay_room(struct relay *r)
 
 static size_t relay_pending(const struct relay *r)
 {
+	if (r->rewrite)
+		return iobuf_pending(&r->out);
 	return r->pipe[0] >= 0 ? r->piped : iobuf_pending(&r->buf);
 }
 
@@ -126,26 +146,13 @@ static ssize_t splice_nb(int in, int out, size_t len)
 	return n;
 }
 
-/*
- * Read from @src into @r. In copy mode the protocol module judges what
- * arrived; its error ends the session. Returns bytes read, 0 at EOF, or
- * -errno.
- */
-static ssize_t relay_read(const struct proto_ops *ops, struct session *s,
-			  enum proto_dir dir, struct relay *r, int src)
+/* Read from @src into @r. Returns bytes read, 0 at EOF, or -errno. */
+static ssize_t relay_read(struct relay *r, int src)
 {
 	ssize_t n;
 
-	if (r->pipe[0] < 0) {
-		n = iobuf_read_fd(&r->buf, src);
-		if (n > 0) {
-			int ret = ops->on_data(s, dir, &r->buf);
-
-			if (ret)
-				return ret;
-		}
-		return n;
-	}
+	if (r->pipe[0] < 0)
+		return iobuf_read_fd(&r->buf, src);
 	if (r->piped == r->pipe_cap)
 		return -ENOBUFS;
 	n = splice_nb(src, r->pipe[1], r->pipe_cap - r->piped);
@@ -158,6 +165,8 @@ static ssize_t relay_write(struct relay *r, int dst)
 {
 	ssize_t n;
 
+	if (r->rewrite)
+		return iobuf_write_fd(&r->out, dst);
 	if (r->pipe[0] < 0)
 		return iobuf_write_fd(&r->buf, dst);
 	n = splice_nb(r->pipe[0], dst, r->piped);
@@ -174,7 +183,7 @@ static int flow(struct session *s, enum proto_dir dir, int src, int dst,
 		struct relay *r, bool can_read, bool other_done)
 {
 	if (can_read && !r->eof) {
-		ssize_t n = relay_read(s->ops, s, dir, r, src);
+		ssize_t n = relay_read(r, src);
 
 		if (n > 0) {
 			/* Only this thread writes; the API loads it. */
@@ -185,6 +194,14 @@ static int flow(struct session *s, enum proto_dir dir, int src, int dst,
 			r->eof = true;
 		else if (n != -EAGAIN && n != -ENOBUFS)
 			return (int)n;
+	}
+	/* The module judges what arrived, and is asked again after output
+	 * drained, since a rewriting module may have stopped for room. */
+	if (r->pipe[0] < 0 && iobuf_unparsed(&r->buf) && !s->finishing) {
+		int ret = s->ops->on_data(s, dir, &r->buf);
+
+		if (ret)
+			return ret;
 	}
 	if (relay_pending(r)) {
 		ssize_t n = relay_write(r, dst);
@@ -201,7 +218,8 @@ static int flow(struct session *s, enum proto_dir dir, int src, int dst,
 	}
 	/* The stream ended inside a message the module was still reading:
 	 * passing on half of it would be worse than a reset. */
-	if (r->eof && r->pipe[0] < 0 && iobuf_unparsed(&r->buf))
+	if (r->eof && r->pipe[0] < 0 && iobuf_unparsed(&r->buf) &&
+	    !s->finishing && relay_pending(r) == 0)
 		return -EPROTO;
 	if (r->eof && relay_pending(r) == 0 && !r->shut) {
 		/* When the other direction is done too, the session closes
@@ -271,6 +289,15 @@ static json_t *summary_json(const struct session_summary *s)
 					   json_null());
 	if (s->end_reason[0])
 		json_object_set_new(j, "end", json_string(s->end_reason));
+	if (s->proto[0])
+		json_object_set_new(j, "protocol", json_string(s->proto));
+	if (s->proto[0] && strcmp(s->proto, "tcp"))
+		json_object_set_new(j, "requests",
+				    json_pack("{s:I,s:I,s:I}", "decided",
+					      (json_int_t)s->requests, "denied",
+					      (json_int_t)s->denied,
+					      "masked_values",
+					      (json_int_t)s->masked));
 	return j;
 }
 
@@ -306,6 +333,37 @@ static void session_log(struct enforcer *e, const char *event,
 		return;
 	}
 	log_json(denied ? LOG_WARN : LOG_DEBUG, event, j);
+}
+
+void session_log_event(struct session *s, const char *event, json_t *fields,
+		       bool warn)
+{
+	json_t *line = json_object();
+	char ts[40], *text;
+
+	log_timestamp(ts, sizeof(ts));
+	json_object_set_new(line, "ts", json_string(ts));
+	json_object_set_new(line, "event", json_string(event));
+	json_object_set_new(line, "id", json_integer((json_int_t)s->sum.id));
+	json_object_set_new(line, "workload", json_string(s->sum.workload));
+	json_object_set_new(line, "target", json_string(s->sum.target));
+	json_object_update(line, fields);
+	text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (text && s->e->session_log_fd >= 0) {
+		size_t n = strlen(text);
+
+		text[n] = '\n';
+		if (write(s->e->session_log_fd, text, n + 1) == -1)
+			log_msg(LOG_WARN, "session_log",
+				"cannot write the session log: %s",
+				strerror(errno));
+	}
+	free(text);
+	if (warn || log_enabled(LOG_DEBUG))
+		log_json(warn ? LOG_WARN : LOG_DEBUG, event, line);
+	else
+		json_decref(line);
+	json_decref(fields);
 }
 
 /* Keep @s in the worker's ring of recent sessions. Caller holds wk->lock. */
@@ -370,6 +428,9 @@ static void session_close(struct session *s, const char *reason, bool reset)
 	s->sum.duration_ms = loop_now_ms(wk->loop) - s->start_ms;
 	s->sum.bytes_up = s->to_up.count;
 	s->sum.bytes_down = s->to_down.count;
+	s->sum.requests = s->requests;
+	s->sum.denied = s->denied;
+	s->sum.masked = s->masked;
 	remember(wk, &s->sum);
 	/* Unlink from the live list; freed after this batch of events. */
 	if (s->prev)
@@ -396,8 +457,11 @@ void session_reap(void *arg)
 		struct session *s = wk->graveyard;
 
 		wk->graveyard = s->next;
+		if (s->ops->release)
+			s->ops->release(s);
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
+		policy_free(s->policy);
 		free(s);
 	}
 	if (wk->draining && wk->nsessions == 0)
@@ -425,11 +489,11 @@ static void session_update_interest(struct session *s)
 {
 	uint32_t down = 0, up = 0;
 
-	if (!s->to_up.eof && relay_room(&s->to_up))
+	if (!s->to_up.eof && relay_room(&s->to_up) && !s->finishing)
 		down |= EPOLLIN;
 	if (relay_pending(&s->to_down))
 		down |= EPOLLOUT;
-	if (!s->to_down.eof && relay_room(&s->to_down))
+	if (!s->to_down.eof && relay_room(&s->to_down) && !s->finishing)
 		up |= EPOLLIN;
 	if (relay_pending(&s->to_up))
 		up |= EPOLLOUT;
@@ -453,6 +517,8 @@ static void session_pump(struct session *s, bool down_ready, bool up_ready)
 {
 	int ret;
 
+	if (s->finishing)
+		down_ready = up_ready = false;
 	ret = flow(s, PROTO_TO_UPSTREAM, s->down.fd, s->up.fd, &s->to_up,
 		   down_ready, s->to_down.shut);
 	if (ret) {
@@ -466,7 +532,23 @@ static void session_pump(struct session *s, bool down_ready, bool up_ready)
 		session_close(s, errno_reason(-ret, "relay to agent"), true);
 		return;
 	}
+	/* What the module queued for the destination while reading from it
+	 * (a login step) goes out now, not on the agent's next message. */
+	if (s->to_up.rewrite && relay_pending(&s->to_up) && !s->to_up.shut) {
+		ret = flow(s, PROTO_TO_UPSTREAM, s->down.fd, s->up.fd,
+			   &s->to_up, false, s->to_down.shut);
+		if (ret) {
+			session_close(
+				s, errno_reason(-ret, "relay to destination"),
+				true);
+			return;
+		}
+	}
 	s->last_ms = loop_now_ms(s->wk->loop);
+	if (s->finishing && relay_pending(&s->to_down) == 0) {
+		session_close(s, s->finish_reason, false);
+		return;
+	}
 	if (s->to_up.shut && s->to_down.shut) {
 		session_close(s, "closed", false);
 		return;
@@ -556,7 +638,9 @@ static void release_slot(struct enforcer *e, struct workload *w)
 static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 				  const struct bridle_orig *o,
 				  const struct proto_ops *ops,
-				  struct session_summary *sum)
+				  struct session_summary *sum,
+				  struct policy *policy, uint64_t gen,
+				  size_t target_idx)
 {
 	enum relay_mode mode;
 	struct enforcer *e = wk->e;
@@ -572,6 +656,7 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 
 		if (!scope) {
 			release_slot(e, w);
+			policy_free(policy);
 			refuse(wk, fd, sum,
 			       "IPv6 link-local destination, and the workload "
 			       "has several interfaces: the agent's choice "
@@ -584,34 +669,46 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		release_slot(e, w);
+		policy_free(policy);
 		refuse(wk, fd, sum, "out of memory");
 		return;
 	}
 	s->sum = *sum;
 	s->ops = ops;
+	s->e = e;
+	s->wk = wk;
+	s->wl = w;
+	s->orig = *o;
+	s->policy = policy;
+	s->policy_gen = gen;
+	s->target_idx = target_idx;
 	/* Only an opaque protocol may move bytes it never sees. */
 	mode = ops->opaque ? e->cfg->relay : RELAY_COPY;
-	if (relay_init(&s->to_up, e->cfg->buffer_size, mode) ||
-	    relay_init(&s->to_down, e->cfg->buffer_size, mode)) {
+	if (relay_init(&s->to_up, e->cfg->buffer_size, mode, !ops->opaque) ||
+	    relay_init(&s->to_down, e->cfg->buffer_size, mode, !ops->opaque) ||
+	    (ops->init && ops->init(s))) {
+		if (ops->release)
+			ops->release(s);
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
 		release_slot(e, w);
+		policy_free(policy);
 		refuse(wk, fd, sum, "out of memory");
 		return;
 	}
 	ufd = enroll_socket_in(e, w, family, SOCK_STREAM);
 	if (ufd < 0) {
+		if (ops->release)
+			ops->release(s);
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
 		free(s);
 		release_slot(e, w);
+		policy_free(policy);
 		refuse(wk, fd, sum, errno_reason(-ufd, "upstream socket"));
 		return;
 	}
-	s->e = e;
-	s->wk = wk;
-	s->wl = w;
 	s->down.fd = fd;
 	s->up.fd = ufd;
 	s->start_ms = s->last_ms = loop_now_ms(wk->loop);
@@ -655,6 +752,8 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	struct bridle_orig o;
 	struct policy_decision d;
 	struct policy_input in = {};
+	struct policy *policy;
+	uint64_t gen;
 	enum policy_proto proto;
 	char path[64];
 	ssize_t n;
@@ -712,6 +811,10 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 		snprintf(sum.end_reason, sizeof(sum.end_reason), "%s",
 			 d.message);
 	proto = d.proto;
+	/* The session decides its statements with this policy until a
+	 * reload: hold it. */
+	policy = d.action == POLICY_ALLOW ? policy_ref(e->cfg->policy) : NULL;
+	gen = __atomic_load_n(&e->policy_generation, __ATOMIC_ACQUIRE);
 	pthread_rwlock_unlock(&e->policy_lock);
 	if (d.action != POLICY_ALLOW) {
 		count(&w->refused);
@@ -721,6 +824,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	}
 	if (wk->draining) {
 		count(&w->refused);
+		policy_free(policy);
 		refuse(wk, fd, &sum, "enforcer is draining");
 		return;
 	}
@@ -728,6 +832,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	    e->cfg->max_sessions) {
 		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
 		count(&w->refused);
+		policy_free(policy);
 		refuse(wk, fd, &sum, "too many sessions (max_sessions)");
 		return;
 	}
@@ -737,13 +842,124 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 		__atomic_sub_fetch(&w->live, 1, __ATOMIC_RELAXED);
 		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
 		count(&w->refused);
+		policy_free(policy);
 		refuse(wk, fd, &sum,
 		       "too many sessions for this workload "
 		       "(max_sessions_per_workload)");
 		return;
 	}
 	snprintf(sum.action, sizeof(sum.action), "allow");
-	session_open_upstream(wk, w, fd, &o, proto_for(proto), &sum);
+	snprintf(sum.proto, sizeof(sum.proto), "%s", policy_proto_name(proto));
+	session_open_upstream(wk, w, fd, &o, proto_for(proto), &sum, policy,
+			      gen, d.target_idx);
+}
+
+void *session_state(struct session *s)
+{
+	return s->state;
+}
+
+void session_set_state(struct session *s, void *state)
+{
+	s->state = state;
+}
+
+struct iobuf *session_out(struct session *s, enum proto_dir dir)
+{
+	return dir == PROTO_TO_UPSTREAM ? &s->to_up.out : &s->to_down.out;
+}
+
+void session_finish(struct session *s, const char *reason)
+{
+	if (s->finishing)
+		return;
+	s->finishing = true;
+	snprintf(s->finish_reason, sizeof(s->finish_reason), "%s", reason);
+}
+
+struct policy *session_policy(struct session *s, size_t *target,
+			      uint64_t *generation)
+{
+	struct enforcer *e = s->e;
+
+	if (__atomic_load_n(&e->policy_generation, __ATOMIC_ACQUIRE) !=
+	    s->policy_gen) {
+		struct policy *np;
+
+		pthread_rwlock_rdlock(&e->policy_lock);
+		np = policy_ref(e->cfg->policy);
+		s->policy_gen = __atomic_load_n(&e->policy_generation,
+						__ATOMIC_ACQUIRE);
+		pthread_rwlock_unlock(&e->policy_lock);
+		policy_free(s->policy);
+		s->policy = np;
+		if (!policy_target_find(np, s->sum.target, &s->target_idx))
+			s->target_idx = SIZE_MAX;
+	}
+	*target = s->target_idx;
+	if (generation)
+		*generation = s->policy_gen;
+	return s->policy;
+}
+
+void session_policy_input(struct session *s, struct policy_input *in)
+{
+	memset(in, 0, sizeof(*in));
+	in->workload = s->wl->cfg->name;
+	in->labels = s->wl->cfg->labels;
+	in->exe = s->sum.exe[0] ? s->sum.exe : NULL;
+	in->uid = s->sum.uid;
+	in->family = s->orig.family;
+	in->addr = (const uint8_t *)s->orig.addr;
+	in->port = s->orig.port;
+}
+
+void session_count(struct session *s, unsigned requests, unsigned denied,
+		   uint64_t masked)
+{
+	/* Only this thread writes; the API loads them. */
+	if (requests)
+		__atomic_store_n(&s->requests, s->requests + requests,
+				 __ATOMIC_RELAXED);
+	if (denied)
+		__atomic_store_n(&s->denied, s->denied + denied,
+				 __ATOMIC_RELAXED);
+	if (masked)
+		__atomic_store_n(&s->masked, s->masked + masked,
+				 __ATOMIC_RELAXED);
+}
+
+uint64_t session_id(const struct session *s)
+{
+	return s->sum.id;
+}
+
+const char *session_workload_name(const struct session *s)
+{
+	return s->sum.workload;
+}
+
+const char *session_target_name(const struct session *s)
+{
+	return s->sum.target;
+}
+
+size_t session_buffer_size(const struct session *s)
+{
+	return s->e->cfg->buffer_size;
+}
+
+struct enforcer *session_enforcer(struct session *s)
+{
+	return s->e;
+}
+
+void session_orig(const struct session *s, int *family, uint8_t addr[16],
+		  uint16_t *port)
+{
+	*family = s->orig.family;
+	memcpy(addr, s->orig.addr, 16);
+	*port = s->orig.port;
 }
 
 void session_on_listen(struct loop_watch *lw, uint32_t events)
@@ -837,6 +1053,9 @@ static void worker_sessions(struct worker *wk, json_t *live, json_t *closed)
 			__atomic_load_n(&s->to_up.count, __ATOMIC_RELAXED);
 		sum.bytes_down =
 			__atomic_load_n(&s->to_down.count, __ATOMIC_RELAXED);
+		sum.requests = __atomic_load_n(&s->requests, __ATOMIC_RELAXED);
+		sum.denied = __atomic_load_n(&s->denied, __ATOMIC_RELAXED);
+		sum.masked = __atomic_load_n(&s->masked, __ATOMIC_RELAXED);
 		j = summary_json(&sum);
 		json_object_set_new(j, "state",
 				    json_string(s->connecting ? "connecting" :

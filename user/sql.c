@@ -548,3 +548,42 @@ void sql_result_free(struct sql_result *r)
 	r->stmts = NULL;
 	r->nstmts = 0;
 }
+
+static char *dup_or_null(const char *s, int *err)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*err = -ENOMEM;
+	return d;
+}
+
+int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst)
+{
+	int err = 0;
+
+	dst->command = src->command;
+	dst->flags = src->flags;
+	dst->inner = src->inner;
+	dst->resets_search_path = src->resets_search_path;
+	dst->prepared = dup_or_null(src->prepared, &err);
+	dst->tables =
+		calloc(src->ntables ? src->ntables : 1, sizeof(*dst->tables));
+	dst->functions = calloc(src->nfunctions ? src->nfunctions : 1,
+				sizeof(*dst->functions));
+	if (!dst->tables || !dst->functions)
+		return -ENOMEM;
+	for (size_t i = 0; i < src->ntables && !err; i++) {
+		dst->tables[i] = src->tables[i];
+		dst->tables[i].name = dup_or_null(src->tables[i].name, &err);
+		dst->ntables += !err;
+	}
+	for (size_t i = 0; i < src->nfunctions && !err; i++) {
+		dst->functions[i] = dup_or_null(src->functions[i], &err);
+		dst->nfunctions += !err;
+	}
+	return err;
+}

@@ -45,6 +45,9 @@ struct config {
 	uint32_t idle_timeout_ms; /* 0: none */
 	uint32_t drain_timeout_ms;
 	uint32_t buffer_size; /* per direction, per session */
+	uint32_t max_message; /* largest protocol message bridle reads whole */
+	uint8_t mask_key[64]; /* the "hash" masking style's key */
+	size_t mask_key_len;
 	enum relay_mode { RELAY_AUTO, RELAY_COPY, RELAY_SPLICE } relay;
 	uint32_t max_sessions;
 	uint32_t max_sessions_per_workload;

@@ -50,6 +50,21 @@ size_t iobuf_room(struct iobuf *b);
 void iobuf_mark_parsed(struct iobuf *b, size_t n);
 
 /*
+ * For protocol modules that rewrite: the @n unparsed bytes at the parse
+ * cursor were taken (copied or dropped), not passed on in place.
+ */
+void iobuf_consume(struct iobuf *b, size_t n);
+
+/* Append @len bytes ready to send. Returns 0, or -ENOBUFS without room. */
+int iobuf_append(struct iobuf *b, const void *data, size_t len);
+
+/*
+ * Grow @b so that @need unparsed bytes fit, up to @limit. Returns 0, or
+ * -EMSGSIZE past the limit, or -ENOMEM.
+ */
+int iobuf_reserve(struct iobuf *b, size_t need, size_t limit);
+
+/*
  * Read from @fd into the free space. Returns bytes read, 0 at end of
  * stream, -EAGAIN when nothing is available, -ENOBUFS when the buffer is
  * full, or another -errno.

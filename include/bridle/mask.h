@@ -24,6 +24,8 @@ enum mask_detector {
 	MASK_PRIVATE_KEY,
 	MASK_JWT,
 	MASK_NDETECTORS,
+	/* Not a detector: a whole value masked because of its column. */
+	MASK_COLUMN = MASK_NDETECTORS,
 };
 
 #define MASK_ALL ((1u << MASK_NDETECTORS) - 1)

@@ -1,17 +1,28 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Protocol modules. Each protocol is one const struct proto_ops in
- * user/proto/; the session core calls it and never names a protocol. A
- * module judges the bytes that arrived in one direction: it marks in the
- * buffer what may go on (iobuf_mark_parsed), keeps the rest until more
- * arrives, and may end the session. A module must not keep the buffer
- * full of unparsed bytes: a message larger than the buffer is its error
- * to report, or the session would wait forever.
+ * user/proto/; the session core calls it and never names a protocol.
+ *
+ * An opaque module judges the bytes that arrived in one direction and
+ * marks in the buffer what may go on (iobuf_mark_parsed). Any other module
+ * rewrites: it takes whole messages from the input buffer (iobuf_consume)
+ * and writes what goes on, changed or not, into the output buffers of
+ * either direction (session_out), which lets it answer the agent itself,
+ * hold a message back, or speak to the destination on its own (logging
+ * in with credentials the agent never sees). It is called again whenever
+ * output drained, so it may stop when an output buffer is full.
+ *
+ * Either way a module keeps the rest until more arrives and must not keep
+ * the buffer full of unparsed bytes: a message larger than the buffer is
+ * its to grow (iobuf_reserve) or to refuse, or the session would wait
+ * forever.
  */
 #ifndef BRIDLE_PROTO_H
 #define BRIDLE_PROTO_H
 
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "bridle/iobuf.h"
 #include "bridle/policy.h"
@@ -27,12 +38,49 @@ struct proto_ops {
 	const char *name;
 	/* No byte needs looking at: the relay may move them with splice. */
 	bool opaque;
+	/* Set up per-session state (session_set_state) once the session is
+	 * allowed. NULL: none. Returns 0, or -errno to refuse the session. */
+	int (*init)(struct session *s);
 	/* Judge the unparsed bytes of @b. Returns 0, or -errno to end the
 	 * session (with a reset). */
 	int (*on_data)(struct session *s, enum proto_dir dir, struct iobuf *b);
+	/* Free the per-session state. NULL: none. */
+	void (*release)(struct session *s);
 };
 
 extern const struct proto_ops proto_tcp_ops;
+extern const struct proto_ops proto_pg_ops;
+
+/* What modules may ask of their session (user/session.c). */
+void *session_state(struct session *s);
+void session_set_state(struct session *s, void *state);
+/* The output buffer of direction @dir (rewriting modules only). */
+struct iobuf *session_out(struct session *s, enum proto_dir dir);
+/* Stop reading both sides, send what is queued to the agent, then close. */
+void session_finish(struct session *s, const char *reason);
+/* The policy for the session's next decision: the current one, with the
+ * session's target index in it (SIZE_MAX when the target is gone). The
+ * session holds a reference until the next call or its end. */
+struct policy *session_policy(struct session *s, size_t *target,
+			      uint64_t *generation);
+/* The identity the policy matches. Valid while the session lives. */
+void session_policy_input(struct session *s, struct policy_input *in);
+uint64_t session_id(const struct session *s);
+/* A line in the session log (and stderr when @warn): the session's id,
+ * workload and target, then @fields, whose reference it takes. */
+void session_log_event(struct session *s, const char *event, json_t *fields,
+		       bool warn);
+/* Count requests the module decided, those denied, and values masked. */
+void session_count(struct session *s, unsigned requests, unsigned denied,
+		   uint64_t masked);
+const char *session_workload_name(const struct session *s);
+const char *session_target_name(const struct session *s);
+/* The configured per-direction buffer size and message limit. */
+size_t session_buffer_size(const struct session *s);
+struct enforcer *session_enforcer(struct session *s);
+/* The original destination, as the upstream socket reaches it. */
+void session_orig(const struct session *s, int *family, uint8_t addr[16],
+		  uint16_t *port);
 
 /* The module for a target's protocol. Never NULL. */
 const struct proto_ops *proto_for(enum policy_proto p);

@@ -21,11 +21,15 @@ struct session_summary {
 	char target[64];
 	char rule[128];
 	char action[8];
+	char proto[12]; /* "tcp", "postgres" */
 	char orig[64]; /* "10.77.0.1:7" or "[fd00::1]:7" */
 	char exe[256];
 	uint32_t pid, uid;
 	uint64_t cgroup_id;
 	uint64_t bytes_up, bytes_down;
+	/* Protocol modules: requests decided, denied, values masked. The
+	 * worker adds with relaxed atomics; readers load them so. */
+	uint64_t requests, denied, masked;
 	uint64_t start_wall_ms, duration_ms;
 	char end_reason[96];
 };

@@ -81,6 +81,10 @@ struct sql_result {
 int sql_classify(const char *text, const char *schema, struct sql_result *out);
 void sql_result_free(struct sql_result *r);
 
+/* Deep copy of @src into @dst (zeroed by the caller). Returns 0 or
+ * -ENOMEM; free with the sql_result that holds @dst. */
+int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst);
+
 const char *sql_command_name(enum sql_command c);
 
 #endif

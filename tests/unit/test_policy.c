@@ -74,7 +74,7 @@ static const struct bad_case {
 	{ "{\"targets\": [1]}", "$.targets[0]",
 	  "expected an object, found an integer" },
 	{ T("\"address\": \"10.0.0.1\", \"host\": \"x\""), "$.targets[0].host",
-	  "unknown key (allowed: name, address, port, protocol)" },
+	  "unknown key (allowed: name, address, port, protocol, tls, ca_file, server_name, credentials)" },
 	{ "{\"targets\": [{\"address\": \"10.0.0.1\"}]}", "$.targets[0].name",
 	  "required key is missing" },
 	{ T("\"address\": \"10.0.0.1\", \"name\": \"\"") /* dup key */, NULL,
@@ -96,7 +96,7 @@ static const struct bad_case {
 	{ T1("\"port\": \"80\""), "$.targets[0].port",
 	  "expected an integer, found a string" },
 	{ T1("\"protocol\": \"udp\""), "$.targets[0].protocol",
-	  "\"udp\" is not a supported protocol (tcp)" },
+	  "\"udp\" is not a supported protocol (tcp, postgres)" },
 	{ "{\"targets\": [{\"name\": \"a\\u0001\", \"address\": \"10.0.0.1\"}]}",
 	  "$.targets[0].name", "contains control characters" },
 	{ "{\"targets\": [{\"name\": \"a\", \"address\": \"10.0.0.1\"},"
@@ -114,7 +114,7 @@ static const struct bad_case {
 	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		     "\"targets\": \"a\"}]"),
 	  "$.rules[0].targets",
-	  "unknown key (allowed: name, workload, target, action, message)" },
+	  "unknown key (allowed: name, workload, target, action, message, sql, mask)" },
 	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		     "\"target\": \"a\"}, {\"name\": \"s\", \"action\": "
 		     "\"deny\", \"target\": \"nope\"}]"),

@@ -22,6 +22,8 @@ const struct proto_ops proto_tcp_ops = {
 const struct proto_ops *proto_for(enum policy_proto p)
 {
 	switch (p) {
+	case PROTO_POSTGRES:
+		return &proto_pg_ops;
 	case PROTO_TCP:
 	default:
 		return &proto_tcp_ops;

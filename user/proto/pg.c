@@ -1,0 +1,2368 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * PostgreSQL, protocol v3. bridle logs in upstream with the target's
+ * credentials while the agent logs in to bridle without a password, hands
+ * the agent a cancel key of its own, decides every statement (simple
+ * query, Parse, Execute, SQL PREPARE/EXECUTE) against the policy, and
+ * masks result values on their way back.
+ *
+ * A denied statement is never sent. In its place bridle sends a Bind of a
+ * statement that cannot exist, so that the server itself fails that point
+ * of the exchange: an implicit transaction is rolled back, an explicit one
+ * enters the failed state, and the ReadyForQuery the agent then gets
+ * carries the server's true transaction status. bridle rewrites that one
+ * error into its own (42501, naming the rule).
+ *
+ * Responses are matched to requests through a queue of what each message
+ * sent upstream will be answered with; masking needs it, since the rows
+ * of an Execute carry no description of their columns.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "bridle/config.h"
+#include "bridle/enforcer.h"
+#include "bridle/log.h"
+#include "bridle/mask.h"
+#include "bridle/pg_wire.h"
+#include "bridle/policy.h"
+#include "bridle/proto.h"
+#include "bridle/scram.h"
+#include "bridle/sql.h"
+
+#define PG_EXPECT_MAX 1024 /* messages in flight before reading stops */
+#define PG_MAX_COLS 1664 /* the server's own MaxTupleAttributeNumber */
+#define PG_DENIED_STMT "bridle.denied"
+#define PG_TEXT_MASK_MAX 96
+
+enum pg_phase {
+	PH_STARTUP, /* waiting for the agent's first packet */
+	PH_AUTH, /* logging in upstream */
+	PH_INIT, /* parameters and key, until the first ReadyForQuery */
+	PH_SETUP, /* our own query: search path, masked columns */
+	PH_READY, /* relaying */
+	PH_DONE, /* finishing */
+};
+
+/* The columns of a result and what happens to each value. */
+enum col_action { COL_PASS, COL_MASK, COL_SCAN };
+
+struct pg_col {
+	uint8_t action;
+	uint8_t style; /* enum mask_style, for COL_MASK */
+	bool text; /* a text-like type: a masked value can stay text */
+};
+
+struct pg_cols {
+	int refs;
+	uint16_t n;
+	bool any; /* some column is not COL_PASS */
+	struct pg_col c[];
+};
+
+/* A prepared statement: from Parse, or SQL PREPARE (sql_prepared). */
+struct pg_stmt {
+	struct pg_stmt *next;
+	int refs;
+	char *name;
+	char *text;
+	struct sql_result cls;
+	bool cls_ok;
+	struct pg_cols *cols; /* from a Describe of it, NULL until then */
+	uint64_t gen; /* policy generation it was last allowed under */
+};
+
+struct pg_portal {
+	struct pg_portal *next;
+	char *name;
+	struct pg_stmt *stmt; /* a reference */
+	int16_t *formats; /* result format codes, as Bind gave them */
+	uint16_t nformats;
+	struct pg_cols *cols; /* from a Describe of it */
+};
+
+enum expect_kind {
+	X_QUERY, /* simple Query: rows, completions, then ReadyForQuery */
+	X_PARSE,
+	X_BIND,
+	X_DESCRIBE_S,
+	X_DESCRIBE_P,
+	X_EXECUTE,
+	X_CLOSE,
+	X_SYNC,
+	X_DENIED, /* our impossible Bind: its error becomes the denial */
+	X_FUNCTION, /* a FunctionCall answered by its own ReadyForQuery */
+};
+
+struct pg_expect {
+	uint8_t kind;
+	bool hidden; /* bridle asked: the answer is not the agent's */
+	struct pg_stmt *stmt; /* X_DESCRIBE_S, a reference */
+	struct pg_portal *portal; /* X_DESCRIBE_P, X_EXECUTE */
+	struct pg_cols *cols; /* X_EXECUTE, a reference */
+	bool mask_computed; /* X_QUERY: statement reads a masked table */
+	char *deny; /* X_DENIED: the message for the agent */
+};
+
+/* A masked column of a table, resolved to the server's identifiers. */
+struct pg_masked_attr {
+	uint32_t relid;
+	int16_t attnum;
+	uint8_t style;
+	char *table; /* schema.table */
+};
+
+struct pg_cancel_entry {
+	struct pg_cancel_entry *next;
+	uint32_t pid, key; /* what the agent was given */
+	uint32_t up_pid, up_key;
+	const struct workload *wl;
+	int family;
+	uint8_t addr[16];
+	uint16_t port;
+};
+
+struct pg {
+	struct session *s;
+	enum pg_phase phase;
+	size_t max_message;
+	/* the login */
+	char *user, *database; /* upstream */
+	struct scram_client scram;
+	char *password; /* only while logging in; wiped after */
+	/* cancel keys */
+	struct pg_cancel_entry *cancel; /* ours in the global table */
+	/* extended protocol */
+	struct pg_stmt *stmts;
+	struct pg_portal *portals;
+	bool discard; /* after a denial: drop until Sync */
+	struct pg_expect *q; /* ring of expectations */
+	size_t qhead, qlen, qcap;
+	struct pg_cols *cur; /* X_QUERY: the current result's columns */
+	char txn; /* last ReadyForQuery status */
+	bool copy_in; /* the agent is sending CopyData */
+	size_t pass[2]; /* bytes of a message still streaming, per dir */
+	/* the policy as last seen */
+	uint64_t gen;
+	struct policy_mask_plan plan;
+	bool plan_ok;
+	char **schemas; /* search path candidates */
+	size_t nschemas;
+	struct pg_masked_attr *attrs; /* resolved in PH_SETUP */
+	size_t nattrs;
+	int setup_set; /* result set of the setup query being read */
+	/* scratch for rewritten rows */
+	uint8_t *scratch;
+	size_t scratch_cap;
+	uint8_t mask_key[64];
+	size_t mask_key_len;
+};
+
+/* ---------------------------------------------------------- cancel keys */
+
+#define CANCEL_BUCKETS 256
+static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pg_cancel_entry *cancel_table[CANCEL_BUCKETS];
+
+static void cancel_add(struct pg_cancel_entry *c)
+{
+	pthread_mutex_lock(&cancel_lock);
+	c->next = cancel_table[c->pid % CANCEL_BUCKETS];
+	cancel_table[c->pid % CANCEL_BUCKETS] = c;
+	pthread_mutex_unlock(&cancel_lock);
+}
+
+static void cancel_del(struct pg_cancel_entry *c)
+{
+	struct pg_cancel_entry **pp;
+
+	pthread_mutex_lock(&cancel_lock);
+	for (pp = &cancel_table[c->pid % CANCEL_BUCKETS]; *pp;
+	     pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	pthread_mutex_unlock(&cancel_lock);
+}
+
+/* The upstream key for an agent's (pid, key), if it is one of ours for the
+ * same workload and destination. */
+static bool cancel_find(uint32_t pid, uint32_t key, const struct workload *wl,
+			int family, const uint8_t *addr, uint16_t port,
+			uint32_t *up_pid, uint32_t *up_key)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&cancel_lock);
+	for (struct pg_cancel_entry *c = cancel_table[pid % CANCEL_BUCKETS]; c;
+	     c = c->next)
+		if (c->pid == pid && c->key == key && c->wl == wl &&
+		    c->family == family && c->port == port &&
+		    memcmp(c->addr, addr, 16) == 0) {
+			*up_pid = c->up_pid;
+			*up_key = c->up_key;
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&cancel_lock);
+	return found;
+}
+
+/* ------------------------------------------------------- message output */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* A message being built: type, length, body. */
+struct msgb {
+	uint8_t buf[2048];
+	size_t len;
+	bool overflow;
+};
+
+static void mb_start(struct msgb *m, char type)
+{
+	m->buf[0] = (uint8_t)type;
+	m->len = 5;
+	m->overflow = false;
+}
+
+static void mb_bytes(struct msgb *m, const void *p, size_t n)
+{
+	if (m->len + n > sizeof(m->buf)) {
+		m->overflow = true;
+		return;
+	}
+	memcpy(m->buf + m->len, p, n);
+	m->len += n;
+}
+
+static void mb_str(struct msgb *m, const char *s)
+{
+	mb_bytes(m, s, strlen(s) + 1);
+}
+
+static void mb_u32(struct msgb *m, uint32_t v)
+{
+	uint8_t b[4];
+
+	put32(b, v);
+	mb_bytes(m, b, 4);
+}
+
+static void mb_u16(struct msgb *m, uint16_t v)
+{
+	uint8_t b[2];
+
+	put16(b, v);
+	mb_bytes(m, b, 2);
+}
+
+/* Finish @m and queue it in direction @dir. Returns 0 or -ENOBUFS. */
+static int mb_send(struct pg *pg, enum proto_dir dir, struct msgb *m)
+{
+	if (m->overflow)
+		return -EMSGSIZE;
+	put32(m->buf + 1, (uint32_t)(m->len - 1));
+	return iobuf_append(session_out(pg->s, dir), m->buf, m->len);
+}
+
+/* An ErrorResponse (or, with @notice, a NoticeResponse) to the agent. */
+static int send_error(struct pg *pg, bool notice, const char *severity,
+		      const char *code, const char *msg, const char *detail,
+		      const char *hint)
+{
+	struct msgb m;
+	char text[1024];
+
+	mb_start(&m, notice ? 'N' : 'E');
+	mb_bytes(&m, "S", 1);
+	mb_str(&m, severity);
+	mb_bytes(&m, "V", 1);
+	mb_str(&m, severity);
+	mb_bytes(&m, "C", 1);
+	mb_str(&m, code);
+	/* Cut long texts: the message must fit whatever it quotes. */
+	snprintf(text, sizeof(text), "%s", msg);
+	mb_bytes(&m, "M", 1);
+	mb_str(&m, text);
+	if (detail) {
+		snprintf(text, sizeof(text), "%s", detail);
+		mb_bytes(&m, "D", 1);
+		mb_str(&m, text);
+	}
+	if (hint) {
+		mb_bytes(&m, "H", 1);
+		mb_str(&m, hint);
+	}
+	mb_bytes(&m, "", 1);
+	return mb_send(pg, PROTO_TO_AGENT, &m);
+}
+
+/* A fatal error: tell the agent, and close once it is sent. */
+static int fatal(struct pg *pg, const char *code, const char *msg)
+{
+	log_msg(LOG_WARN, "pg", "session %llu (%s → %s): %s",
+		(unsigned long long)session_id(pg->s),
+		session_workload_name(pg->s), session_target_name(pg->s), msg);
+	/* With no room even for this, the reset says it. */
+	if (send_error(pg, false, "FATAL", code, msg, NULL, NULL))
+		return -EPROTO;
+	pg->phase = PH_DONE;
+	session_finish(pg->s, msg);
+	return 0;
+}
+
+/* ------------------------------------------------------- expectations */
+
+static struct pg_cols *cols_ref(struct pg_cols *c)
+{
+	if (c)
+		c->refs++;
+	return c;
+}
+
+static void cols_unref(struct pg_cols *c)
+{
+	if (c && --c->refs == 0)
+		free(c);
+}
+
+static void stmt_unref(struct pg_stmt *st)
+{
+	if (!st || --st->refs > 0)
+		return;
+	free(st->name);
+	free(st->text);
+	sql_result_free(&st->cls);
+	cols_unref(st->cols);
+	free(st);
+}
+
+static void portal_free(struct pg_portal *p)
+{
+	if (!p)
+		return;
+	free(p->name);
+	stmt_unref(p->stmt);
+	free(p->formats);
+	cols_unref(p->cols);
+	free(p);
+}
+
+static struct pg_expect *expect_push(struct pg *pg, enum expect_kind kind)
+{
+	struct pg_expect *x;
+
+	if (pg->qlen == pg->qcap)
+		return NULL;
+	x = &pg->q[(pg->qhead + pg->qlen++) % pg->qcap];
+	memset(x, 0, sizeof(*x));
+	x->kind = (uint8_t)kind;
+	return x;
+}
+
+static struct pg_expect *expect_head(struct pg *pg)
+{
+	return pg->qlen ? &pg->q[pg->qhead] : NULL;
+}
+
+static void expect_pop(struct pg *pg)
+{
+	struct pg_expect *x = expect_head(pg);
+
+	if (!x)
+		return;
+	stmt_unref(x->stmt);
+	cols_unref(x->cols);
+	free(x->deny);
+	/* x->portal is owned by the portal list */
+	pg->qhead = (pg->qhead + 1) % pg->qcap;
+	pg->qlen--;
+}
+
+/* -------------------------------------------------------- named things */
+
+static struct pg_stmt *stmt_find(struct pg *pg, const char *name)
+{
+	for (struct pg_stmt *st = pg->stmts; st; st = st->next)
+		if (strcmp(st->name, name) == 0)
+			return st;
+	return NULL;
+}
+
+static void stmt_remove(struct pg *pg, const char *name)
+{
+	for (struct pg_stmt **pp = &pg->stmts; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0) {
+			struct pg_stmt *st = *pp;
+
+			*pp = st->next;
+			stmt_unref(st);
+			return;
+		}
+}
+
+static struct pg_portal *portal_find(struct pg *pg, const char *name)
+{
+	for (struct pg_portal *p = pg->portals; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+static void portal_remove(struct pg *pg, const char *name)
+{
+	for (struct pg_portal **pp = &pg->portals; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0) {
+			struct pg_portal *p = *pp;
+
+			*pp = p->next;
+			/* An expectation may still point at it. */
+			for (size_t i = 0; i < pg->qlen; i++) {
+				struct pg_expect *x =
+					&pg->q[(pg->qhead + i) % pg->qcap];
+
+				if (x->portal == p)
+					x->portal = NULL;
+			}
+			portal_free(p);
+			return;
+		}
+}
+
+/* Unnamed portals end at a Sync outside a transaction block; drop ours
+ * then, so they do not pile up. */
+static void portals_at_sync(struct pg *pg)
+{
+	if (pg->txn == 'I' && pg->portals)
+		portal_remove(pg, "");
+}
+
+/* ---------------------------------------------------------- decisions */
+
+static void add_schema(struct pg *pg, const char *s)
+{
+	char **n;
+
+	for (size_t i = 0; i < pg->nschemas; i++)
+		if (strcmp(pg->schemas[i], s) == 0)
+			return;
+	n = realloc(pg->schemas, (pg->nschemas + 1) * sizeof(*n));
+	if (!n)
+		return;
+	pg->schemas = n;
+	n[pg->nschemas] = strdup(s);
+	if (n[pg->nschemas])
+		pg->nschemas++;
+}
+
+/* Refresh what depends on the policy when a reload replaced it. */
+static struct policy *current_policy(struct pg *pg, size_t *target)
+{
+	uint64_t gen;
+	struct policy *p = session_policy(pg->s, target, &gen);
+
+	if (gen != pg->gen || !pg->plan_ok) {
+		struct policy_input in;
+
+		policy_mask_plan_release(&pg->plan);
+		session_policy_input(pg->s, &in);
+		pg->plan_ok = *target != SIZE_MAX &&
+			      policy_mask_plan(p, &in, *target, &pg->plan) == 0;
+		pg->gen = gen;
+	}
+	return p;
+}
+
+/* "DELETE on public.orders, public.x" for messages. */
+static void describe_stmt(const struct sql_stmt *st, char *buf, size_t len)
+{
+	size_t off;
+	const char *cmd = sql_command_name(
+		st->command == SQL_PREPARE ? st->inner : st->command);
+
+	off = (size_t)snprintf(buf, len, "%s", cmd);
+	for (size_t i = 0; i < len && cmd[i] && i < off; i++)
+		buf[i] = (char)(buf[i] >= 'a' && buf[i] <= 'z' ? buf[i] - 32 :
+								 buf[i]);
+	for (size_t i = 0; i < st->ntables && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+					i ? ", " : " on ", st->tables[i].name);
+	if (st->flags & SQL_F_PRIV_CHANGE && off < len)
+		off += (size_t)snprintf(buf + off, len - off,
+					" (changes privileges)");
+	if (st->flags & SQL_F_SERVER_FILE && off < len)
+		off += (size_t)snprintf(buf + off, len - off,
+					" (server files or programs)");
+	for (size_t i = 0; i < st->nfunctions && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+					i ? ", " : " calling ",
+					st->functions[i]);
+}
+
+/* Does @t name a table with masked columns? */
+static bool table_masked(struct pg *pg, const struct sql_table *t)
+{
+	for (size_t i = 0; i < pg->nattrs; i++) {
+		const char *name = pg->attrs[i].table, *dot = strchr(name, '.');
+
+		if (t->qualified ? strcmp(name, t->name) == 0 :
+				   dot && strcmp(dot + 1, t->name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool reads_masked(struct pg *pg, const struct sql_result *r)
+{
+	for (size_t i = 0; i < r->nstmts; i++)
+		for (size_t k = 0; k < r->stmts[i].ntables; k++)
+			if (table_masked(pg, &r->stmts[i].tables[k]))
+				return true;
+	return false;
+}
+
+static bool plan_masks_anything(struct pg *pg)
+{
+	return pg->plan.ncolumns || pg->plan.detectors;
+}
+
+/*
+ * Decide every statement of @r. Returns NULL when all are allowed, else
+ * the denial's message (malloc'ed). @prepare_ok: PREPARE names are
+ * remembered (a simple Query); an EXECUTE is decided as what it runs.
+ */
+static char *decide(struct pg *pg, const struct sql_result *r, bool *denied)
+{
+	struct policy_input in;
+	size_t target;
+	struct policy *p = current_policy(pg, &target);
+	char what[512], *msg = NULL;
+
+	*denied = true;
+	session_policy_input(pg->s, &in);
+	if (target == SIZE_MAX)
+		return strdup("bridle: the target of this session is no longer "
+			      "in the policy");
+	for (size_t i = 0; i < r->nstmts; i++) {
+		const struct sql_stmt *st = &r->stmts[i];
+		struct policy_stmt ps = {
+			.st = st,
+			.schemas = (const char *const *)pg->schemas,
+			.nschemas = pg->nschemas,
+		};
+		struct policy_decision d;
+		struct pg_stmt *prep = NULL;
+
+		/* EXECUTE runs what PREPARE named: decide that. */
+		if (st->command == SQL_EXECUTE && st->prepared &&
+		    (prep = stmt_find(pg, st->prepared)) && prep->cls_ok &&
+		    prep->cls.nstmts == 1)
+			ps.st = &prep->cls.stmts[0];
+		policy_decide_stmt(p, &in, target, &ps, &d);
+		if (d.action == POLICY_ALLOW && ps.st->command == SQL_COPY &&
+		    !(ps.st->flags & SQL_F_WRITE) &&
+		    (plan_masks_anything(pg))) {
+			describe_stmt(ps.st, what, sizeof(what));
+			if (asprintf(&msg,
+				     "bridle: %s is refused: results of this "
+				     "target are masked, and COPY out is not "
+				     "(use SELECT)",
+				     what) < 0)
+				msg = NULL;
+			return msg ? msg : strdup("bridle: denied");
+		}
+		if (d.action != POLICY_ALLOW) {
+			int r;
+
+			describe_stmt(ps.st, what, sizeof(what));
+			if (d.message)
+				r = asprintf(&msg, "bridle: %s (rule \"%s\")",
+					     d.message, d.rule);
+			else if (strcmp(d.rule, "default") == 0)
+				r = asprintf(
+					&msg,
+					"bridle: %s is not allowed: no rule "
+					"allows it (rule \"default\")",
+					what);
+			else
+				r = asprintf(
+					&msg,
+					"bridle: %s is denied by rule \"%s\"",
+					what, d.rule);
+			return r < 0 || !msg ? strdup("bridle: denied") : msg;
+		}
+	}
+	*denied = false;
+	return NULL;
+}
+
+/* Side effects of allowed statements on what later decisions need. */
+static void note_allowed(struct pg *pg, const struct sql_result *r,
+			 const char *text)
+{
+	for (size_t i = 0; i < r->nstmts; i++) {
+		const struct sql_stmt *st = &r->stmts[i];
+
+		for (size_t k = 0; k < st->nsearch_path; k++) {
+			/* "$user" is the login's own schema. */
+			add_schema(pg, strcmp(st->search_path[k], "$user") ?
+					       st->search_path[k] :
+					       pg->user);
+		}
+		if (st->command == SQL_PREPARE && st->prepared) {
+			struct pg_stmt *ps = calloc(1, sizeof(*ps));
+
+			if (!ps)
+				continue;
+			ps->refs = 1;
+			ps->name = strdup(st->prepared);
+			ps->text = strdup(text);
+			/* The prepared statement alone, as EXECUTE runs it. */
+			ps->cls.stmts = calloc(1, sizeof(*ps->cls.stmts));
+			ps->cls_ok = ps->name && ps->text && ps->cls.stmts &&
+				     sql_stmt_copy(st, ps->cls.stmts) == 0;
+			if (ps->cls.stmts)
+				ps->cls.nstmts = 1;
+			if (ps->cls_ok)
+				ps->cls.stmts[0].command = st->inner;
+			stmt_remove(pg, st->prepared);
+			ps->next = pg->stmts;
+			pg->stmts = ps;
+		} else if (st->command == SQL_UTILITY && st->prepared) {
+			stmt_remove(pg, st->prepared);
+		}
+	}
+}
+
+static void log_denied(struct pg *pg, const char *text, const char *msg)
+{
+	char t[1024];
+
+	snprintf(t, sizeof(t), "%s", text);
+	session_log_event(pg->s, "statement_denied",
+			  json_pack("{s:s,s:s}", "statement", t, "reason", msg),
+			  true);
+}
+
+/*
+ * Send the upstream half of a denial: a Bind of a statement that cannot
+ * exist (and a Sync for a simple query or FunctionCall). The agent gets
+ * @msg in place of the server's error.
+ */
+static int deny_upstream(struct pg *pg, char *msg, bool sync)
+{
+	struct iobuf *up = session_out(pg->s, PROTO_TO_UPSTREAM);
+	struct pg_expect *x;
+	struct msgb m;
+
+	if (pg->qcap - pg->qlen < 2) {
+		free(msg);
+		return -ENOBUFS;
+	}
+	mb_start(&m, 'B');
+	mb_str(&m, "");
+	mb_str(&m, PG_DENIED_STMT);
+	mb_u16(&m, 0);
+	mb_u16(&m, 0);
+	mb_u16(&m, 0);
+	if (iobuf_room(up) < m.len + 5) {
+		free(msg);
+		return -ENOBUFS;
+	}
+	mb_send(pg, PROTO_TO_UPSTREAM, &m);
+	x = expect_push(pg, X_DENIED);
+	x->deny = msg;
+	if (sync) {
+		mb_start(&m, 'S');
+		mb_send(pg, PROTO_TO_UPSTREAM, &m);
+		expect_push(pg, X_SYNC);
+	}
+	session_count(pg->s, 1, 1, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------ agent messages */
+
+/* Room for a message of @len bytes to go on, and its expectation. */
+static bool room_for(struct pg *pg, enum proto_dir dir, size_t len)
+{
+	return iobuf_room(session_out(pg->s, dir)) >= len + 64 &&
+	       pg->qlen + 2 < pg->qcap;
+}
+
+static int forward(struct pg *pg, const uint8_t *msg, size_t len)
+{
+	return iobuf_append(session_out(pg->s, PROTO_TO_UPSTREAM), msg, len);
+}
+
+/* A NUL-terminated string at @p within @end, or NULL. */
+static const char *cstr(const uint8_t **p, const uint8_t *end)
+{
+	const uint8_t *z = memchr(*p, 0, (size_t)(end - *p));
+	const char *s = (const char *)*p;
+
+	if (!z)
+		return NULL;
+	*p = z + 1;
+	return s;
+}
+
+static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
+		    const struct pg_msg *m)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+	const char *text = cstr(&p, end);
+	struct sql_result r;
+	struct pg_expect *x;
+	bool denied;
+	char *msg;
+
+	if (!text || p != end)
+		return fatal(pg, "08P01", "bridle: malformed Query message");
+	if (sql_classify(text, NULL, &r)) {
+		char *why = NULL;
+
+		if (asprintf(&why,
+			     "bridle: statement not understood, so not "
+			     "allowed: %s",
+			     r.error) < 0)
+			why = NULL;
+		sql_result_free(&r);
+		log_denied(pg, text, why ? why : "unparseable");
+		return deny_upstream(pg, why ? why : strdup("bridle: denied"),
+				     true);
+	}
+	msg = decide(pg, &r, &denied);
+	if (denied) {
+		sql_result_free(&r);
+		log_denied(pg, text, msg ? msg : "denied");
+		return deny_upstream(pg, msg ? msg : strdup("bridle: denied"),
+				     true);
+	}
+	note_allowed(pg, &r, text);
+	x = expect_push(pg, X_QUERY);
+	x->mask_computed = reads_masked(pg, &r);
+	sql_result_free(&r);
+	session_count(pg->s, 1, 0, 0);
+	return forward(pg, raw, len);
+}
+
+static int deny_extended(struct pg *pg, char *msg)
+{
+	pg->discard = true;
+	return deny_upstream(pg, msg, false);
+}
+
+static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
+		    const struct pg_msg *m)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+	const char *name = cstr(&p, end), *text = name ? cstr(&p, end) : NULL;
+	struct pg_stmt *st;
+	bool denied;
+	char *msg;
+
+	if (!text || end - p < 2)
+		return fatal(pg, "08P01", "bridle: malformed Parse message");
+	if (strncmp(name, "bridle", 6) == 0)
+		return deny_extended(pg, strdup("bridle: statement names "
+						"starting with \"bridle\" "
+						"are reserved"));
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->refs = 1;
+	st->name = strdup(name);
+	st->text = strdup(text);
+	if (!st->name || !st->text) {
+		stmt_unref(st);
+		return -ENOMEM;
+	}
+	if (sql_classify(text, NULL, &st->cls)) {
+		char *why = NULL;
+
+		if (asprintf(&why,
+			     "bridle: statement not understood, so not "
+			     "allowed: %s",
+			     st->cls.error) < 0)
+			why = NULL;
+		log_denied(pg, text, why ? why : "unparseable");
+		stmt_unref(st);
+		return deny_extended(pg, why ? why : strdup("bridle: denied"));
+	}
+	st->cls_ok = true;
+	if (st->cls.nstmts > 1) {
+		log_denied(pg, text, "several statements in one Parse");
+		stmt_unref(st);
+		return deny_extended(
+			pg, strdup("bridle: a prepared statement must be "
+				   "one statement"));
+	}
+	msg = decide(pg, &st->cls, &denied);
+	if (denied) {
+		log_denied(pg, text, msg ? msg : "denied");
+		stmt_unref(st);
+		return deny_extended(pg, msg ? msg : strdup("bridle: denied"));
+	}
+	note_allowed(pg, &st->cls, text);
+	st->gen = pg->gen;
+	/* The unnamed statement is replaced by each Parse; a named one must
+	 * be closed first, which the server checks. */
+	if (!name[0] || !stmt_find(pg, name)) {
+		stmt_remove(pg, name);
+		st->next = pg->stmts;
+		pg->stmts = st;
+	} else {
+		stmt_unref(st);
+	}
+	expect_push(pg, X_PARSE);
+	return forward(pg, raw, len);
+}
+
+static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
+		   const struct pg_msg *m)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+	const char *portal = cstr(&p, end),
+		   *sname = portal ? cstr(&p, end) : NULL;
+	struct pg_stmt *st;
+	struct pg_portal *po;
+	uint16_t n;
+
+	if (!sname || end - p < 2)
+		return fatal(pg, "08P01", "bridle: malformed Bind message");
+	st = stmt_find(pg, sname);
+	if (!st)
+		return deny_extended(pg,
+				     strdup("bridle: unknown prepared "
+					    "statement: it was not prepared "
+					    "through bridle"));
+	/* Skip parameter formats and values to the result formats. */
+	n = get16(p);
+	p += 2;
+	if ((size_t)(end - p) < (size_t)n * 2 + 2)
+		return fatal(pg, "08P01", "bridle: malformed Bind message");
+	p += (size_t)n * 2;
+	n = get16(p);
+	p += 2;
+	for (uint16_t i = 0; i < n; i++) {
+		int32_t l;
+
+		if (end - p < 4)
+			return fatal(pg, "08P01",
+				     "bridle: malformed Bind message");
+		l = (int32_t)get32(p);
+		p += 4;
+		if (l > 0 && (size_t)(end - p) < (size_t)l)
+			return fatal(pg, "08P01",
+				     "bridle: malformed Bind message");
+		if (l > 0)
+			p += l;
+	}
+	if (end - p < 2)
+		return fatal(pg, "08P01", "bridle: malformed Bind message");
+	n = get16(p);
+	p += 2;
+	if ((size_t)(end - p) != (size_t)n * 2)
+		return fatal(pg, "08P01", "bridle: malformed Bind message");
+	portal_remove(pg, portal);
+	po = calloc(1, sizeof(*po));
+	if (!po)
+		return -ENOMEM;
+	po->name = strdup(portal);
+	po->formats = calloc(n ? n : 1, sizeof(*po->formats));
+	if (!po->name || !po->formats) {
+		portal_free(po);
+		return -ENOMEM;
+	}
+	for (uint16_t i = 0; i < n; i++)
+		po->formats[i] = (int16_t)get16(p + 2 * i);
+	po->nformats = n;
+	po->stmt = st;
+	st->refs++;
+	po->next = pg->portals;
+	pg->portals = po;
+	expect_push(pg, X_BIND);
+	return forward(pg, raw, len);
+}
+
+static int inject_describe_portal(struct pg *pg, struct pg_portal *po)
+{
+	struct pg_expect *x;
+	struct msgb m;
+
+	mb_start(&m, 'D');
+	mb_bytes(&m, "P", 1);
+	mb_str(&m, po->name);
+	if (mb_send(pg, PROTO_TO_UPSTREAM, &m))
+		return -ENOBUFS;
+	x = expect_push(pg, X_DESCRIBE_P);
+	x->hidden = true;
+	x->portal = po;
+	return 0;
+}
+
+/* Is a Describe of portal @po already on its way? */
+static bool describe_pending(struct pg *pg, const struct pg_portal *po)
+{
+	for (size_t i = 0; i < pg->qlen; i++) {
+		const struct pg_expect *x = &pg->q[(pg->qhead + i) % pg->qcap];
+
+		if (x->kind == X_DESCRIBE_P && x->portal == po)
+			return true;
+	}
+	return false;
+}
+
+static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
+		      const struct pg_msg *m)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+	const char *name = cstr(&p, end);
+	struct pg_portal *po;
+	struct pg_expect *x;
+	int ret;
+
+	if (!name || end - p != 4)
+		return fatal(pg, "08P01", "bridle: malformed Execute message");
+	po = portal_find(pg, name);
+	if (!po || !po->stmt)
+		return deny_extended(pg, strdup("bridle: unknown portal"));
+	/* Decided at Parse; again here when the policy changed since, so
+	 * that a statement prepared before a reload runs under the new
+	 * policy. */
+	{
+		size_t target;
+
+		current_policy(pg, &target);
+	}
+	if (po->stmt->gen != pg->gen) {
+		bool denied;
+		char *msg = decide(pg, &po->stmt->cls, &denied);
+
+		if (denied) {
+			log_denied(pg, po->stmt->text, msg ? msg : "denied");
+			return deny_extended(
+				pg, msg ? msg : strdup("bridle: denied"));
+		}
+		po->stmt->gen = pg->gen;
+	}
+	/* Masking needs the columns; the agent may never have asked. */
+	if (plan_masks_anything(pg) && !po->cols && !describe_pending(pg, po)) {
+		ret = inject_describe_portal(pg, po);
+		if (ret)
+			return ret;
+	}
+	x = expect_push(pg, X_EXECUTE);
+	x->portal = po;
+	x->mask_computed = reads_masked(pg, &po->stmt->cls);
+	x->cols = cols_ref(po->cols);
+	session_count(pg->s, 1, 0, 0);
+	return forward(pg, raw, len);
+}
+
+static int on_describe(struct pg *pg, const uint8_t *raw, size_t len,
+		       const struct pg_msg *m)
+{
+	const uint8_t *p = m->body + 1, *end = m->body + m->body_len;
+	const char *name;
+	struct pg_expect *x;
+
+	if (m->body_len < 2 || !(name = cstr(&p, end)) || p != end ||
+	    (m->body[0] != 'S' && m->body[0] != 'P'))
+		return fatal(pg, "08P01", "bridle: malformed Describe message");
+	if (m->body[0] == 'S') {
+		struct pg_stmt *st = stmt_find(pg, name);
+
+		if (!st)
+			return deny_extended(pg,
+					     strdup("bridle: unknown prepared "
+						    "statement"));
+		x = expect_push(pg, X_DESCRIBE_S);
+		x->stmt = st;
+		st->refs++;
+	} else {
+		struct pg_portal *po = portal_find(pg, name);
+
+		if (!po)
+			return deny_extended(pg,
+					     strdup("bridle: unknown portal"));
+		x = expect_push(pg, X_DESCRIBE_P);
+		x->portal = po;
+	}
+	return forward(pg, raw, len);
+}
+
+static int on_close(struct pg *pg, const uint8_t *raw, size_t len,
+		    const struct pg_msg *m)
+{
+	const uint8_t *p = m->body + 1, *end = m->body + m->body_len;
+	const char *name;
+
+	if (m->body_len < 2 || !(name = cstr(&p, end)) || p != end ||
+	    (m->body[0] != 'S' && m->body[0] != 'P'))
+		return fatal(pg, "08P01", "bridle: malformed Close message");
+	if (m->body[0] == 'S')
+		stmt_remove(pg, name);
+	else
+		portal_remove(pg, name);
+	expect_push(pg, X_CLOSE);
+	return forward(pg, raw, len);
+}
+
+/* One whole message from the agent in PH_READY. */
+static int agent_message(struct pg *pg, const uint8_t *raw, size_t len,
+			 const struct pg_msg *m)
+{
+	if (pg->copy_in && (m->type == 'd' || m->type == 'c' || m->type == 'f'))
+		return forward(pg, raw, len);
+	if (pg->discard && m->type != 'S' && m->type != 'X')
+		return 0;
+	switch (m->type) {
+	case 'Q':
+		return on_query(pg, raw, len, m);
+	case 'P':
+		return on_parse(pg, raw, len, m);
+	case 'B':
+		return on_bind(pg, raw, len, m);
+	case 'E':
+		return on_execute(pg, raw, len, m);
+	case 'D':
+		return on_describe(pg, raw, len, m);
+	case 'C':
+		return on_close(pg, raw, len, m);
+	case 'S':
+		pg->discard = false;
+		expect_push(pg, X_SYNC);
+		return forward(pg, raw, len);
+	case 'H':
+		return forward(pg, raw, len);
+	case 'X':
+		pg->phase = PH_DONE;
+		return forward(pg, raw, len);
+	case 'F':
+		log_denied(pg, "(FunctionCall)", "FunctionCall refused");
+		return deny_upstream(pg,
+				     strdup("bridle: the FunctionCall message "
+					    "is not allowed; call the function "
+					    "in a query"),
+				     true);
+	case 'd':
+	case 'c':
+	case 'f':
+		/* Copy messages outside COPY: the server ignores them after
+		 * CopyFail/CopyDone; pass them so its answer stays exact. */
+		return forward(pg, raw, len);
+	default: {
+		char why[80];
+
+		snprintf(why, sizeof(why),
+			 "bridle: unexpected message type 0x%02x from the "
+			 "client",
+			 (unsigned char)m->type);
+		return fatal(pg, "08P01", why);
+	}
+	}
+}
+
+/* ------------------------------------------------------------ startup */
+
+static char *read_secret(const struct policy_credentials *c, char *err,
+			 size_t errlen)
+{
+	char buf[1024];
+	ssize_t n;
+	int fd;
+
+	if (c->password_env) {
+		const char *v = getenv(c->password_env);
+
+		if (!v) {
+			snprintf(err, errlen,
+				 "environment variable %s is not set",
+				 c->password_env);
+			return NULL;
+		}
+		return strdup(v);
+	}
+	fd = open(c->password_file, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		snprintf(err, errlen, "cannot read %s: %s", c->password_file,
+			 strerror(errno));
+		return NULL;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", c->password_file,
+			 strerror(errno));
+		return NULL;
+	}
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	return strdup(buf);
+}
+
+static void wipe_password(struct pg *pg)
+{
+	if (pg->password) {
+		OPENSSL_cleanse(pg->password, strlen(pg->password));
+		free(pg->password);
+		pg->password = NULL;
+	}
+	scram_client_clear(&pg->scram);
+}
+
+/* Startup parameters passed on; the rest are refused or replaced. */
+static const char *const passed_params[] = {
+	"application_name",   "client_encoding",    "DateStyle", "TimeZone",
+	"extra_float_digits", "IntervalStyle",	    "datestyle", "timezone",
+	"intervalstyle",      "search_path_unused", NULL,
+};
+
+static bool param_passed(const char *k)
+{
+	for (int i = 0; passed_params[i]; i++)
+		if (strcmp(k, passed_params[i]) == 0)
+			return true;
+	return false;
+}
+
+static int on_cancel(struct pg *pg, const struct pg_startup *st)
+{
+	uint32_t up_pid, up_key;
+	int family;
+	uint8_t addr[16];
+	uint16_t port;
+	uint8_t msg[16];
+	struct enforcer *e = session_enforcer(pg->s);
+	const struct workload *wl = NULL;
+
+	session_orig(pg->s, &family, addr, &port);
+	for (size_t i = 0; i < e->cfg->nworkloads; i++)
+		if (strcmp(e->workloads[i].cfg->name,
+			   session_workload_name(pg->s)) == 0)
+			wl = &e->workloads[i];
+	pg->phase = PH_DONE;
+	if (!cancel_find(st->cancel_pid, st->cancel_key, wl, family, addr, port,
+			 &up_pid, &up_key)) {
+		session_finish(pg->s, "cancel request with an unknown key");
+		return 0;
+	}
+	put32(msg, 16);
+	put32(msg + 4, PG_CANCEL_REQUEST_CODE);
+	put32(msg + 8, up_pid);
+	put32(msg + 12, up_key);
+	session_log_event(pg->s, "cancel_request", json_object(), false);
+	if (forward(pg, msg, sizeof(msg)))
+		return -ENOBUFS;
+	/* The server closes after a cancel request: so do we, once sent. */
+	return 0;
+}
+
+static int on_startup(struct pg *pg, const struct pg_startup *st)
+{
+	size_t target;
+	struct policy *p = session_policy(pg->s, &target, NULL);
+	const struct policy_target *t = policy_target_at(p, target);
+	const struct pg_str *db = pg_startup_param(st, "database");
+	const struct pg_str *user = pg_startup_param(st, "user");
+	char err[512], msg[768];
+	struct msgb m;
+
+	if (!t)
+		return fatal(pg, "28000",
+			     "bridle: the target is no longer in the policy");
+	if ((st->version >> 16) != 3)
+		return fatal(pg, "0A000",
+			     "bridle: unsupported frontend protocol version");
+	for (size_t i = 0; i < st->nparams; i++) {
+		const char *k = st->keys[i].p;
+
+		if (!strcmp(k, "replication") || !strcmp(k, "options")) {
+			snprintf(msg, sizeof(msg),
+				 "bridle: the startup parameter \"%s\" is not "
+				 "allowed through bridle",
+				 k);
+			return fatal(pg, "28000", msg);
+		}
+	}
+	if (!user)
+		return fatal(pg, "28000",
+			     "bridle: no user name in the startup packet");
+	pg->user = strdup(t->creds.user);
+	if (t->creds.database) {
+		if (db && strcmp(db->p, t->creds.database)) {
+			snprintf(msg, sizeof(msg),
+				 "bridle: target \"%s\" serves database "
+				 "\"%s\" only",
+				 t->name, t->creds.database);
+			return fatal(pg, "3D000", msg);
+		}
+		pg->database = strdup(t->creds.database);
+	} else {
+		pg->database = strdup(db ? db->p : user->p);
+	}
+	pg->password = read_secret(&t->creds, err, sizeof(err));
+	if (!pg->password) {
+		log_msg(LOG_ERROR, "pg", "target %s: credentials: %s", t->name,
+			err);
+		snprintf(msg, sizeof(msg),
+			 "bridle: the credentials of target \"%s\" cannot be "
+			 "read (see bridle's log)",
+			 t->name);
+		return fatal(pg, "28000", msg);
+	}
+	if (!pg->user || !pg->database)
+		return -ENOMEM;
+	/* Protocol 3.0 upstream, whatever minor version the agent asked
+	 * for; the agent is told when it asked for more. */
+	if ((st->version & 0xffff) != 0) {
+		mb_start(&m, 'v');
+		mb_u32(&m, PG_PROTOCOL_V3);
+		mb_u32(&m, 0);
+		if (mb_send(pg, PROTO_TO_AGENT, &m))
+			return -ENOBUFS;
+	}
+	mb_start(&m, 0);
+	mb_u32(&m, PG_PROTOCOL_V3);
+	mb_str(&m, "user");
+	mb_str(&m, pg->user);
+	mb_str(&m, "database");
+	mb_str(&m, pg->database);
+	for (size_t i = 0; i < st->nparams; i++)
+		if (param_passed(st->keys[i].p)) {
+			mb_str(&m, st->keys[i].p);
+			mb_str(&m, st->values[i].p);
+		}
+	mb_bytes(&m, "", 1);
+	if (m.overflow)
+		return fatal(pg, "08P01", "bridle: startup packet too large");
+	/* The startup packet has no type byte: send from offset 1. */
+	put32(m.buf + 1, (uint32_t)(m.len - 1));
+	if (iobuf_append(session_out(pg->s, PROTO_TO_UPSTREAM), m.buf + 1,
+			 m.len - 1))
+		return -ENOBUFS;
+	pg->phase = PH_AUTH;
+	return 0;
+}
+
+static int agent_startup(struct pg *pg, struct iobuf *b)
+{
+	struct pg_startup st;
+	const char *why = NULL;
+	ssize_t n = pg_parse_startup(b->data + b->parsed, iobuf_unparsed(b),
+				     &st, &why);
+
+	if (n == PG_NEED_MORE)
+		return 0;
+	if (n < 0) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "bridle: invalid startup packet: %s",
+			 why ? why : "?");
+		iobuf_consume(b, iobuf_unparsed(b));
+		return fatal(pg, "08P01", msg);
+	}
+	switch (st.kind) {
+	case PG_SSL_REQUEST:
+	case PG_GSSENC_REQUEST:
+		/* Bytes after the request would be read as if they came
+		 * over the encrypted channel (CVE-2021-23214). */
+		if ((size_t)n != iobuf_unparsed(b)) {
+			iobuf_consume(b, iobuf_unparsed(b));
+			return fatal(pg, "08P01",
+				     "bridle: data after an encryption "
+				     "request");
+		}
+		iobuf_consume(b, (size_t)n);
+		return iobuf_append(session_out(pg->s, PROTO_TO_AGENT), "N", 1);
+	case PG_CANCEL_REQUEST:
+		iobuf_consume(b, (size_t)n);
+		return on_cancel(pg, &st);
+	case PG_STARTUP_MESSAGE:
+	default: {
+		int ret = on_startup(pg, &st);
+
+		iobuf_consume(b, (size_t)n);
+		return ret;
+	}
+	}
+}
+
+/* ------------------------------------------------ upstream: logging in */
+
+static const char *error_field(const struct pg_msg *m, char field)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+
+	while (p < end && *p) {
+		char f = (char)*p++;
+		const char *s = cstr(&p, end);
+
+		if (!s)
+			return NULL;
+		if (f == field)
+			return s;
+	}
+	return NULL;
+}
+
+static int login_failed(struct pg *pg, const char *code, const char *why)
+{
+	char msg[768];
+
+	snprintf(msg, sizeof(msg),
+		 "bridle: cannot log in to target \"%s\" as \"%s\": %s",
+		 session_target_name(pg->s), pg->user ? pg->user : "?", why);
+	wipe_password(pg);
+	return fatal(pg, code, msg);
+}
+
+static void md5_hex(const void *a, size_t alen, const void *b, size_t blen,
+		    char out[33])
+{
+	unsigned char d[16];
+	unsigned int dl = sizeof(d);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	EVP_DigestInit_ex(c, EVP_md5(), NULL);
+	EVP_DigestUpdate(c, a, alen);
+	EVP_DigestUpdate(c, b, blen);
+	EVP_DigestFinal_ex(c, d, &dl);
+	EVP_MD_CTX_free(c);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static int send_password(struct pg *pg, const char *pw)
+{
+	struct msgb m;
+
+	mb_start(&m, 'p');
+	mb_str(&m, pw);
+	int ret = mb_send(pg, PROTO_TO_UPSTREAM, &m);
+
+	OPENSSL_cleanse(m.buf, sizeof(m.buf));
+	return ret;
+}
+
+static int on_auth_request(struct pg *pg, const struct pg_msg *m)
+{
+	char out[512], err[160];
+	uint32_t code;
+	int n;
+
+	if (m->body_len < 4)
+		return login_failed(pg, "08P01", "malformed authentication");
+	code = get32(m->body);
+	switch (code) {
+	case 0: { /* AuthenticationOk: now the agent is logged in too */
+		static const uint8_t ok[] = { 'R', 0, 0, 0, 8, 0, 0, 0, 0 };
+
+		wipe_password(pg);
+		pg->phase = PH_INIT;
+		return iobuf_append(session_out(pg->s, PROTO_TO_AGENT), ok,
+				    sizeof(ok));
+	}
+	case 3: /* cleartext */
+		if (!pg->password)
+			return login_failed(pg, "28P01", "no password");
+		return send_password(pg, pg->password);
+	case 5: { /* md5 */
+		char inner[33], outer[36];
+
+		if (m->body_len != 8 || !pg->password)
+			return login_failed(pg, "08P01",
+					    "malformed md5 request");
+		md5_hex(pg->password, strlen(pg->password), pg->user,
+			strlen(pg->user), inner);
+		memcpy(outer, "md5", 3);
+		md5_hex(inner, 32, m->body + 4, 4, outer + 3);
+		n = send_password(pg, outer);
+		OPENSSL_cleanse(inner, sizeof(inner));
+		OPENSSL_cleanse(outer, sizeof(outer));
+		return n;
+	}
+	case 10: { /* SASL: the mechanisms the server offers */
+		const uint8_t *p = m->body + 4, *end = m->body + m->body_len;
+		const char *mech;
+		bool scram = false;
+		struct msgb mb;
+
+		while ((mech = cstr(&p, end)) && *mech)
+			scram |= strcmp(mech, "SCRAM-SHA-256") == 0;
+		if (!scram)
+			return login_failed(pg, "28000",
+					    "the server offers no SASL "
+					    "mechanism bridle speaks "
+					    "(SCRAM-SHA-256)");
+		n = scram_client_first(&pg->scram, "", NULL, out, sizeof(out),
+				       err, sizeof(err));
+		if (n < 0)
+			return login_failed(pg, "28000", err);
+		mb_start(&mb, 'p');
+		mb_str(&mb, "SCRAM-SHA-256");
+		mb_u32(&mb, (uint32_t)n);
+		mb_bytes(&mb, out, (size_t)n);
+		return mb_send(pg, PROTO_TO_UPSTREAM, &mb);
+	}
+	case 11: { /* SASLContinue */
+		struct msgb mb;
+
+		if (!pg->password)
+			return login_failed(pg, "08P01",
+					    "unexpected SASL step");
+		n = scram_client_final(&pg->scram, pg->password,
+				       (const char *)m->body + 4,
+				       m->body_len - 4, out, sizeof(out), err,
+				       sizeof(err));
+		if (n < 0)
+			return login_failed(pg, "28000", err);
+		mb_start(&mb, 'p');
+		mb_bytes(&mb, out, (size_t)n);
+		n = mb_send(pg, PROTO_TO_UPSTREAM, &mb);
+		OPENSSL_cleanse(out, sizeof(out));
+		OPENSSL_cleanse(mb.buf, sizeof(mb.buf));
+		return n;
+	}
+	case 12: /* SASLFinal: the server proves it knew the password */
+		if (scram_client_verify(&pg->scram, (const char *)m->body + 4,
+					m->body_len - 4, err, sizeof(err)))
+			return login_failed(pg, "28000", err);
+		return 0;
+	default:
+		snprintf(err, sizeof(err),
+			 "the server asks for an authentication method bridle "
+			 "does not speak (%u)",
+			 code);
+		return login_failed(pg, "28000", err);
+	}
+}
+
+/* The setup query: the search path, and where the masked columns are. */
+static int send_setup(struct pg *pg)
+{
+	char *sql = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&sql, &len);
+	bool cols = false;
+	struct msgb m;
+	int ret;
+
+	if (!f)
+		return -ENOMEM;
+	fputs("SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))", f);
+	for (size_t i = 0; i < pg->plan.ncolumns; i++)
+		cols |= pg->plan.columns[i].dots > 0;
+	if (cols)
+		fputs("; SELECT c.oid, a.attnum, n.nspname, c.relname, "
+		      "a.attname FROM pg_catalog.pg_attribute a "
+		      "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+		      "JOIN pg_catalog.pg_namespace n ON n.oid = "
+		      "c.relnamespace WHERE a.attnum > 0 AND NOT "
+		      "a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'p', "
+		      "'f') AND n.nspname <> 'pg_catalog' AND n.nspname <> "
+		      "'information_schema'",
+		      f);
+	fclose(f);
+	if (!sql)
+		return -ENOMEM;
+	mb_start(&m, 'Q');
+	mb_str(&m, sql);
+	free(sql);
+	ret = mb_send(pg, PROTO_TO_UPSTREAM, &m);
+	if (ret)
+		return ret;
+	pg->phase = PH_SETUP;
+	pg->setup_set = 0;
+	return 0;
+}
+
+static void setup_row(struct pg *pg, const struct pg_msg *m)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+	char vals[5][256];
+	uint16_t n;
+
+	if (m->body_len < 2)
+		return;
+	n = get16(p);
+	p += 2;
+	for (uint16_t i = 0; i < n && i < 5; i++) {
+		int32_t l;
+
+		if (end - p < 4)
+			return;
+		l = (int32_t)get32(p);
+		p += 4;
+		if (l < 0 || (size_t)(end - p) < (size_t)l ||
+		    (size_t)l >= sizeof(vals[i]))
+			return;
+		memcpy(vals[i], p, (size_t)l);
+		vals[i][l] = '\0';
+		p += l;
+	}
+	if (pg->setup_set == 0 && n == 1) {
+		add_schema(pg, vals[0]);
+	} else if (pg->setup_set == 1 && n == 5) {
+		char full[800], tc[600];
+
+		snprintf(full, sizeof(full), "%s.%s.%s", vals[2], vals[3],
+			 vals[4]);
+		snprintf(tc, sizeof(tc), "%s.%s", vals[3], vals[4]);
+		for (size_t i = 0; i < pg->plan.ncolumns; i++) {
+			const struct policy_mask_column *c =
+				&pg->plan.columns[i];
+			struct pg_masked_attr *na;
+
+			if (c->dots == 0 ||
+			    fnmatch(c->pattern, c->dots == 2 ? full : tc, 0))
+				continue;
+			na = realloc(pg->attrs, (pg->nattrs + 1) * sizeof(*na));
+			if (!na)
+				return;
+			pg->attrs = na;
+			na[pg->nattrs].relid =
+				(uint32_t)strtoul(vals[0], NULL, 10);
+			na[pg->nattrs].attnum = (int16_t)atoi(vals[1]);
+			na[pg->nattrs].style = (uint8_t)c->style;
+			snprintf(full, sizeof(full), "%s.%s", vals[2], vals[3]);
+			na[pg->nattrs].table = strdup(full);
+			if (na[pg->nattrs].table)
+				pg->nattrs++;
+			break;
+		}
+	}
+}
+
+/* ------------------------------------------------- upstream: results */
+
+/* Text-like types: a masked value of these stays a string. */
+static bool text_type(uint32_t oid)
+{
+	switch (oid) {
+	case 25: /* text */
+	case 1043: /* varchar */
+	case 1042: /* bpchar */
+	case 19: /* name */
+	case 114: /* json */
+	case 705: /* unknown */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * What to do with each column of RowDescription @m. @formats are a
+ * portal's result formats (NULL: the formats in @m). Returns a new
+ * pg_cols, or NULL when nothing needs masking or on error.
+ */
+static struct pg_cols *plan_columns(struct pg *pg, const struct pg_msg *m,
+				    const int16_t *formats, uint16_t nformats,
+				    bool mask_computed)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+	struct pg_cols *c;
+	uint16_t n;
+
+	if (!plan_masks_anything(pg) || m->body_len < 2)
+		return NULL;
+	n = get16(p);
+	p += 2;
+	if (n > PG_MAX_COLS)
+		return NULL;
+	c = calloc(1, sizeof(*c) + n * sizeof(c->c[0]));
+	if (!c)
+		return NULL;
+	c->refs = 1;
+	c->n = n;
+	for (uint16_t i = 0; i < n; i++) {
+		const char *name = cstr(&p, end);
+		uint32_t relid, typoid;
+		int16_t attnum, format;
+		struct pg_col *col = &c->c[i];
+
+		if (!name || end - p < 18) {
+			free(c);
+			return NULL;
+		}
+		relid = get32(p);
+		attnum = (int16_t)get16(p + 4);
+		typoid = get32(p + 6);
+		format = (int16_t)get16(p + 16);
+		p += 18;
+		if (formats)
+			format = nformats == 0 ? 0 :
+				 nformats == 1 ? formats[0] :
+				 i < nformats  ? formats[i] :
+						 0;
+		col->text = text_type(typoid);
+		col->action = COL_PASS;
+		for (size_t k = 0; k < pg->nattrs; k++)
+			if (relid && pg->attrs[k].relid == relid &&
+			    pg->attrs[k].attnum == attnum) {
+				col->action = COL_MASK;
+				col->style = pg->attrs[k].style;
+			}
+		for (size_t k = 0; k < pg->plan.ncolumns && !col->action; k++)
+			if (pg->plan.columns[k].dots == 0 &&
+			    fnmatch(pg->plan.columns[k].pattern, name, 0) ==
+				    0) {
+				col->action = COL_MASK;
+				col->style = (uint8_t)pg->plan.columns[k].style;
+			}
+		/* A computed value of a statement that reads a masked
+		 * table may be that column in disguise (email || ''). */
+		if (!col->action && !relid && mask_computed) {
+			col->action = COL_MASK;
+			col->style = MASK_REDACT;
+		}
+		if (!col->action && pg->plan.detectors &&
+		    (col->text ||
+		     (format == 0 && typoid != 16 &&
+		      (typoid < 20 || typoid > 23) && typoid != 700 &&
+		      typoid != 701 && typoid != 1700)))
+			col->action = COL_SCAN;
+		/* Binary values are not text: the scan cannot read them. A
+		 * binary text-like value is the text itself, though. */
+		if (col->action == COL_SCAN && format != 0 && !col->text)
+			col->action = COL_PASS;
+		c->any |= col->action != COL_PASS;
+		(void)format;
+	}
+	if (!c->any) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int scratch_need(struct pg *pg, size_t n)
+{
+	uint8_t *ns;
+	size_t cap = pg->scratch_cap ? pg->scratch_cap : 4096;
+
+	if (n <= pg->scratch_cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	ns = realloc(pg->scratch, cap);
+	if (!ns)
+		return -ENOMEM;
+	pg->scratch = ns;
+	pg->scratch_cap = cap;
+	return 0;
+}
+
+/*
+ * Rewrite DataRow @m under @cols into pg->scratch. Returns the new
+ * message's length, or -errno. *masked counts the values changed.
+ */
+static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
+			const struct pg_cols *cols, uint64_t *masked)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+	struct mask_match hits[32];
+	char rendered[PG_TEXT_MASK_MAX];
+	size_t o;
+	uint16_t n;
+
+	*masked = 0;
+	if (m->body_len < 2)
+		return -EPROTO;
+	n = get16(p);
+	p += 2;
+	/* Worst case: every byte of a value becomes part of a mask. */
+	if (scratch_need(pg, 7 + m->body_len * 2 + (size_t)n * 4 +
+				     (size_t)n * PG_TEXT_MASK_MAX * 2))
+		return -ENOMEM;
+	pg->scratch[0] = 'D';
+	put16(pg->scratch + 5, n);
+	o = 7;
+	for (uint16_t i = 0; i < n; i++) {
+		const struct pg_col *col = i < cols->n ? &cols->c[i] : NULL;
+		int32_t l;
+
+		if (end - p < 4)
+			return -EPROTO;
+		l = (int32_t)get32(p);
+		p += 4;
+		if (l > 0 && (size_t)(end - p) < (size_t)l)
+			return -EPROTO;
+		if (l < 0 || !col || col->action == COL_PASS) {
+			memcpy(pg->scratch + o, p - 4,
+			       4 + (size_t)(l > 0 ? l : 0));
+			o += 4 + (size_t)(l > 0 ? l : 0);
+			p += l > 0 ? l : 0;
+			continue;
+		}
+		if (col->action == COL_MASK) {
+			int r;
+
+			(*masked)++;
+			if (!col->text) {
+				/* Any other type would not parse a string:
+				 * NULL is the mask every type accepts. */
+				put32(pg->scratch + o, 0xffffffffu);
+				o += 4;
+				p += l;
+				continue;
+			}
+			r = mask_render(col->style, MASK_COLUMN,
+					(const char *)p, (size_t)l,
+					pg->mask_key, pg->mask_key_len,
+					rendered, sizeof(rendered));
+			if (r < 0 || col->style == MASK_PARTIAL) {
+				/* partial keeps the value's length: render in
+				 * place of it. */
+				if (scratch_need(pg, o + 4 + (size_t)l + 64))
+					return -ENOMEM;
+				r = mask_render(col->style, MASK_COLUMN,
+						(const char *)p, (size_t)l,
+						pg->mask_key, pg->mask_key_len,
+						(char *)pg->scratch + o + 4,
+						(size_t)l + 1);
+				if (r < 0)
+					r = 0;
+				put32(pg->scratch + o, (uint32_t)r);
+				o += 4 + (size_t)r;
+			} else {
+				put32(pg->scratch + o, (uint32_t)r);
+				memcpy(pg->scratch + o + 4, rendered,
+				       (size_t)r);
+				o += 4 + (size_t)r;
+			}
+			p += l;
+			continue;
+		}
+		/* COL_SCAN: replace each detected value. */
+		{
+			size_t nh = mask_scan((const char *)p, (size_t)l,
+					      pg->plan.detectors, hits, 32);
+			size_t at = 0, start = o;
+
+			if (nh == 0) {
+				memcpy(pg->scratch + o, p - 4, 4 + (size_t)l);
+				o += 4 + (size_t)l;
+				p += l;
+				continue;
+			}
+			if (nh > 32) {
+				/* More than we can place: hide it all. */
+				int r = mask_render(MASK_REDACT, MASK_COLUMN,
+						    "", 0, NULL, 0, rendered,
+						    sizeof(rendered));
+
+				put32(pg->scratch + o, (uint32_t)r);
+				memcpy(pg->scratch + o + 4, rendered,
+				       (size_t)r);
+				o += 4 + (size_t)r;
+				p += l;
+				(*masked) += nh;
+				continue;
+			}
+			o += 4;
+			for (size_t h = 0; h < nh; h++) {
+				int r;
+				enum mask_style style =
+					pg->plan.detector_style[hits[h].kind];
+
+				memcpy(pg->scratch + o, p + at,
+				       hits[h].off - at);
+				o += hits[h].off - at;
+				if (style == MASK_PARTIAL) {
+					r = mask_render(style, hits[h].kind,
+							(const char *)p +
+								hits[h].off,
+							hits[h].len, NULL, 0,
+							(char *)pg->scratch + o,
+							hits[h].len + 1);
+				} else {
+					r = mask_render(
+						style, hits[h].kind,
+						(const char *)p + hits[h].off,
+						hits[h].len, pg->mask_key,
+						pg->mask_key_len, rendered,
+						sizeof(rendered));
+					if (r > 0)
+						memcpy(pg->scratch + o,
+						       rendered, (size_t)r);
+				}
+				o += r > 0 ? (size_t)r : 0;
+				at = hits[h].off + hits[h].len;
+			}
+			memcpy(pg->scratch + o, p + at, (size_t)l - at);
+			o += (size_t)l - at;
+			put32(pg->scratch + start, (uint32_t)(o - start - 4));
+			*masked += nh;
+			p += l;
+		}
+	}
+	put32(pg->scratch + 1, (uint32_t)(o - 1));
+	return (ssize_t)o;
+}
+
+/* The columns that apply to a DataRow arriving now. */
+static const struct pg_cols *row_cols(struct pg *pg)
+{
+	struct pg_expect *x = expect_head(pg);
+
+	if (!x)
+		return NULL;
+	if (x->kind == X_QUERY)
+		return pg->cur;
+	if (x->kind == X_EXECUTE)
+		return x->cols ? x->cols : x->portal ? x->portal->cols : NULL;
+	return NULL;
+}
+
+/* Pop expectations after an error: up to the Sync (extended) or not at
+ * all (a simple query ends with its ReadyForQuery). */
+static void skip_to_sync(struct pg *pg)
+{
+	struct pg_expect *x;
+
+	while ((x = expect_head(pg)) && x->kind != X_SYNC &&
+	       x->kind != X_QUERY && x->kind != X_FUNCTION)
+		expect_pop(pg);
+}
+
+static int upstream_protocol_error(struct pg *pg, const char *what)
+{
+	char msg[200];
+
+	snprintf(msg, sizeof(msg),
+		 "bridle: lost track of the server's answers (%s)", what);
+	return fatal(pg, "08P01", msg);
+}
+
+/*
+ * One whole message from the server in PH_READY. Sets *drop when it is
+ * not for the agent, *replace with a rewritten message in pg->scratch.
+ */
+static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
+			  ssize_t *replace)
+{
+	struct pg_expect *x = expect_head(pg);
+	uint64_t masked = 0;
+
+	*drop = false;
+	*replace = 0;
+	switch (m->type) {
+	case 'N': /* notice */
+	case 'A': /* notification */
+	case 'S': /* parameter status */
+		return 0;
+	case '1':
+		if (!x || x->kind != X_PARSE)
+			return upstream_protocol_error(pg, "ParseComplete");
+		expect_pop(pg);
+		return 0;
+	case '2':
+		if (!x || x->kind != X_BIND)
+			return upstream_protocol_error(pg, "BindComplete");
+		expect_pop(pg);
+		return 0;
+	case '3':
+		if (!x || x->kind != X_CLOSE)
+			return upstream_protocol_error(pg, "CloseComplete");
+		expect_pop(pg);
+		return 0;
+	case 't':
+		if (!x || x->kind != X_DESCRIBE_S)
+			return upstream_protocol_error(pg,
+						       "ParameterDescription");
+		return 0;
+	case 'T':
+		if (x && x->kind == X_QUERY) {
+			cols_unref(pg->cur);
+			pg->cur =
+				plan_columns(pg, m, NULL, 0, x->mask_computed);
+			return 0;
+		}
+		if (x && x->kind == X_DESCRIBE_S) {
+			cols_unref(x->stmt->cols);
+			/* Formats are not known before Bind: text. */
+			x->stmt->cols =
+				plan_columns(pg, m, NULL, 0,
+					     reads_masked(pg, &x->stmt->cls));
+			expect_pop(pg);
+			return 0;
+		}
+		if (x && x->kind == X_DESCRIBE_P) {
+			*drop = x->hidden;
+			if (x->portal) {
+				cols_unref(x->portal->cols);
+				x->portal->cols = plan_columns(
+					pg, m, NULL, 0,
+					x->portal->stmt &&
+						reads_masked(
+							pg,
+							&x->portal->stmt->cls));
+				/* The Execute queued behind an injected
+				 * Describe takes these columns. */
+				if (pg->qlen > 1) {
+					struct pg_expect *nx =
+						&pg->q[(pg->qhead + 1) %
+						       pg->qcap];
+
+					if (nx->kind == X_EXECUTE &&
+					    nx->portal == x->portal &&
+					    !nx->cols)
+						nx->cols = cols_ref(
+							x->portal->cols);
+				}
+			}
+			expect_pop(pg);
+			return 0;
+		}
+		return upstream_protocol_error(pg, "RowDescription");
+	case 'n':
+		if (!x || (x->kind != X_DESCRIBE_S && x->kind != X_DESCRIBE_P))
+			return upstream_protocol_error(pg, "NoData");
+		*drop = x->hidden;
+		expect_pop(pg);
+		return 0;
+	case 'D': {
+		const struct pg_cols *c = row_cols(pg);
+
+		if (!x || (x->kind != X_QUERY && x->kind != X_EXECUTE))
+			return upstream_protocol_error(pg, "DataRow");
+		if (!c)
+			return 0;
+		*replace = mask_row(pg, m, c, &masked);
+		if (*replace < 0)
+			return *replace == -EPROTO ?
+				       upstream_protocol_error(pg, "DataRow") :
+				       (int)*replace;
+		if (masked)
+			session_count(pg->s, 0, 0, masked);
+		return 0;
+	}
+	case 'C':
+	case 'I':
+		if (x && x->kind == X_QUERY) {
+			cols_unref(pg->cur);
+			pg->cur = NULL;
+			return 0;
+		}
+		if (!x || x->kind != X_EXECUTE)
+			return upstream_protocol_error(pg, "CommandComplete");
+		expect_pop(pg);
+		return 0;
+	case 's':
+		if (!x || x->kind != X_EXECUTE)
+			return upstream_protocol_error(pg, "PortalSuspended");
+		expect_pop(pg);
+		return 0;
+	case 'G': /* CopyInResponse */
+		pg->copy_in = true;
+		return 0;
+	case 'H': /* CopyOutResponse */
+	case 'd':
+	case 'c':
+		return 0;
+	case 'W':
+		return upstream_protocol_error(pg, "CopyBothResponse");
+	case 'V': /* FunctionCallResponse: never asked */
+		return upstream_protocol_error(pg, "FunctionCallResponse");
+	case 'E': {
+		const char *code = error_field(m, 'C');
+		const char *text = error_field(m, 'M');
+
+		pg->copy_in = false;
+		if (x && x->kind == X_DENIED) {
+			/* Our impossible Bind failed as it should: the
+			 * agent gets the denial instead. Any other error
+			 * (an aborted transaction) is the server's. */
+			if (code && !strcmp(code, "26000") && text &&
+			    strstr(text, PG_DENIED_STMT)) {
+				int ret = send_error(pg, false, "ERROR",
+						     "42501", x->deny, NULL,
+						     NULL);
+
+				*drop = true;
+				if (ret)
+					return ret;
+			}
+		}
+		if (x && x->kind == X_EXECUTE) {
+			cols_unref(pg->cur);
+			pg->cur = NULL;
+		}
+		skip_to_sync(pg);
+		return 0;
+	}
+	case 'Z':
+		pg->copy_in = false;
+		while ((x = expect_head(pg)) && x->kind != X_SYNC &&
+		       x->kind != X_QUERY && x->kind != X_FUNCTION)
+			expect_pop(pg);
+		if (!x)
+			return upstream_protocol_error(pg, "ReadyForQuery");
+		expect_pop(pg);
+		cols_unref(pg->cur);
+		pg->cur = NULL;
+		if (m->body_len == 1)
+			pg->txn = (char)m->body[0];
+		portals_at_sync(pg);
+		return 0;
+	default: {
+		char what[40];
+
+		snprintf(what, sizeof(what), "message type 0x%02x",
+			 (unsigned char)m->type);
+		return upstream_protocol_error(pg, what);
+	}
+	}
+}
+
+/* One whole message from the server before PH_READY. */
+static int server_login_message(struct pg *pg, const struct pg_msg *m,
+				bool *drop)
+{
+	*drop = true;
+	switch (m->type) {
+	case 'R':
+		if (pg->phase != PH_AUTH)
+			return upstream_protocol_error(pg, "authentication");
+		return on_auth_request(pg, m);
+	case 'E': {
+		const char *code = error_field(m, 'C');
+		const char *text = error_field(m, 'M');
+
+		if (pg->phase == PH_SETUP)
+			return fatal(pg, "XX000",
+				     "bridle: its session setup query failed "
+				     "on the server");
+		return login_failed(pg, code ? code : "28000",
+				    text ? text : "the server refused");
+	}
+	case 'v': /* NegotiateProtocolVersion: we asked for 3.0 only */
+		return 0;
+	case 'S':
+		*drop = pg->phase == PH_SETUP;
+		return 0;
+	case 'N':
+		*drop = pg->phase == PH_SETUP;
+		return 0;
+	case 'K': {
+		struct pg_cancel_entry *c;
+
+		if (m->body_len != 8 || pg->cancel)
+			return upstream_protocol_error(pg, "BackendKeyData");
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		c->up_pid = get32(m->body);
+		c->up_key = get32(m->body + 4);
+		do {
+			RAND_bytes((unsigned char *)&c->pid, sizeof(c->pid));
+			RAND_bytes((unsigned char *)&c->key, sizeof(c->key));
+			c->pid &= 0x7fffffff;
+		} while (!c->pid);
+		{
+			struct enforcer *e = session_enforcer(pg->s);
+
+			for (size_t i = 0; i < e->cfg->nworkloads; i++)
+				if (strcmp(e->workloads[i].cfg->name,
+					   session_workload_name(pg->s)) == 0)
+					c->wl = &e->workloads[i];
+		}
+		session_orig(pg->s, &c->family, c->addr, &c->port);
+		pg->cancel = c;
+		cancel_add(c);
+		{
+			struct msgb mb;
+
+			mb_start(&mb, 'K');
+			mb_u32(&mb, c->pid);
+			mb_u32(&mb, c->key);
+			return mb_send(pg, PROTO_TO_AGENT, &mb);
+		}
+	}
+	case 'Z':
+		if (pg->phase == PH_INIT) {
+			size_t target;
+
+			current_policy(pg, &target);
+			return send_setup(pg);
+		}
+		if (pg->phase == PH_SETUP) {
+			if (m->body_len == 1)
+				pg->txn = (char)m->body[0];
+			pg->phase = PH_READY;
+			*drop = false;
+			return 0;
+		}
+		return upstream_protocol_error(pg, "ReadyForQuery");
+	case 'T':
+		if (pg->phase != PH_SETUP)
+			return upstream_protocol_error(pg, "RowDescription");
+		return 0;
+	case 'D':
+		if (pg->phase != PH_SETUP)
+			return upstream_protocol_error(pg, "DataRow");
+		setup_row(pg, m);
+		return 0;
+	case 'C':
+		if (pg->phase != PH_SETUP)
+			return upstream_protocol_error(pg, "CommandComplete");
+		pg->setup_set++;
+		return 0;
+	default:
+		return upstream_protocol_error(pg, "login");
+	}
+}
+
+/* ------------------------------------------------------------- driver */
+
+/* Message types whose body the module never needs: streamed through. */
+static bool streamable(struct pg *pg, enum proto_dir dir, char type)
+{
+	if (pg->phase != PH_READY)
+		return false;
+	if (dir == PROTO_TO_UPSTREAM)
+		return type == 'd' && pg->copy_in;
+	if (type == 'd')
+		return true;
+	return type == 'D' && !row_cols(pg);
+}
+
+static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
+{
+	struct pg *pg = session_state(s);
+	struct iobuf *out = session_out(s, dir == PROTO_TO_UPSTREAM ?
+						   PROTO_TO_UPSTREAM :
+						   PROTO_TO_AGENT);
+	int d = dir == PROTO_TO_UPSTREAM ? 0 : 1;
+
+	while (iobuf_unparsed(b) && pg->phase != PH_DONE) {
+		const uint8_t *raw = b->data + b->parsed;
+		size_t avail = iobuf_unparsed(b);
+		struct pg_msg m;
+		const char *why = NULL;
+		ssize_t n;
+		int ret;
+
+		/* The rest of a streamed message. */
+		if (pg->pass[d]) {
+			size_t k = avail < pg->pass[d] ? avail : pg->pass[d];
+			size_t room = iobuf_room(out);
+
+			if (k > room)
+				k = room;
+			if (!k)
+				return 0;
+			iobuf_append(out, raw, k);
+			iobuf_consume(b, k);
+			pg->pass[d] -= k;
+			continue;
+		}
+		if (dir == PROTO_TO_UPSTREAM && pg->phase == PH_STARTUP) {
+			if (iobuf_room(session_out(s, PROTO_TO_UPSTREAM)) <
+				    PG_MAX_STARTUP_LEN + 64 ||
+			    iobuf_room(session_out(s, PROTO_TO_AGENT)) < 2048)
+				return 0;
+			ret = agent_startup(pg, b);
+			if (ret)
+				return ret;
+			if (pg->phase == PH_STARTUP &&
+			    iobuf_unparsed(b) == avail)
+				return 0;
+			continue;
+		}
+		/* The agent waits for its login before it sends more; bytes
+		 * now are early, and wait too. */
+		if (dir == PROTO_TO_UPSTREAM && pg->phase != PH_READY)
+			return 0;
+		n = pg_parse_message(raw, avail, pg->max_message, &m, &why);
+		if (n == PG_INVALID) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "bridle: %s: %s",
+				 d ? "invalid message from the server" :
+				     "invalid message",
+				 why ? why : "?");
+			iobuf_consume(b, avail);
+			return fatal(pg, "08P01", msg);
+		}
+		if (n == PG_NEED_MORE) {
+			/* A streamable message goes on before it is whole. */
+			if (avail >= 5 && streamable(pg, dir, (char)raw[0])) {
+				size_t total = (size_t)get32(raw + 1) + 1;
+
+				pg->pass[d] = total;
+				continue;
+			}
+			if (avail >= 5) {
+				size_t total = (size_t)get32(raw + 1) + 1;
+				int r = iobuf_reserve(b, total,
+						      pg->max_message + 5);
+
+				if (r)
+					return r;
+			}
+			return 0;
+		}
+		/* Room for what this message may produce, both ways; a
+		 * message larger than the output buffer grows it. */
+		if ((size_t)n + 2048 > out->cap) {
+			ret = iobuf_reserve(out, (size_t)n + 2048,
+					    pg->max_message + 8192);
+			if (ret)
+				return ret;
+		}
+		if (!room_for(pg, PROTO_TO_UPSTREAM, 64) ||
+		    !room_for(pg, PROTO_TO_AGENT, 2048))
+			return 0;
+		if (d == 0 && iobuf_room(out) < (size_t)n + 256)
+			return 0;
+		if (d == 1) {
+			bool drop;
+			ssize_t rep = 0;
+
+			if (m.type != 'D' && iobuf_room(out) < (size_t)n + 2048)
+				return 0;
+			if (pg->phase != PH_READY)
+				ret = server_login_message(pg, &m, &drop);
+			else
+				ret = server_message(pg, &m, &drop, &rep);
+			if (ret)
+				return ret;
+			if (rep > 0) {
+				if ((size_t)rep > out->cap &&
+				    (ret = iobuf_reserve(out, (size_t)rep,
+							 pg->max_message * 4)))
+					return ret;
+				if (iobuf_room(out) < (size_t)rep) {
+					/* Redone when the agent has read. */
+					return 0;
+				}
+				iobuf_append(out, pg->scratch, (size_t)rep);
+			} else if (!drop) {
+				if (iobuf_append(out, raw, (size_t)n))
+					return 0;
+			}
+			iobuf_consume(b, (size_t)n);
+			continue;
+		}
+		ret = agent_message(pg, raw, (size_t)n, &m);
+		if (ret == -ENOBUFS)
+			return 0;
+		if (ret)
+			return ret;
+		iobuf_consume(b, (size_t)n);
+	}
+	if (pg->phase == PH_DONE && iobuf_unparsed(b))
+		iobuf_consume(b, iobuf_unparsed(b));
+	if (pg->phase == PH_DONE)
+		session_finish(s, "closed by the agent");
+	return 0;
+}
+
+static int pg_init(struct session *s)
+{
+	struct pg *pg = calloc(1, sizeof(*pg));
+	struct enforcer *e = session_enforcer(s);
+
+	if (!pg)
+		return -ENOMEM;
+	pg->s = s;
+	pg->phase = PH_STARTUP;
+	pg->max_message = e->cfg->max_message;
+	pg->qcap = PG_EXPECT_MAX;
+	pg->q = calloc(pg->qcap, sizeof(*pg->q));
+	pg->txn = 'I';
+	memcpy(pg->mask_key, e->cfg->mask_key, e->cfg->mask_key_len);
+	pg->mask_key_len = e->cfg->mask_key_len;
+	session_set_state(s, pg);
+	return pg->q ? 0 : -ENOMEM;
+}
+
+static void pg_release(struct session *s)
+{
+	struct pg *pg = session_state(s);
+
+	if (!pg)
+		return;
+	wipe_password(pg);
+	if (pg->cancel) {
+		cancel_del(pg->cancel);
+		free(pg->cancel);
+	}
+	while (pg->qlen)
+		expect_pop(pg);
+	free(pg->q);
+	while (pg->stmts) {
+		struct pg_stmt *st = pg->stmts;
+
+		pg->stmts = st->next;
+		stmt_unref(st);
+	}
+	while (pg->portals) {
+		struct pg_portal *p = pg->portals;
+
+		pg->portals = p->next;
+		portal_free(p);
+	}
+	cols_unref(pg->cur);
+	policy_mask_plan_release(&pg->plan);
+	for (size_t i = 0; i < pg->nschemas; i++)
+		free(pg->schemas[i]);
+	free(pg->schemas);
+	for (size_t i = 0; i < pg->nattrs; i++)
+		free(pg->attrs[i].table);
+	free(pg->attrs);
+	free(pg->scratch);
+	free(pg->user);
+	free(pg->database);
+	OPENSSL_cleanse(pg->mask_key, sizeof(pg->mask_key));
+	free(pg);
+	session_set_state(s, NULL);
+}
+
+const struct proto_ops proto_pg_ops = {
+	.name = "postgres",
+	.opaque = false,
+	.init = pg_init,
+	.on_data = pg_on_data,
+	.release = pg_release,
+};
