@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# bench.sh: what does bridle cost on the data path? Measures the same TCP
-# client against the same server three ways, in the same run:
+# bench.sh: what does bridle cost on the data path? Two parts. TCP (tcp):
+# the same TCP client against the same server several ways, in one run:
 #
 #   direct       client in the pod netns, NOT in the enrolled cgroup
 #   bridle       client in the enrolled cgroup (scripts/podexec): its connect
@@ -26,14 +26,52 @@
 # build/bench/results.json; table: stdout and build/bench/table.txt.
 #
 # Topology (all in namespaces created here; nothing touches the host netns):
-#   netns S (services): bridge br0 10.77.0.1/24, tcpbench server :5201
-#   netns P<i> (pods):  eth0 10.77.0.<i+2>/24, veth to br0 in S
-#   cgroup <cgroup2>/bridle-bench-<pid>/pod<i>
+#   netns S (services): bridge br0 10.77.0.1/24, tcpbench server :5201,
+#                       PostgreSQL :5432 (pg part)
+#   netns P<i> (pods):  eth0 10.77.0.<i+2>/24, veth to br0 in S; the pg
+#                       part has a pod of its own (the last one)
+#   cgroup <cgroup2>/bridle-bench-<pid>/pod<i> (and pgsrv: the PostgreSQL
+#                       server's processes)
 #
 # Environment: BENCH_REPS (3), BENCH_SECONDS (throughput, 2.5),
 # BENCH_CONNRATE_SECONDS (2), BENCH_LAT_COUNT (20000),
 # BENCH_VARIANTS ("direct bridle haproxy bridle-1w bridle-copy"),
 # BENCH_OUT (build/bench), BENCH_KEEP=1 keeps the work dir (bridle logs).
+#
+# PostgreSQL part (pg): pgbench -S (select-only, one SELECT per
+# transaction) against a real PostgreSQL server in netns S
+# (10.77.0.1:5432, a throw-away cluster in the work dir), in the same run:
+#
+#   direct     pgbench in the pg pod's netns, NOT in the enrolled cgroup,
+#              straight to 10.77.0.1:5432 with the password (a pgpass file)
+#   bridle     pgbench in the pg pod's enrolled cgroup, to 10.77.0.1:5432
+#              with NO password: bridle intercepts it, decides every
+#              statement against a policy with SQL rules and masking (a mask
+#              column pgbench never reads + detectors email, credit_card),
+#              logs the session, and logs in upstream with SCRAM from a
+#              password file (its own instance, default config)
+#   pgbouncer  PgBouncer, session mode, in the pg pod's netns on
+#              127.0.0.1:16432 -> 10.77.0.1:5432 (client: password, SCRAM)
+#   haproxy    haproxy, TCP mode, in the pg pod's netns on 127.0.0.1:15432
+#              -> 10.77.0.1:5432 (client: password)
+#
+# The three proxies sit at the same place (the pod's netns, upstream over
+# the pod's veth). For every protocol (-M simple, extended) and client count
+# (-c 1, 16; -j min(clients, nproc)), each variant runs -T BENCH_PG_SECONDS,
+# interleaved, BENCH_PG_REPS rounds; median reported: tps, pgbench's
+# "latency average", and the proxy's CPU per query (utime+stime from
+# /proc/PID/stat over the pgbench run, divided by its transactions), plus
+# the server's CPU per query (its cgroup's cpu.stat). Results:
+# build/bench/pg-results.json, build/bench/pg.md (the BENCHMARKS.md
+# section), bridle's log build/bench/pg-bridle.log.
+#
+# Which parts run: first argument or BENCH_PARTS: "all" (default: tcp,
+# then pg), "tcp", "pg". E.g. `scripts/bench.sh pg` or
+# `BENCH_PARTS=pg make bench`.
+# pg knobs: BENCH_PG_SECONDS (5), BENCH_PG_REPS (3), BENCH_PG_SCALE (10),
+# BENCH_PG_VARIANTS ("direct bridle pgbouncer haproxy"),
+# BENCH_PG_MODES ("simple extended"), BENCH_PG_CLIENTS ("1 16").
+# With the defaults the pg part takes about 5 minutes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -66,6 +66,8 @@ void config_free(struct config *c)
 	}
 	free(c->workloads);
 	free(c->policy_path);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
 	policy_free(c->policy);
 	free(c);
 }
@@ -360,6 +362,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 					    "workers",
 					    "max_message_size",
 					    "mask_key_file",
+					    "tls_cert_file",
+					    "tls_key_file",
 					    NULL };
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle",
@@ -368,7 +372,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
 		 bufsz = 65536, maxs = 10000, maxw = 0, recent = 256,
 		 workers = 0, maxmsg = 1 << 20;
-	const char *mask_key_file = NULL;
+	const char *mask_key_file = NULL, *cert = NULL, *key = NULL;
 	struct config *c;
 	json_t *wl;
 	struct jv v;
@@ -410,6 +414,8 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_uint(&v, root, "max_message_size", false, 1024, 1 << 30,
 		    &maxmsg) ||
 	    jv_string(&v, root, "mask_key_file", false, &mask_key_file) ||
+	    jv_string(&v, root, "tls_cert_file", false, &cert) ||
+	    jv_string(&v, root, "tls_key_file", false, &key) ||
 	    parse_resolvers(&v, root, c))
 		goto fail;
 	if (strcmp(relay, "auto") == 0) {
@@ -431,6 +437,14 @@ static struct config *config_from_json(json_t *root, const char *name,
 		goto fail;
 	}
 	if (load_mask_key(&v, mask_key_file, c))
+		goto fail;
+	if (!cert != !key) {
+		jv_fail(&v, cert ? "tls_key_file" : "tls_cert_file",
+			"tls_cert_file and tls_key_file go together");
+		goto fail;
+	}
+	if ((cert && !(c->tls_cert_file = strdup(cert))) ||
+	    (key && !(c->tls_key_file = strdup(key))))
 		goto fail;
 	if (pin_dir[0] != '/' || log_dir[0] != '/') {
 		jv_fail(&v, pin_dir[0] != '/' ? "bpf_pin_dir" : "log_dir",

@@ -21,6 +21,7 @@
 
 #include "bridle/api.h"
 #include "bridle/enforcer.h"
+#include "bridle/tls.h"
 #include "bridle/log.h"
 #include "bridle/run.h"
 #include "bridle/session.h"
@@ -394,6 +395,7 @@ static void enforcer_free(struct enforcer *e)
 	if (e->self_netns_fd >= 0)
 		close(e->self_netns_fd);
 	loop_free(e->loop);
+	SSL_CTX_free(e->tls_server);
 	if (e->cfg)
 		pthread_rwlock_destroy(&e->policy_lock);
 	config_free(e->cfg);
@@ -444,6 +446,12 @@ int run_enforcer(const char *config_path)
 	    api_listen(&e, err, sizeof(err))) {
 		log_msg(LOG_ERROR, "startup", "%s",
 			err[0] ? err : strerror(errno));
+		goto out;
+	}
+	e.tls_server = tls_server_ctx(e.cfg->tls_cert_file, e.cfg->tls_key_file,
+				      err, sizeof(err));
+	if (!e.tls_server) {
+		log_msg(LOG_ERROR, "tls", "%s", err);
 		goto out;
 	}
 	if (bridle_bpf_open(e.cfg->pin_dir, &e.bpf, err, sizeof(err))) {

@@ -254,11 +254,15 @@ static int port_is_free(struct enforcer *e, struct workload *w, int family,
 {
 	struct sockaddr_storage ss = {};
 	socklen_t sl;
-	int fd = enroll_socket_in(e, w, family, SOCK_STREAM), ret = 0;
+	int one = 1, fd = enroll_socket_in(e, w, family, SOCK_STREAM), ret = 0;
 
 	if (fd < 0)
 		return 0; /* listen_in reports it */
 	sl = listener_addr(e, family, &ss);
+	/* Connections of a previous run in TIME_WAIT hold the port too,
+	 * and are no one's: SO_REUSEADDR passes them and still fails on a
+	 * listener. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 && errno == EADDRINUSE) {
 		snprintf(err, errlen,
 			 "listen on %s port %u in netns %s: Address already in "

@@ -23,11 +23,16 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include "bridle/iobuf.h"
 #include "bridle/keys.h"
 #include "bridle/log.h"
 #include "bridle/proto.h"
 #include "bridle/session.h"
+#include "bridle/tls.h"
 
 #define ACCEPT_BATCH 64
 
@@ -50,6 +55,22 @@ struct relay {
 	bool eof; /* read 0 from the source */
 	bool shut; /* sent FIN to the destination */
 	uint64_t count; /* bytes moved; the API reads it (relaxed atomic) */
+	uint64_t written; /* bytes written to the destination */
+};
+
+/*
+ * TLS on one side of a session: pending until the bytes queued before
+ * session_start_tls() went out in the clear, then handshaking, then
+ * established (ssl set, neither flag).
+ */
+struct tls_side {
+	SSL *ssl; /* owned */
+	SSL_CTX *ctx; /* not owned (tls.c or the enforcer) */
+	bool server;
+	char verify_name[256]; /* client: the name or address to check */
+	uint64_t at; /* pending: start once this many bytes were written */
+	bool pending, handshaking, want_read, want_write;
+	bool failed; /* the module told the agent; nothing moves here */
 };
 
 struct session {
@@ -61,6 +82,7 @@ struct session {
 	struct loop_watch down, up; /* agent side, destination side */
 	bool down_registered, up_registered;
 	struct relay to_up, to_down; /* agent → destination, and back */
+	struct tls_side tls_down, tls_up; /* agent side, destination side */
 	bool connecting, closed;
 	bool finishing; /* session_finish: flush to the agent, then close */
 	char finish_reason[96];
@@ -146,11 +168,51 @@ static ssize_t splice_nb(int in, int out, size_t len)
 	return n;
 }
 
+/* Map an SSL_read/SSL_write result to bytes, 0 (EOF) or -errno. */
+static ssize_t tls_result(SSL *ssl, int n)
+{
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(ssl, n)) {
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return -EAGAIN;
+	case SSL_ERROR_SYSCALL:
+		return errno ? -errno : 0;
+	default:
+		ERR_clear_error();
+		return -EPROTO;
+	}
+}
+
 /* Read from @src into @r. Returns bytes read, 0 at EOF, or -errno. */
-static ssize_t relay_read(struct relay *r, int src)
+static ssize_t relay_read(struct relay *r, int src, struct tls_side *t)
 {
 	ssize_t n;
 
+	if (t->pending || t->handshaking)
+		return -EAGAIN;
+	if (t->ssl) {
+		size_t room = iobuf_room(&r->buf), got = 0;
+
+		if (!room)
+			return -ENOBUFS;
+		/* Everything TLS has decrypted, as far as there is room:
+		 * epoll does not see what OpenSSL already holds. */
+		while (got < room) {
+			ERR_clear_error();
+			n = tls_result(t->ssl,
+				       SSL_read(t->ssl, iobuf_tail(&r->buf),
+						(int)(room - got)));
+			if (n <= 0)
+				return got ? (ssize_t)got : n;
+			iobuf_received(&r->buf, (size_t)n);
+			got += (size_t)n;
+		}
+		return (ssize_t)got;
+	}
 	if (r->pipe[0] < 0)
 		return iobuf_read_fd(&r->buf, src);
 	if (r->piped == r->pipe_cap)
@@ -161,14 +223,44 @@ static ssize_t relay_read(struct relay *r, int src)
 	return n;
 }
 
-static ssize_t relay_write(struct relay *r, int dst)
+static ssize_t relay_write(struct relay *r, int dst, struct tls_side *t)
 {
+	struct iobuf *b = r->rewrite ? &r->out : &r->buf;
 	ssize_t n;
 
-	if (r->rewrite)
-		return iobuf_write_fd(&r->out, dst);
-	if (r->pipe[0] < 0)
-		return iobuf_write_fd(&r->buf, dst);
+	if (t->handshaking)
+		return -EAGAIN;
+	if (t->pending || t->ssl) {
+		size_t len = iobuf_pending(b);
+
+		/* Before TLS starts, only what was queued before it. */
+		if (t->pending && len > t->at - r->written)
+			len = (size_t)(t->at - r->written);
+		if (!len)
+			return t->pending ? -EAGAIN : 0;
+		if (t->pending) {
+			do
+				n = send(dst, iobuf_head(b), len, MSG_NOSIGNAL);
+			while (n == -1 && errno == EINTR);
+			if (n == -1)
+				return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		} else {
+			ERR_clear_error();
+			n = tls_result(t->ssl, SSL_write(t->ssl, iobuf_head(b),
+							 (int)len));
+			if (n <= 0)
+				return n == 0 ? -EPIPE : n;
+		}
+		iobuf_advance(b, (size_t)n);
+		r->written += (size_t)n;
+		return n;
+	}
+	if (r->rewrite || r->pipe[0] < 0) {
+		n = iobuf_write_fd(b, dst);
+		if (n > 0)
+			r->written += (size_t)n;
+		return n;
+	}
 	n = splice_nb(r->pipe[0], dst, r->piped);
 	if (n > 0)
 		r->piped -= (size_t)n;
@@ -182,8 +274,13 @@ static ssize_t relay_write(struct relay *r, int dst)
 static int flow(struct session *s, enum proto_dir dir, int src, int dst,
 		struct relay *r, bool can_read, bool other_done)
 {
+	struct tls_side *tin = dir == PROTO_TO_UPSTREAM ? &s->tls_down :
+							  &s->tls_up;
+	struct tls_side *tout = dir == PROTO_TO_UPSTREAM ? &s->tls_up :
+							   &s->tls_down;
+
 	if (can_read && !r->eof) {
-		ssize_t n = relay_read(r, src);
+		ssize_t n = relay_read(r, src, tin);
 
 		if (n > 0) {
 			/* Only this thread writes; the API loads it. */
@@ -204,7 +301,7 @@ static int flow(struct session *s, enum proto_dir dir, int src, int dst,
 			return ret;
 	}
 	if (relay_pending(r)) {
-		ssize_t n = relay_write(r, dst);
+		ssize_t n = relay_write(r, dst, tout);
 
 		if (n < 0 && n != -EAGAIN)
 			return (int)n;
@@ -224,8 +321,11 @@ static int flow(struct session *s, enum proto_dir dir, int src, int dst,
 	if (r->eof && relay_pending(r) == 0 && !r->shut) {
 		/* When the other direction is done too, the session closes
 		 * now and close() sends the FIN. */
-		if (!other_done)
+		if (!other_done) {
+			if (tout->ssl && !tout->handshaking)
+				SSL_shutdown(tout->ssl);
 			shutdown(dst, SHUT_WR);
+		}
 		r->shut = true;
 	}
 	return 0;
@@ -461,6 +561,8 @@ void session_reap(void *arg)
 			s->ops->release(s);
 		relay_release(&s->to_up);
 		relay_release(&s->to_down);
+		SSL_free(s->tls_down.ssl);
+		SSL_free(s->tls_up.ssl);
 		policy_free(s->policy);
 		free(s);
 	}
@@ -485,6 +587,17 @@ static void watch_set(struct session *s, struct loop_watch *w, bool *reg,
 		loop_mod(l, w, want);
 }
 
+/* What a side under TLS setup waits for; @normal otherwise. */
+static uint32_t tls_interest(const struct tls_side *t, uint32_t normal)
+{
+	if (t->handshaking)
+		return (t->want_read ? EPOLLIN : 0) |
+		       (t->want_write ? EPOLLOUT : 0);
+	if (t->pending)
+		return normal & ~EPOLLIN;
+	return normal;
+}
+
 static void session_update_interest(struct session *s)
 {
 	uint32_t down = 0, up = 0;
@@ -497,6 +610,8 @@ static void session_update_interest(struct session *s)
 		up |= EPOLLIN;
 	if (relay_pending(&s->to_up))
 		up |= EPOLLOUT;
+	down = tls_interest(&s->tls_down, down);
+	up = tls_interest(&s->tls_up, up);
 	/* A side is done once we read its EOF and sent it ours. */
 	watch_set(s, &s->down, &s->down_registered,
 		  s->to_up.eof && s->to_down.shut, down);
@@ -513,10 +628,128 @@ static const char *errno_reason(int err, const char *side)
 	return buf;
 }
 
+/*
+ * Move TLS setup on: start a pending side whose clear-text prefix went
+ * out, and step handshakes. Returns 1 when a handshake finished (bytes
+ * may now move), 0, or -1 after closing the session.
+ */
+static int tls_progress(struct session *s)
+{
+	struct {
+		struct tls_side *t;
+		struct relay *out;
+		int fd;
+		const char *who;
+	} sides[2] = {
+		{ &s->tls_down, &s->to_down, s->down.fd, "agent" },
+		{ &s->tls_up, &s->to_up, s->up.fd, "destination" },
+	};
+	int done = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct tls_side *t = sides[i].t;
+		char reason[96];
+		int r;
+
+		if (t->pending && sides[i].out->written >= t->at) {
+			t->ssl = SSL_new(t->ctx);
+			if (!t->ssl || SSL_set_fd(t->ssl, sides[i].fd) != 1)
+				goto fail;
+			if (t->server) {
+				SSL_set_accept_state(t->ssl);
+			} else {
+				X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+
+				SSL_set_connect_state(t->ssl);
+				if (t->verify_name[0] &&
+				    X509_VERIFY_PARAM_set1_ip_asc(
+					    vp, t->verify_name) != 1) {
+					X509_VERIFY_PARAM_set1_host(
+						vp, t->verify_name, 0);
+					SSL_set_tlsext_host_name(
+						t->ssl, t->verify_name);
+				}
+			}
+			t->pending = false;
+			t->handshaking = true;
+		}
+		if (!t->handshaking || t->failed)
+			continue;
+		ERR_clear_error();
+		r = SSL_do_handshake(t->ssl);
+		t->want_read = t->want_write = false;
+		if (r == 1) {
+			t->handshaking = false;
+			done = 1;
+			continue;
+		}
+		switch (SSL_get_error(t->ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+			t->want_read = true;
+			continue;
+		case SSL_ERROR_WANT_WRITE:
+			t->want_write = true;
+			continue;
+		default:
+			break;
+		}
+fail:
+		if (t->ssl && SSL_get_verify_result(t->ssl) != X509_V_OK)
+			snprintf(reason, sizeof(reason),
+				 "TLS with the %s: certificate: %s",
+				 sides[i].who,
+				 X509_verify_cert_error_string(
+					 SSL_get_verify_result(t->ssl)));
+		else
+			snprintf(reason, sizeof(reason), "TLS with the %s: %s",
+				 sides[i].who, tls_error("handshake failed"));
+		log_msg(LOG_WARN, "tls", "session %llu (%s → %s): %s",
+			(unsigned long long)s->sum.id, s->sum.workload,
+			s->sum.target, reason);
+		if (i == 1 && s->ops->upstream_failed) {
+			t->failed = true;
+			t->want_read = t->want_write = false;
+			s->ops->upstream_failed(s, reason);
+			continue;
+		}
+		session_close(s, reason, true);
+		return -1;
+	}
+	return done;
+}
+
+int session_start_tls(struct session *s, enum proto_dir toward, SSL_CTX *ctx,
+		      const char *verify_name)
+{
+	struct tls_side *t = toward == PROTO_TO_AGENT ? &s->tls_down :
+							&s->tls_up;
+	struct relay *r = toward == PROTO_TO_AGENT ? &s->to_down : &s->to_up;
+
+	if (t->ssl || t->pending || !ctx)
+		return -EINVAL;
+	t->ctx = ctx;
+	t->server = toward == PROTO_TO_AGENT;
+	snprintf(t->verify_name, sizeof(t->verify_name), "%s",
+		 verify_name ? verify_name : "");
+	t->at = r->written + relay_pending(r);
+	t->pending = true;
+	return 0;
+}
+
 static void session_pump(struct session *s, bool down_ready, bool up_ready)
 {
 	int ret;
 
+	ret = tls_progress(s);
+	if (ret < 0)
+		return;
+	/* What OpenSSL decrypted already, epoll does not announce. */
+	if (s->tls_down.ssl && !s->tls_down.handshaking &&
+	    SSL_has_pending(s->tls_down.ssl))
+		down_ready = true;
+	if (s->tls_up.ssl && !s->tls_up.handshaking &&
+	    SSL_has_pending(s->tls_up.ssl))
+		up_ready = true;
 	if (s->finishing)
 		down_ready = up_ready = false;
 	ret = flow(s, PROTO_TO_UPSTREAM, s->down.fd, s->up.fd, &s->to_up,
@@ -547,6 +780,15 @@ static void session_pump(struct session *s, bool down_ready, bool up_ready)
 	s->last_ms = loop_now_ms(s->wk->loop);
 	if (s->finishing && relay_pending(&s->to_down) == 0) {
 		session_close(s, s->finish_reason, false);
+		return;
+	}
+	/* A clear-text prefix that just went out starts a handshake; a
+	 * handshake that just finished lets queued bytes move. */
+	ret = tls_progress(s);
+	if (ret < 0)
+		return;
+	if (ret > 0) {
+		session_pump(s, true, true);
 		return;
 	}
 	if (s->to_up.shut && s->to_down.shut) {

@@ -46,6 +46,7 @@ struct config {
 	uint32_t drain_timeout_ms;
 	uint32_t buffer_size; /* per direction, per session */
 	uint32_t max_message; /* largest protocol message bridle reads whole */
+	char *tls_cert_file, *tls_key_file; /* agent side; NULL: generated */
 	uint8_t mask_key[64]; /* the "hash" masking style's key */
 	size_t mask_key_len;
 	enum relay_mode { RELAY_AUTO, RELAY_COPY, RELAY_SPLICE } relay;

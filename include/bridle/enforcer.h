@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <openssl/ssl.h>
+
 #include "bridle/bpf.h"
 #include "bridle/config.h"
 #include "bridle/loop.h"
@@ -81,6 +83,7 @@ struct enforcer {
 	struct loop_watch events;
 	struct loop_watch signals;
 	int session_log_fd;
+	SSL_CTX *tls_server; /* agent-side TLS (tls.c) */
 	uint64_t next_session_id; /* atomic */
 	uint32_t nsessions; /* atomic: live sessions of all workers */
 	bool draining;

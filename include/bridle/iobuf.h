@@ -43,6 +43,30 @@ static inline bool iobuf_empty(const struct iobuf *b)
 	return b->sent == b->recv;
 }
 
+/* For readers and writers other than the fd ones below (TLS): the free
+ * space starts at iobuf_tail() and iobuf_received() commits what was
+ * put there; what is ready to send starts at iobuf_head() and
+ * iobuf_advance() drops what went out. */
+static inline unsigned char *iobuf_tail(struct iobuf *b)
+{
+	return b->data + b->recv;
+}
+
+static inline void iobuf_received(struct iobuf *b, size_t n)
+{
+	b->recv += n;
+}
+
+static inline const unsigned char *iobuf_head(const struct iobuf *b)
+{
+	return b->data + b->sent;
+}
+
+static inline void iobuf_advance(struct iobuf *b, size_t n)
+{
+	b->sent += n;
+}
+
 /* Room left for reading, after moving live bytes to the front if useful. */
 size_t iobuf_room(struct iobuf *b);
 

@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "bridle/iobuf.h"
 #include "bridle/policy.h"
 
@@ -46,6 +48,10 @@ struct proto_ops {
 	int (*on_data)(struct session *s, enum proto_dir dir, struct iobuf *b);
 	/* Free the per-session state. NULL: none. */
 	void (*release)(struct session *s);
+	/* The destination side failed (TLS): tell the agent in the
+	 * protocol's words and session_finish(). NULL: the session is
+	 * reset. */
+	void (*upstream_failed)(struct session *s, const char *reason);
 };
 
 extern const struct proto_ops proto_tcp_ops;
@@ -56,6 +62,16 @@ void *session_state(struct session *s);
 void session_set_state(struct session *s, void *state);
 /* The output buffer of direction @dir (rewriting modules only). */
 struct iobuf *session_out(struct session *s, enum proto_dir dir);
+/*
+ * Speak TLS on one side from now on: toward the agent (@toward
+ * PROTO_TO_AGENT, as the server) or the destination (as the client,
+ * checking @verify_name when the context verifies). What the module
+ * queued for that side before this call still goes out in the clear; what
+ * it queues after goes through TLS once the handshake is done, and
+ * nothing is read from that side until then. Returns 0 or -errno.
+ */
+int session_start_tls(struct session *s, enum proto_dir toward, SSL_CTX *ctx,
+		      const char *verify_name);
 /* Stop reading both sides, send what is queued to the agent, then close. */
 void session_finish(struct session *s, const char *reason);
 /* The policy for the session's next decision: the current one, with the

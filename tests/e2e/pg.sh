@@ -74,6 +74,29 @@ pg_log_lacks() { ! grep -qiE -- "$1" "$W/pg.log"; }
 # pg_start: a PostgreSQL cluster in $W/pg, listening on 10.77.0.1:5432 in
 # $SVC (topo_basic first) and on the unix socket $W/pgsock; roles, the
 # database shop and its data.
+# pg_make_certs: a CA and a server certificate for $PG_HOST (and the
+# name db.test) under $W/pgssl, readable by postgres.
+pg_make_certs() {
+	local d=$W/pgssl
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.crt" -days 2 -subj /CN=be2e-ca \
+		>/dev/null 2>&1 || fail "pg_make_certs: CA"
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/server.key" -out "$d/server.csr" -subj /CN=db.test \
+		>/dev/null 2>&1 || fail "pg_make_certs: CSR"
+	printf 'subjectAltName=IP:%s,DNS:db.test\n' "$PG_HOST" >"$d/ext"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/ext" -out "$d/server.crt" \
+		>/dev/null 2>&1 || fail "pg_make_certs: sign"
+	# A second CA that signed nothing here: verification must fail.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/other.key" -out "$d/other.crt" -days 2 -subj /CN=other \
+		>/dev/null 2>&1 || fail "pg_make_certs: other CA"
+	chown -R postgres:postgres "$d"
+	chmod 600 "$d/server.key"
+}
+
 pg_start() {
 	pg_need
 	[ -n "${SVC:-}" ] || fail "pg_start: call topo_basic first"
@@ -114,6 +137,16 @@ host  all app       10.77.0.0/16 scram-sha-256
 host  all app_md5   10.77.0.0/16 md5
 host  all app_clear 10.77.0.0/16 password
 EOF
+	# PG_SSL=1: TLS on, with a CA of the case's own and a certificate
+	# for the server's address ($W/pgssl/ca.crt for clients).
+	if [ "${PG_SSL:-0}" = 1 ]; then
+		pg_make_certs
+		cat >>"$W/pg/postgresql.conf" <<EOF
+ssl = on
+ssl_cert_file = '$W/pgssl/server.crt'
+ssl_key_file = '$W/pgssl/server.key'
+EOF
+	fi
 	: >"$W/pg.log"
 	spawn postgres "$CG/svc" "$SVC" env -C "$W" runuser -u postgres -- \
 		"$PGBIN/postgres" -D "$W/pg" 2>>"$W/pg.log"

@@ -56,6 +56,17 @@ static struct policy *compile_ok(const char *text)
 	" {\"name\": \"b\", \"address\": \"10.0.0.2\"}], \"rules\": " rules "}"
 #define T(extra) "{\"targets\": [{\"name\": \"a\", " extra "}]}"
 #define T1(extra) T("\"address\": \"10.0.0.1\", " extra)
+/* A postgres target "db" with @extra keys; PG_CREDS are valid credentials. */
+#define PG_CREDS                                                              \
+	", \"credentials\": {\"user\": \"u\", \"password_env\": \"PGPASS\"}"
+#define PGT(extra)                                                            \
+	"{\"targets\": [{\"name\": \"db\", \"address\": \"10.0.0.1\", "      \
+	"\"protocol\": \"postgres\"" extra "}]}"
+/* Targets "db" (postgres) and "web" (tcp), and @rules. */
+#define PG_RULES(rules)                                                       \
+	"{\"targets\": [{\"name\": \"db\", \"address\": \"10.0.0.1\", "      \
+	"\"protocol\": \"postgres\"" PG_CREDS "},"                              \
+	" {\"name\": \"web\", \"address\": \"10.0.0.2\"}], \"rules\": " rules "}"
 
 static const struct bad_case {
 	const char *text;
@@ -171,6 +182,139 @@ static const struct bad_case {
 		     "\"workload\": {\"labels\": {\"app\": \"x\", "
 		     "\"tier\": 2}}}]"),
 	  "$.rules[0].workload.labels.tier", "label values must be strings" },
+
+	/* postgres targets: TLS and credentials. */
+	{ T1("\"protocol\": \"postgres\""), "$.targets[0].credentials",
+	  "a postgres target needs credentials: bridle logs in for the agent" },
+	{ PGT(", \"credentials\": {\"user\": \"u\", \"password_file\": "
+	      "\"/run/pw\", \"password_env\": \"PGPASS\"}"),
+	  "$.targets[0].credentials",
+	  "give exactly one of password_file and password_env" },
+	{ PGT(", \"credentials\": {\"user\": \"u\"}"),
+	  "$.targets[0].credentials",
+	  "give exactly one of password_file and password_env" },
+	{ PGT(", \"credentials\": {\"user\": \"u\", \"password_file\": "
+	      "\"run/pw\"}"),
+	  "$.targets[0].credentials.password_file", "must be an absolute path" },
+	{ PGT(", \"credentials\": {\"password_env\": \"PGPASS\"}"),
+	  "$.targets[0].credentials.user", "required" },
+	{ PGT(", \"credentials\": {\"user\": \"\", \"password_env\": "
+	      "\"PGPASS\"}"),
+	  "$.targets[0].credentials.user", "must not be empty" },
+	{ PGT(", \"credentials\": {\"user\": \"u\", \"password\": \"x\"}"),
+	  "$.targets[0].credentials.password",
+	  "unknown key (allowed: user, password_file, password_env, database)" },
+	{ PGT(", \"credentials\": \"u:pw\""), "$.targets[0].credentials",
+	  "expected an object, found a string" },
+	{ T1("\"credentials\": {\"user\": \"u\", \"password_env\": \"P\"}"),
+	  "$.targets[0].credentials", "tcp targets carry no credentials" },
+	{ PGT(PG_CREDS ", \"tls\": \"verify-full\""), "$.targets[0].ca_file",
+	  "verify-full needs a CA file" },
+	{ PGT(PG_CREDS ", \"tls\": \"require\", \"ca_file\": \"/ca.pem\""),
+	  "$.targets[0].ca_file", "only used with verify-full" },
+	{ PGT(PG_CREDS ", \"ca_file\": \"/ca.pem\""), "$.targets[0].ca_file",
+	  "only used with verify-full" },
+	{ PGT(PG_CREDS ", \"tls\": \"prefer\""), "$.targets[0].tls",
+	  "\"prefer\" is not a TLS mode (disable, require, verify-full)" },
+	{ T1("\"tls\": \"require\""), "$.targets[0].tls",
+	  "tcp targets are relayed as they are: TLS applies to postgres "
+	  "targets" },
+	{ T1("\"tls\": \"disable\""), "$.targets[0].tls",
+	  "tcp targets are relayed as they are: TLS applies to postgres "
+	  "targets" },
+
+	/* Rules: the sql part. */
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"target\": \"web\", \"sql\": {\"commands\": "
+		   "[\"select\"]}}]"),
+	  "$.rules[0].sql",
+	  "target \"web\" is not a postgres target: sql rules apply to "
+	  "postgres targets" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
+		   "\"target\": [\"db\", \"web\"], \"sql\": {\"tables\": "
+		   "[\"x\"]}}]"),
+	  "$.rules[0].sql", "target \"web\" is not a postgres target" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"commands\": [\"select\", \"drop\"]}}]"),
+	  "$.rules[0].sql.commands",
+	  "\"drop\" is not a command (select, insert, update, delete, merge, "
+	  "copy, ddl, privilege, set, show, transaction, explain, prepare, "
+	  "execute, call, do, utility)" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"commands\": [\"SELECT\"]}}]"),
+	  "$.rules[0].sql.commands", "\"SELECT\" is not a command" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"commands\": []}}]"),
+	  "$.rules[0].sql.commands", "expected a non-empty array of strings" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"tables\": [\"a\", \"\"]}}]"),
+	  "$.rules[0].sql.tables[1]", "expected a non-empty string" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"functions\": \"lower\"}}]"),
+	  "$.rules[0].sql.functions", "expected a non-empty array of strings" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"table\": [\"x\"]}}]"),
+	  "$.rules[0].sql.table",
+	  "unknown key (allowed: commands, tables, functions, permit)" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": [\"select\"]}]"),
+	  "$.rules[0].sql", "expected an object, found an array" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"permit\": [\"opaque\", \"superuser\"]}}]"),
+	  "$.rules[0].sql.permit",
+	  "expected names of risky statement kinds (privilege_change, "
+	  "server_file, opaque, select_into, explain_analyze)" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"permit\": [2]}}]"),
+	  "$.rules[0].sql.permit", "expected names of risky statement kinds" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"sql\": {\"permit\": \"opaque\"}}]"),
+	  "$.rules[0].sql.permit", "expected an array" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
+		   "\"sql\": {\"permit\": [\"opaque\"]}}]"),
+	  "$.rules[0].sql.permit", "only allow rules permit" },
+
+	/* Rules: the mask part. */
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
+		   "\"mask\": {\"columns\": [\"email\"]}}]"),
+	  "$.rules[0].mask", "only allow rules mask" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"detectors\": [\"email\", \"ssn\"]}}]"),
+	  "$.rules[0].mask.detectors",
+	  "\"ssn\" is not a detector (email, credit_card, us_ssn, phone, "
+	  "iban, ipv4, aws_access_key, private_key, jwt)" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"columns\": [\"email\"], \"style\": "
+		   "\"blur\"}}]"),
+	  "$.rules[0].mask.style",
+	  "\"blur\" is not a style (redact, partial, hash)" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"columns\": [\"email\", \"a.b.c.d\"]}}]"),
+	  "$.rules[0].mask.columns",
+	  "\"a.b.c.d\" is not a column, table.column or schema.table.column" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"columns\": [\".x\"]}}]"),
+	  "$.rules[0].mask.columns",
+	  "\".x\" is not a column, table.column or schema.table.column" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"columns\": [\"x.\"]}}]"),
+	  "$.rules[0].mask.columns", "\"x.\" is not a column" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"columns\": [\"a..b\"]}}]"),
+	  "$.rules[0].mask.columns", "\"a..b\" is not a column" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"style\": \"hash\"}}]"),
+	  "$.rules[0].mask", "a mask needs columns or detectors" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {}}]"),
+	  "$.rules[0].mask", "a mask needs columns or detectors" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"column\": [\"x\"]}}]"),
+	  "$.rules[0].mask.column",
+	  "unknown key (allowed: columns, detectors, style)" },
+	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		   "\"mask\": {\"detectors\": []}}]"),
+	  "$.rules[0].mask.detectors", "expected a non-empty array of strings" },
 };
 
 static void test_compile_errors(void **state)

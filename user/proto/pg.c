@@ -17,6 +17,7 @@
  * sent upstream will be answered with; masking needs it, since the rows
  * of an Execute carry no description of their columns.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -38,6 +39,7 @@
 #include "bridle/proto.h"
 #include "bridle/scram.h"
 #include "bridle/sql.h"
+#include "bridle/tls.h"
 
 #define PG_EXPECT_MAX 1024 /* messages in flight before reading stops */
 #define PG_MAX_COLS 1664 /* the server's own MaxTupleAttributeNumber */
@@ -46,6 +48,7 @@
 
 enum pg_phase {
 	PH_STARTUP, /* waiting for the agent's first packet */
+	PH_UPSSL, /* asked the destination for TLS, waiting for its answer */
 	PH_AUTH, /* logging in upstream */
 	PH_INIT, /* parameters and key, until the first ReadyForQuery */
 	PH_SETUP, /* our own query: search path, masked columns */
@@ -139,6 +142,9 @@ struct pg {
 	char *user, *database; /* upstream */
 	struct scram_client scram;
 	char *password; /* only while logging in; wiped after */
+	uint8_t *startup; /* the upstream startup packet, held for TLS */
+	size_t startup_len;
+	bool agent_tls; /* the agent's side is TLS already */
 	/* cancel keys */
 	struct pg_cancel_entry *cancel; /* ours in the global table */
 	/* extended protocol */
@@ -1275,9 +1281,86 @@ static int on_startup(struct pg *pg, const struct pg_startup *st)
 		return fatal(pg, "08P01", "bridle: startup packet too large");
 	/* The startup packet has no type byte: send from offset 1. */
 	put32(m.buf + 1, (uint32_t)(m.len - 1));
+	if (t->tls != POLICY_TLS_DISABLE) {
+		/* Never in the clear to a target that requires TLS: ask
+		 * first, and send the packet once TLS is up. */
+		static const uint8_t sslreq[8] = { 0,	 0,    0,    8,
+						   0x04, 0xd2, 0x16, 0x2f };
+
+		pg->startup = malloc(m.len - 1);
+		if (!pg->startup)
+			return -ENOMEM;
+		memcpy(pg->startup, m.buf + 1, m.len - 1);
+		pg->startup_len = m.len - 1;
+		if (forward(pg, sslreq, sizeof(sslreq)))
+			return -ENOBUFS;
+		pg->phase = PH_UPSSL;
+		return 0;
+	}
 	if (iobuf_append(session_out(pg->s, PROTO_TO_UPSTREAM), m.buf + 1,
 			 m.len - 1))
 		return -ENOBUFS;
+	pg->phase = PH_AUTH;
+	return 0;
+}
+
+/* The destination's one-byte answer to our SSLRequest. */
+static int upstream_ssl_answer(struct pg *pg, struct iobuf *b)
+{
+	size_t target;
+	struct policy *p = session_policy(pg->s, &target, NULL);
+	const struct policy_target *t = policy_target_at(p, target);
+	char err[512], name[INET6_ADDRSTRLEN];
+	uint8_t c = b->data[b->parsed];
+	const char *verify = NULL;
+	SSL_CTX *ctx;
+	int ret;
+
+	if (!t)
+		return fatal(pg, "28000",
+			     "bridle: the target is no longer in the policy");
+	if (c != 'S') {
+		snprintf(err, sizeof(err),
+			 "bridle: target \"%s\" does not accept TLS, and its "
+			 "policy requires it",
+			 t->name);
+		iobuf_consume(b, iobuf_unparsed(b));
+		return fatal(pg, "08001", err);
+	}
+	/* Bytes after the 'S' were not encrypted (CVE-2021-23222). */
+	if (iobuf_unparsed(b) != 1) {
+		iobuf_consume(b, iobuf_unparsed(b));
+		return fatal(pg, "08P01",
+			     "bridle: the server sent data after accepting "
+			     "TLS");
+	}
+	iobuf_consume(b, 1);
+	ctx = tls_client_ctx(t->tls == POLICY_TLS_VERIFY ? t->ca_file : NULL,
+			     err, sizeof(err));
+	if (!ctx) {
+		log_msg(LOG_ERROR, "pg", "target %s: %s", t->name, err);
+		return fatal(pg, "08001",
+			     "bridle: cannot set up TLS to the target (see "
+			     "bridle's log)");
+	}
+	if (t->tls == POLICY_TLS_VERIFY) {
+		int family;
+		uint8_t addr[16];
+		uint16_t port;
+
+		session_orig(pg->s, &family, addr, &port);
+		verify = t->server_name;
+		if (!verify)
+			verify = inet_ntop(family, addr, name, sizeof(name));
+	}
+	ret = session_start_tls(pg->s, PROTO_TO_UPSTREAM, ctx, verify);
+	if (ret)
+		return ret;
+	ret = forward(pg, pg->startup, pg->startup_len);
+	if (ret)
+		return ret;
+	free(pg->startup);
+	pg->startup = NULL;
 	pg->phase = PH_AUTH;
 	return 0;
 }
@@ -1301,7 +1384,10 @@ static int agent_startup(struct pg *pg, struct iobuf *b)
 	}
 	switch (st.kind) {
 	case PG_SSL_REQUEST:
-	case PG_GSSENC_REQUEST:
+	case PG_GSSENC_REQUEST: {
+		bool tls = st.kind == PG_SSL_REQUEST && !pg->agent_tls;
+		int ret;
+
 		/* Bytes after the request would be read as if they came
 		 * over the encrypted channel (CVE-2021-23214). */
 		if ((size_t)n != iobuf_unparsed(b)) {
@@ -1311,7 +1397,15 @@ static int agent_startup(struct pg *pg, struct iobuf *b)
 				     "request");
 		}
 		iobuf_consume(b, (size_t)n);
-		return iobuf_append(session_out(pg->s, PROTO_TO_AGENT), "N", 1);
+		ret = iobuf_append(session_out(pg->s, PROTO_TO_AGENT),
+				   tls ? "S" : "N", 1);
+		if (ret || !tls)
+			return ret;
+		pg->agent_tls = true;
+		return session_start_tls(pg->s, PROTO_TO_AGENT,
+					 session_enforcer(pg->s)->tls_server,
+					 NULL);
+	}
 	case PG_CANCEL_REQUEST:
 		iobuf_consume(b, (size_t)n);
 		return on_cancel(pg, &st);
@@ -2209,6 +2303,12 @@ static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
 				return 0;
 			continue;
 		}
+		if (dir == PROTO_TO_AGENT && pg->phase == PH_UPSSL) {
+			ret = upstream_ssl_answer(pg, b);
+			if (ret)
+				return ret;
+			continue;
+		}
 		/* The agent waits for its login before it sends more; bytes
 		 * now are early, and wait too. */
 		if (dir == PROTO_TO_UPSTREAM && pg->phase != PH_READY)
@@ -2354,12 +2454,25 @@ static void pg_release(struct session *s)
 	free(pg->scratch);
 	free(pg->user);
 	free(pg->database);
+	free(pg->startup);
 	OPENSSL_cleanse(pg->mask_key, sizeof(pg->mask_key));
 	free(pg);
 	session_set_state(s, NULL);
 }
 
+static void pg_upstream_failed(struct session *s, const char *reason)
+{
+	struct pg *pg = session_state(s);
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "bridle: target \"%s\": %s",
+		 session_target_name(s), reason);
+	if (fatal(pg, "08001", msg))
+		session_finish(s, reason);
+}
+
 const struct proto_ops proto_pg_ops = {
+	.upstream_failed = pg_upstream_failed,
 	.name = "postgres",
 	.opaque = false,
 	.init = pg_init,
