@@ -4,8 +4,17 @@
  * tries to match at one position (which must start a token) and returns
  * the match length or 0; mask_scan walks the text once and asks each
  * enabled detector, the first that matches wins and the walk skips it.
+ *
+ * Most values hold no PII, so mask_scan first asks Vectorscan, with one
+ * loose pattern per detector compiled into one database, whether any
+ * enabled detector could match at all; only then does the exact walk,
+ * with its validators, run. Each loose pattern accepts everything its
+ * detector accepts (tests/unit/test_mask.c and the mask fuzz target check
+ * that the two scans agree).
  */
 #include <ctype.h>
+#include <hs/hs.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
@@ -350,8 +359,82 @@ static bool token_start(const char *s, size_t i)
 	return !(s[i - 1] == '.' && i >= 2 && isdigit((unsigned char)s[i - 2]));
 }
 
+/* Necessary conditions of each detector, as Vectorscan patterns. */
+static const char *const loose[MASK_NDETECTORS] = {
+	[MASK_EMAIL] = "@",
+	[MASK_CREDIT_CARD] = "[0-9](?:[ -]?[0-9]){12}",
+	[MASK_US_SSN] = "[0-9]{3}-[0-9]{2}-[0-9]{4}",
+	[MASK_PHONE] = ("\\+(?:[ -]?[0-9]){10}|\\([0-9]{3}\\) [0-9]|"
+			"[0-9]{3}-[0-9]{3}-[0-9]{4}"),
+	[MASK_IBAN] = "[A-Z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11}",
+	[MASK_IPV4] = "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]",
+	[MASK_AWS_KEY] = "A(?:KIA|SIA|GPA|IDA|ROA|NPA|NVA|IPA)[A-Z0-9]{16}",
+	[MASK_PRIVATE_KEY] = "-----BEGIN ",
+	[MASK_JWT] = "eyJ[A-Za-z0-9_-]*\\.eyJ",
+};
+
+static pthread_once_t hs_once = PTHREAD_ONCE_INIT;
+static hs_database_t *hs_db; /* NULL: Vectorscan unusable, walk always */
+static __thread hs_scratch_t *hs_scratch;
+
+static void hs_setup(void)
+{
+	unsigned ids[MASK_NDETECTORS], flags[MASK_NDETECTORS];
+	hs_compile_error_t *err = NULL;
+
+	for (unsigned i = 0; i < MASK_NDETECTORS; i++) {
+		ids[i] = i;
+		flags[i] = HS_FLAG_SINGLEMATCH;
+	}
+	if (hs_compile_multi(loose, flags, ids, MASK_NDETECTORS, HS_MODE_BLOCK,
+			     NULL, &hs_db, &err) != HS_SUCCESS) {
+		hs_free_compile_error(err);
+		hs_db = NULL;
+	}
+}
+
+struct hs_want {
+	uint32_t detectors;
+	bool hit;
+};
+
+static int hs_on_match(unsigned id, unsigned long long from,
+		       unsigned long long to, unsigned flags, void *ctx)
+{
+	struct hs_want *w = ctx;
+
+	(void)from;
+	(void)to;
+	(void)flags;
+	if (!(w->detectors & (1u << id)))
+		return 0;
+	w->hit = true;
+	return 1; /* stop: one is enough */
+}
+
+bool mask_prefilter(const char *s, size_t len, uint32_t detectors)
+{
+	struct hs_want w = { detectors, false };
+	hs_error_t r;
+
+	pthread_once(&hs_once, hs_setup);
+	if (!hs_db || len > UINT32_MAX ||
+	    (!hs_scratch && hs_alloc_scratch(hs_db, &hs_scratch) != HS_SUCCESS))
+		return true;
+	r = hs_scan(hs_db, s, (unsigned)len, 0, hs_scratch, hs_on_match, &w);
+	return r == HS_SCAN_TERMINATED || r != HS_SUCCESS || w.hit;
+}
+
 size_t mask_scan(const char *s, size_t len, uint32_t detectors,
 		 struct mask_match *out, size_t max)
+{
+	if (!detectors || !mask_prefilter(s, len, detectors))
+		return 0;
+	return mask_scan_exact(s, len, detectors, out, max);
+}
+
+size_t mask_scan_exact(const char *s, size_t len, uint32_t detectors,
+		       struct mask_match *out, size_t max)
 {
 	size_t n = 0, i = 0, last_end = 0;
 

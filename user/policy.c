@@ -897,6 +897,10 @@ void policy_decide(const struct policy *p, const struct policy_input *in,
 
 		if (!rule_matches(r, idx, in))
 			continue;
+		/* An sql part speaks of statements: such a rule says nothing
+		 * of a target without them. */
+		if ((r->sql || r->mask) && t->proto != PROTO_POSTGRES)
+			continue;
 		/* A deny rule with an sql part denies statements, not the
 		 * connection. */
 		if (r->action == POLICY_DENY && !r->sql) {
@@ -1272,6 +1276,39 @@ static bool table_matches(const struct policy_stmt *ps,
 	return any;
 }
 
+/*
+ * Does function @f match @globs? As written, or, called without a schema,
+ * as any schema of the search path would name it: with @all every one,
+ * else any one.
+ */
+static bool function_matches(const struct policy_stmt *ps, const char *f,
+			     char *const *globs, size_t n, bool all)
+{
+	static const char *const fallback[] = { "public" };
+	const char *const *sch = ps->nschemas ? ps->schemas : fallback;
+	size_t nsch = ps->nschemas ? ps->nschemas : 1;
+	char name[512];
+	bool any = false;
+
+	if (glob_any(globs, n, f))
+		return true;
+	/* For a deny, "dblink*" also catches public.dblink(). */
+	if (!all && strrchr(f, '.') && glob_any(globs, n, strrchr(f, '.') + 1))
+		return true;
+	if (strchr(f, '.'))
+		return false;
+	for (size_t i = 0; i < nsch; i++) {
+		bool hit;
+
+		snprintf(name, sizeof(name), "%s.%s", sch[i], f);
+		hit = glob_any(globs, n, name);
+		if (all && !hit)
+			return false;
+		any |= hit;
+	}
+	return any;
+}
+
 static enum sql_command stmt_command(const struct sql_stmt *st)
 {
 	return st->command == SQL_PREPARE ? st->inner : st->command;
@@ -1284,7 +1321,9 @@ static bool sql_deny_matches(const struct policy_sql *q,
 	const struct sql_stmt *st = ps->st;
 	bool hit;
 
-	if (q->commands && !(q->commands & (1u << stmt_command(st))))
+	/* Any command the statement runs, a DELETE in a CTE included. */
+	if (q->commands &&
+	    !(q->commands & ((1u << stmt_command(st)) | st->dml)))
 		return false;
 	if (q->ntables) {
 		hit = false;
@@ -1297,8 +1336,9 @@ static bool sql_deny_matches(const struct policy_sql *q,
 	if (q->nfunctions) {
 		hit = false;
 		for (size_t i = 0; i < st->nfunctions && !hit; i++)
-			hit = glob_any(q->functions, q->nfunctions,
-				       st->functions[i]);
+			hit = function_matches(ps, st->functions[i],
+					       q->functions, q->nfunctions,
+					       false);
 		if (!hit)
 			return false;
 	}
@@ -1313,7 +1353,10 @@ static bool sql_allow_covers(const struct policy_sql *q,
 	const struct sql_stmt *st = ps->st;
 	uint32_t risky = st->flags & ~SQL_F_WRITE;
 
-	if (q->commands && !(q->commands & (1u << stmt_command(st))))
+	/* Every command it runs: the statement's own, and the writes
+	 * inside it (WITH d AS (DELETE …) SELECT needs delete too). */
+	if (q->commands &&
+	    (((1u << stmt_command(st)) | st->dml) & ~q->commands))
 		return false;
 	if (risky & ~q->permit)
 		return false;
@@ -1327,7 +1370,8 @@ static bool sql_allow_covers(const struct policy_sql *q,
 			return false;
 	for (size_t i = 0; i < st->nfunctions; i++)
 		if (!plain_function(st->functions[i]) &&
-		    !glob_any(q->functions, q->nfunctions, st->functions[i]))
+		    !function_matches(ps, st->functions[i], q->functions,
+				      q->nfunctions, true))
 			return false;
 	return true;
 }
@@ -1340,7 +1384,9 @@ static bool housekeeping(const struct sql_stmt *st)
 	case SQL_SHOW:
 		return true;
 	case SQL_SET:
-		return st->flags == 0;
+		/* search_path changes what unqualified names mean. */
+		return st->flags == 0 && !st->nsearch_path &&
+		       !st->resets_search_path;
 	default:
 		return false;
 	}
@@ -1351,6 +1397,7 @@ void policy_decide_stmt(const struct policy *p, const struct policy_input *in,
 			struct policy_decision *out)
 {
 	const struct policy_rule *allow = NULL;
+	bool connects = p->def == POLICY_ALLOW;
 
 	out->action = p->def;
 	out->rule = "default";
@@ -1375,6 +1422,7 @@ void policy_decide_stmt(const struct policy *p, const struct policy_input *in,
 			out->message = r->message;
 			return;
 		}
+		connects |= r->action == POLICY_ALLOW;
 		if (r->action == POLICY_ALLOW && !allow &&
 		    (!r->sql || sql_allow_covers(r->sql, ps)))
 			allow = r;
@@ -1382,7 +1430,7 @@ void policy_decide_stmt(const struct policy *p, const struct policy_input *in,
 	if (allow) {
 		out->action = POLICY_ALLOW;
 		out->rule = allow->name;
-	} else if (housekeeping(ps->st)) {
+	} else if (connects && housekeeping(ps->st)) {
 		out->action = POLICY_ALLOW;
 		out->rule = POLICY_RULE_SESSION;
 	}

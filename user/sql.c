@@ -92,7 +92,6 @@ static void relation(struct walk *w, json_t *rv, bool write)
 {
 	const char *rel = json_string_value(json_object_get(rv, "relname"));
 	const char *sch = json_string_value(json_object_get(rv, "schemaname"));
-	const char *cat = json_string_value(json_object_get(rv, "catalogname"));
 	bool qualified = sch != NULL;
 	char name[256];
 
@@ -109,9 +108,9 @@ static void relation(struct walk *w, json_t *rv, bool write)
 		sch = w->schema;
 		qualified = sch != NULL;
 	}
-	if (cat)
-		snprintf(name, sizeof(name), "%s.%s.%s", cat, sch, rel);
-	else if (sch)
+	/* A database name before the schema can only be the current
+	 * database: the table is the same without it. */
+	if (sch)
 		snprintf(name, sizeof(name), "%s.%s", sch, rel);
 	else
 		snprintf(name, sizeof(name), "%s", rel);
@@ -206,6 +205,10 @@ static void walk_node(struct walk *w, const char *key, json_t *v)
 		const char *k;
 		json_t *f;
 
+		w->st->dml |= 1u << (!strcmp(key, "UpdateStmt") ? SQL_UPDATE :
+				     !strcmp(key, "DeleteStmt") ? SQL_DELETE :
+				     !strcmp(key, "MergeStmt")	? SQL_MERGE :
+								  SQL_INSERT);
 		relation(w, json_object_get(v, "relation"), true);
 		json_object_foreach(v, k, f)
 			if (strcmp(k, "relation"))
@@ -514,6 +517,7 @@ int sql_classify(const char *text, const char *schema, struct sql_result *out)
 		if (w.st->command == SQL_EXPLAIN &&
 		    !(w.st->flags & SQL_F_EXPLAIN_ANALYZE)) {
 			w.st->flags &= ~SQL_F_WRITE;
+			w.st->dml = 0;
 			for (size_t t = 0; t < w.st->ntables; t++)
 				w.st->tables[t].write = false;
 		}
@@ -567,6 +571,7 @@ int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst)
 
 	dst->command = src->command;
 	dst->flags = src->flags;
+	dst->dml = src->dml;
 	dst->inner = src->inner;
 	dst->resets_search_path = src->resets_search_path;
 	dst->prepared = dup_or_null(src->prepared, &err);

@@ -43,6 +43,14 @@ struct mask_match {
 size_t mask_scan(const char *s, size_t len, uint32_t detectors,
 		 struct mask_match *out, size_t max);
 
+/* The same walk without the Vectorscan prefilter (tests compare). */
+size_t mask_scan_exact(const char *s, size_t len, uint32_t detectors,
+		       struct mask_match *out, size_t max);
+
+/* False when no detector of @detectors can match in @s (Vectorscan);
+ * true when one may, or when Vectorscan is not usable here. */
+bool mask_prefilter(const char *s, size_t len, uint32_t detectors);
+
 bool mask_luhn_valid(const char *s, size_t len); /* digits, ' ' and '-' */
 bool mask_iban_valid(const char *s, size_t len); /* spaces allowed */
 bool mask_ssn_valid(const char *s, size_t len); /* "ddd-dd-dddd" */

@@ -44,7 +44,9 @@ enum sql_command {
 
 struct sql_table {
 	char *name; /* schema.table as written (quoted case kept), or the
-		     * bare table name when unqualified and no schema given */
+		     * bare table name when unqualified and no schema given;
+		     * a database name before them is dropped (PostgreSQL
+		     * accepts only the current one) */
 	bool write;
 	bool qualified; /* the statement named the schema */
 };
@@ -52,6 +54,10 @@ struct sql_table {
 struct sql_stmt {
 	enum sql_command command;
 	uint32_t flags;
+	/* Bit set of the data-changing commands (insert, update, delete,
+	 * merge) the statement runs anywhere: a DELETE in a CTE of a SELECT,
+	 * EXPLAIN ANALYZE UPDATE, COPY FROM (an insert). */
+	uint32_t dml;
 	struct sql_table *tables;
 	size_t ntables;
 	char **functions; /* as called, schema-qualified when written so */

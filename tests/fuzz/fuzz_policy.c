@@ -37,10 +37,27 @@ static struct {
 	{ "", "{}", NULL },
 };
 
+static const char *const stmt_texts[] = {
+	"select * from orders join hr.salaries s on true",
+	"delete from public.orders",
+	"with d as (delete from orders returning *) select * from d",
+	"begin",
+	"set role admin",
+	"select pg_read_file('/etc/passwd'), lower(x), public.f() from t",
+	"copy orders to program 'sh'",
+	"prepare p as update orders set a = 1",
+	"explain analyze insert into audit values (1)",
+	"drop table orders, pg_class",
+};
+static struct sql_result stmts[sizeof(stmt_texts) / sizeof(stmt_texts[0])];
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	for (size_t i = 0; i < sizeof(stmt_texts) / sizeof(stmt_texts[0]); i++)
+		if (sql_classify(stmt_texts[i], NULL, &stmts[i]))
+			abort();
 	for (size_t i = 0; i < sizeof(dests) / sizeof(dests[0]); i++)
 		if (inet_pton(dests[i].family, dests[i].ip, dests[i].addr) != 1)
 			abort();
@@ -50,6 +67,31 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 						     NULL)))
 			abort();
 	return 0;
+}
+
+/* Statements of every kind, decided for a postgres target: the answer
+ * is allow or deny with a rule name, and the mask plan builds. */
+static void check_stmts(const struct policy *p, const struct policy_input *in,
+			size_t target)
+{
+	static const char *const schemas[] = { "public", "hr" };
+	struct policy_mask_plan plan;
+
+	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
+		for (size_t k = 0; k < stmts[i].nstmts; k++) {
+			struct policy_stmt ps = { &stmts[i].stmts[k], schemas,
+						  2 };
+			struct policy_decision d;
+
+			policy_decide_stmt(p, in, target, &ps, &d);
+			if ((d.action != POLICY_ALLOW &&
+			     d.action != POLICY_DENY) ||
+			    !d.rule)
+				abort();
+			(void)strlen(d.rule);
+		}
+	if (policy_mask_plan(p, in, target, &plan) == 0)
+		policy_mask_plan_release(&plan);
 }
 
 static void check(const struct policy *p)
@@ -72,7 +114,8 @@ static void check(const struct policy *p)
 			if (out.action != POLICY_ALLOW &&
 			    out.action != POLICY_DENY)
 				abort();
-			if (!out.rule || out.proto != PROTO_TCP)
+			if (!out.rule || (out.proto != PROTO_TCP &&
+					  out.proto != PROTO_POSTGRES))
 				abort();
 			/* No target: the default, and nothing else. */
 			if (!out.target &&
@@ -86,6 +129,8 @@ static void check(const struct policy *p)
 				(void)strlen(out.target);
 			if (out.message)
 				(void)strlen(out.message);
+			if (out.target && out.proto == PROTO_POSTGRES)
+				check_stmts(p, &in, out.target_idx);
 		}
 }
 

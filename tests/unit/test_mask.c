@@ -90,6 +90,41 @@ static void test_only_enabled(void **state)
 	assert_int_equal(mask_scan(t, strlen(t), MASK_ALL, m, 1), 2);
 }
 
+/*
+ * The Vectorscan prefilter never hides what the exact walk finds: the
+ * table's values, and many generated strings of the characters the
+ * detectors care about, each detector alone and all together.
+ */
+static void test_prefilter_agrees(void **state)
+{
+	static const char alphabet[] = "0123456789-- ..@+()ABKIZeyJa_xX";
+	char buf[64];
+	unsigned seed = 12345;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		for (int d = 0; d < MASK_NDETECTORS; d++)
+			assert_int_equal(
+				mask_scan(cases[i].text, strlen(cases[i].text),
+					  1u << d, NULL, 0),
+				mask_scan_exact(cases[i].text,
+						strlen(cases[i].text), 1u << d,
+						NULL, 0));
+	for (int round = 0; round < 200000; round++) {
+		size_t len = 8 + (seed = seed * 1103515245 + 12345) % 40;
+
+		for (size_t k = 0; k < len; k++) {
+			seed = seed * 1103515245 + 12345;
+			buf[k] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+		}
+		for (int d = 0; d < MASK_NDETECTORS; d++)
+			if (mask_scan(buf, len, 1u << d, NULL, 0) !=
+			    mask_scan_exact(buf, len, 1u << d, NULL, 0))
+				fail_msg("prefilter hides %s in '%.*s'",
+					 mask_detector_name(d), (int)len, buf);
+	}
+}
+
 static void test_validators(void **state)
 {
 	(void)state;
@@ -144,6 +179,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_only_enabled),
+		cmocka_unit_test(test_prefilter_agrees),
 		cmocka_unit_test(test_validators),
 		cmocka_unit_test(test_render),
 	};

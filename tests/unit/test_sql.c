@@ -111,7 +111,7 @@ static const struct sql_case cases[] = {
 	{ "select 1; delete from orders", "select delete", W,
 	  "public.orders:w", "" },
 	{ "select upper(name), count(*) from mydb.s.t group by 1", "select", 0,
-	  "mydb.s.t:r", "upper,count" },
+	  "s.t:r", "upper,count" },
 	{ "select * from orders where id = (select max(id) from orders)",
 	  "select", 0, "public.orders:r", "max" },
 };

@@ -18,6 +18,7 @@
  * of an Execute carry no description of their columns.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -79,7 +80,10 @@ struct pg_stmt {
 	char *name;
 	char *text;
 	struct sql_result cls;
-	bool cls_ok;
+	bool cls_ok; /* classified (a cached decision skips it) */
+	bool reads_masked; /* reads a table with masked columns */
+	uint64_t cache_hash; /* while deciding: its cache slot */
+	size_t cache_klen;
 	struct pg_cols *cols; /* from a Describe of it, NULL until then */
 	uint64_t gen; /* policy generation it was last allowed under */
 };
@@ -124,6 +128,24 @@ struct pg_masked_attr {
 	char *table; /* schema.table */
 };
 
+/*
+ * Decisions already made in this session, by statement text: with the
+ * literals of plain statements replaced by '?', so that the same query
+ * with other values (pgbench -M simple) is decided once. Valid for one
+ * policy generation and one search path.
+ */
+#define PG_CACHE_SLOTS 256
+#define PG_CACHE_MAX_KEY 4096
+
+struct pg_cache_entry {
+	uint64_t hash;
+	uint64_t gen;
+	uint32_t path_ver;
+	char *key; /* owned */
+	char *deny; /* the denial's message; NULL when allowed */
+	bool reads_masked;
+};
+
 struct pg_cancel_entry {
 	struct pg_cancel_entry *next;
 	uint32_t pid, key; /* what the agent was given */
@@ -163,6 +185,9 @@ struct pg {
 	bool plan_ok;
 	char **schemas; /* search path candidates */
 	size_t nschemas;
+	uint32_t path_ver; /* changes when schemas does */
+	struct pg_cache_entry cache[PG_CACHE_SLOTS];
+	char keybuf[PG_CACHE_MAX_KEY];
 	struct pg_masked_attr *attrs; /* resolved in PH_SETUP */
 	size_t nattrs;
 	int setup_set; /* result set of the setup query being read */
@@ -493,6 +518,153 @@ static void add_schema(struct pg *pg, const char *s)
 	n[pg->nschemas] = strdup(s);
 	if (n[pg->nschemas])
 		pg->nschemas++;
+	pg->path_ver++;
+}
+
+/*
+ * The cache key of @text in pg->keybuf: 'N' and the text with numbers and
+ * plain '…' strings as '?', or 'X' and the text as it is when it holds
+ * anything a simple scan could read otherwise than PostgreSQL does
+ * (backslashes, comments, dollar quotes, prefixed strings). Returns the
+ * key's length, or 0 when the text is too long to cache.
+ */
+static size_t cache_key(struct pg *pg, const char *text)
+{
+	size_t len = strlen(text), o = 1;
+	char *k = pg->keybuf;
+	bool plain = !strpbrk(text, "\\$") && !strstr(text, "--") &&
+		     !strstr(text, "/*");
+
+	if (len + 2 > PG_CACHE_MAX_KEY)
+		return 0;
+	for (size_t i = 0; plain && i < len; i++)
+		if (text[i] == '\'' && i > 0 &&
+		    (isalnum((unsigned char)text[i - 1]) || text[i - 1] == '&'))
+			plain = false; /* E'', B'', X'', U&'' */
+	if (!plain) {
+		k[0] = 'X';
+		memcpy(k + 1, text, len + 1);
+		return len + 1;
+	}
+	k[0] = 'N';
+	for (size_t i = 0; i < len;) {
+		char c = text[i];
+
+		if (c == '"') { /* a quoted identifier, as it is */
+			size_t j = i + 1;
+
+			while (j < len &&
+			       !(text[j] == '"' &&
+				 (j + 1 >= len || text[j + 1] != '"')))
+				j += text[j] == '"' ? 2 : 1;
+			j = j < len ? j + 1 : len;
+			memcpy(k + o, text + i, j - i);
+			o += j - i;
+			i = j;
+		} else if (c == '\'') {
+			size_t j = i + 1;
+
+			while (j < len &&
+			       !(text[j] == '\'' &&
+				 (j + 1 >= len || text[j + 1] != '\'')))
+				j += text[j] == '\'' ? 2 : 1;
+			i = j < len ? j + 1 : len;
+			k[o++] = '?';
+		} else if (isalpha((unsigned char)c) || c == '_' ||
+			   (unsigned char)c >= 0x80) {
+			/* An identifier or keyword, digits in it included. */
+			while (i < len && (isalnum((unsigned char)text[i]) ||
+					   text[i] == '_' ||
+					   (unsigned char)text[i] >= 0x80))
+				k[o++] = text[i++];
+		} else if (isdigit((unsigned char)c) ||
+			   (c == '.' && i + 1 < len &&
+			    isdigit((unsigned char)text[i + 1]))) {
+			while (i < len &&
+			       (isalnum((unsigned char)text[i]) ||
+				text[i] == '.' ||
+				((text[i] == '+' || text[i] == '-') &&
+				 (text[i - 1] == 'e' || text[i - 1] == 'E'))))
+				i++;
+			k[o++] = '?';
+		} else {
+			k[o++] = text[i++];
+		}
+	}
+	k[o] = '\0';
+	return o;
+}
+
+static uint64_t fnv1a(const char *s, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* A decision is cached only for statements without side effects on
+ * what later decisions see, and whose literals cannot change it. */
+static bool cacheable(const struct sql_result *r)
+{
+	for (size_t i = 0; i < r->nstmts; i++) {
+		const struct sql_stmt *st = &r->stmts[i];
+
+		switch (st->command) {
+		case SQL_SELECT:
+		case SQL_INSERT:
+		case SQL_UPDATE:
+		case SQL_DELETE:
+		case SQL_MERGE:
+			break;
+		default:
+			return false;
+		}
+		if (st->nsearch_path || st->prepared)
+			return false;
+		for (size_t f = 0; f < st->nfunctions; f++) {
+			const char *dot = strrchr(st->functions[f], '.');
+
+			if (!strcmp(dot ? dot + 1 : st->functions[f],
+				    "set_config"))
+				return false;
+		}
+	}
+	return r->nstmts > 0;
+}
+
+static struct pg_cache_entry *cache_find(struct pg *pg, size_t klen,
+					 uint64_t *hash)
+{
+	struct pg_cache_entry *c;
+
+	*hash = fnv1a(pg->keybuf, klen);
+	c = &pg->cache[*hash % PG_CACHE_SLOTS];
+	if (c->key && c->hash == *hash && c->gen == pg->gen &&
+	    c->path_ver == pg->path_ver && strcmp(c->key, pg->keybuf) == 0)
+		return c;
+	return NULL;
+}
+
+static void cache_store(struct pg *pg, uint64_t hash, const char *deny,
+			bool reads)
+{
+	struct pg_cache_entry *c = &pg->cache[hash % PG_CACHE_SLOTS];
+
+	free(c->key);
+	free(c->deny);
+	c->key = strdup(pg->keybuf);
+	c->deny = deny ? strdup(deny) : NULL;
+	c->hash = hash;
+	c->gen = pg->gen;
+	c->path_ver = pg->path_ver;
+	c->reads_masked = reads;
+	if (!c->key || (deny && !c->deny)) {
+		free(c->key);
+		free(c->deny);
+		c->key = c->deny = NULL;
+	}
 }
 
 /* Refresh what depends on the policy when a reload replaced it. */
@@ -554,10 +726,18 @@ static bool table_masked(struct pg *pg, const struct sql_table *t)
 
 static bool reads_masked(struct pg *pg, const struct sql_result *r)
 {
-	for (size_t i = 0; i < r->nstmts; i++)
-		for (size_t k = 0; k < r->stmts[i].ntables; k++)
-			if (table_masked(pg, &r->stmts[i].tables[k]))
+	for (size_t i = 0; i < r->nstmts; i++) {
+		const struct sql_stmt *st = &r->stmts[i];
+		struct pg_stmt *prep;
+
+		for (size_t k = 0; k < st->ntables; k++)
+			if (table_masked(pg, &st->tables[k]))
 				return true;
+		/* EXECUTE reads what its PREPARE named. */
+		if (st->command == SQL_EXECUTE && st->prepared &&
+		    (prep = stmt_find(pg, st->prepared)) && prep->reads_masked)
+			return true;
+	}
 	return false;
 }
 
@@ -663,8 +843,10 @@ static void note_allowed(struct pg *pg, const struct sql_result *r,
 				     sql_stmt_copy(st, ps->cls.stmts) == 0;
 			if (ps->cls.stmts)
 				ps->cls.nstmts = 1;
-			if (ps->cls_ok)
+			if (ps->cls_ok) {
 				ps->cls.stmts[0].command = st->inner;
+				ps->reads_masked = reads_masked(pg, &ps->cls);
+			}
 			stmt_remove(pg, st->prepared);
 			ps->next = pg->stmts;
 			pg->stmts = ps;
@@ -757,8 +939,24 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 	bool denied;
 	char *msg;
 
+	size_t klen, target;
+	uint64_t hash = 0;
+	struct pg_cache_entry *c;
+
 	if (!text || p != end)
 		return fatal(pg, "08P01", "bridle: malformed Query message");
+	current_policy(pg, &target);
+	klen = cache_key(pg, text);
+	if (klen && (c = cache_find(pg, klen, &hash))) {
+		if (c->deny) {
+			log_denied(pg, text, c->deny);
+			return deny_upstream(pg, strdup(c->deny), true);
+		}
+		x = expect_push(pg, X_QUERY);
+		x->mask_computed = c->reads_masked;
+		session_count(pg->s, 1, 0, 0);
+		return forward(pg, raw, len);
+	}
 	if (sql_classify(text, NULL, &r)) {
 		char *why = NULL;
 
@@ -773,6 +971,10 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 				     true);
 	}
 	msg = decide(pg, &r, &denied);
+	if (klen && cacheable(&r))
+		cache_store(pg, hash,
+			    denied ? (msg ? msg : "bridle: denied") : NULL,
+			    !denied && reads_masked(pg, &r));
 	if (denied) {
 		sql_result_free(&r);
 		log_denied(pg, text, msg ? msg : "denied");
@@ -818,6 +1020,26 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 		stmt_unref(st);
 		return -ENOMEM;
 	}
+	{
+		size_t target, klen;
+		uint64_t hash = 0;
+		struct pg_cache_entry *c;
+
+		current_policy(pg, &target);
+		klen = cache_key(pg, text);
+		if (klen && (c = cache_find(pg, klen, &hash))) {
+			if (c->deny) {
+				log_denied(pg, text, c->deny);
+				stmt_unref(st);
+				return deny_extended(pg, strdup(c->deny));
+			}
+			st->reads_masked = c->reads_masked;
+			st->gen = pg->gen;
+			goto allowed;
+		}
+		st->cache_hash = hash;
+		st->cache_klen = klen;
+	}
 	if (sql_classify(text, NULL, &st->cls)) {
 		char *why = NULL;
 
@@ -839,13 +1061,20 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 				   "one statement"));
 	}
 	msg = decide(pg, &st->cls, &denied);
+	/* keybuf still holds this text's key: nothing ran since. */
+	if (st->cache_klen && cacheable(&st->cls))
+		cache_store(pg, st->cache_hash,
+			    denied ? (msg ? msg : "bridle: denied") : NULL,
+			    !denied && reads_masked(pg, &st->cls));
 	if (denied) {
 		log_denied(pg, text, msg ? msg : "denied");
 		stmt_unref(st);
 		return deny_extended(pg, msg ? msg : strdup("bridle: denied"));
 	}
 	note_allowed(pg, &st->cls, text);
+	st->reads_masked = reads_masked(pg, &st->cls);
 	st->gen = pg->gen;
+allowed:
 	/* The unnamed statement is replaced by each Parse; a named one must
 	 * be closed first, which the server checks. */
 	if (!name[0] || !stmt_find(pg, name)) {
@@ -978,7 +1207,17 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 	}
 	if (po->stmt->gen != pg->gen) {
 		bool denied;
-		char *msg = decide(pg, &po->stmt->cls, &denied);
+		char *msg;
+
+		if (!po->stmt->cls_ok) {
+			if (sql_classify(po->stmt->text, NULL, &po->stmt->cls))
+				return deny_extended(
+					pg, strdup("bridle: statement not "
+						   "understood, so not "
+						   "allowed"));
+			po->stmt->cls_ok = true;
+		}
+		msg = decide(pg, &po->stmt->cls, &denied);
 
 		if (denied) {
 			log_denied(pg, po->stmt->text, msg ? msg : "denied");
@@ -995,7 +1234,7 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 	}
 	x = expect_push(pg, X_EXECUTE);
 	x->portal = po;
-	x->mask_computed = reads_masked(pg, &po->stmt->cls);
+	x->mask_computed = po->stmt->reads_masked;
 	x->cols = cols_ref(po->cols);
 	session_count(pg->s, 1, 0, 0);
 	return forward(pg, raw, len);
@@ -2014,9 +2253,8 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 		if (x && x->kind == X_DESCRIBE_S) {
 			cols_unref(x->stmt->cols);
 			/* Formats are not known before Bind: text. */
-			x->stmt->cols =
-				plan_columns(pg, m, NULL, 0,
-					     reads_masked(pg, &x->stmt->cls));
+			x->stmt->cols = plan_columns(pg, m, NULL, 0,
+						     x->stmt->reads_masked);
 			expect_pop(pg);
 			return 0;
 		}
@@ -2027,9 +2265,7 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 				x->portal->cols = plan_columns(
 					pg, m, NULL, 0,
 					x->portal->stmt &&
-						reads_masked(
-							pg,
-							&x->portal->stmt->cls));
+						x->portal->stmt->reads_masked);
 				/* The Execute queued behind an injected
 				 * Describe takes these columns. */
 				if (pg->qlen > 1) {
@@ -2451,6 +2687,10 @@ static void pg_release(struct session *s)
 	for (size_t i = 0; i < pg->nattrs; i++)
 		free(pg->attrs[i].table);
 	free(pg->attrs);
+	for (size_t i = 0; i < PG_CACHE_SLOTS; i++) {
+		free(pg->cache[i].key);
+		free(pg->cache[i].deny);
+	}
 	free(pg->scratch);
 	free(pg->user);
 	free(pg->database);
