@@ -75,12 +75,14 @@ $(BUILD)/tools/%: tests/tools/%.c
 	$(CC) $(CPPFLAGS_ALL) -O2 -g -o $@ $< -lpthread -lm
 
 # libFuzzer needs clang; the parsers are compiled again with coverage.
+# The PostgreSQL module's target brings its own stand-in session core.
+$(BUILD)/fuzz/fuzz_pgproto: FUZZ_EXTRA := user/proto/pg.c user/tls.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS) $(BUILD)/redirect.skel.h
 	@mkdir -p $(@D)
 	$(CLANG) $(CPPFLAGS_ALL) -Wno-unused-command-line-argument \
 		-Wno-unknown-warning-option -O1 -g \
 		-fsanitize=fuzzer,address,undefined -o $@ $< \
-		$(FUZZ_LIB) $(LDLIBS)
+		$(FUZZ_LIB) $(FUZZ_EXTRA) $(LDLIBS)
 
 # Every test binary runs even when an earlier one fails; the exit says all.
 unit: $(UNIT_BINS)
