@@ -42,7 +42,7 @@
 #include "bridle/sql.h"
 #include "bridle/tls.h"
 
-#define PG_EXPECT_MAX 1024 /* messages in flight before reading stops */
+#define PG_EXPECT_MAX 256 /* messages in flight before reading stops */
 #define PG_MAX_COLS 1664 /* the server's own MaxTupleAttributeNumber */
 #define PG_DENIED_STMT "bridle.denied"
 #define PG_TEXT_MASK_MAX 96
@@ -81,6 +81,10 @@ struct pg_stmt {
 	char *text;
 	struct sql_result cls;
 	bool cls_ok; /* classified (a cached decision skips it) */
+	/* Sent, not yet confirmed by the server (ParseComplete, or the
+	 * PREPARE's CommandComplete): it shadows an older one of the same
+	 * name, and is dropped if the server refuses it. */
+	bool pending;
 	bool reads_masked; /* reads a table with masked columns */
 	uint64_t cache_hash; /* while deciding: its cache slot */
 	size_t cache_klen;
@@ -118,6 +122,8 @@ struct pg_expect {
 	struct pg_cols *cols; /* X_EXECUTE, a reference */
 	bool mask_computed; /* X_QUERY: statement reads a masked table */
 	char *deny; /* X_DENIED: the message for the agent */
+	struct pg_stmt **preps; /* X_QUERY: its SQL PREPAREs, in order */
+	size_t npreps, nconfirmed;
 };
 
 /* A masked column of a table, resolved to the server's identifiers. */
@@ -413,6 +419,36 @@ static void portal_free(struct pg_portal *p)
 	free(p);
 }
 
+static void stmt_unlink(struct pg *pg, struct pg_stmt *st)
+{
+	for (struct pg_stmt **pp = &pg->stmts; *pp; pp = &(*pp)->next)
+		if (*pp == st) {
+			*pp = st->next;
+			stmt_unref(st);
+			return;
+		}
+}
+
+/* The server confirmed @st: older statements of its name (after it in
+ * the list, newest first) are gone; newer pending ones stay. */
+static void stmt_confirm(struct pg *pg, struct pg_stmt *st)
+{
+	struct pg_stmt **pp = &st->next;
+
+	(void)pg;
+	st->pending = false;
+	while (*pp) {
+		struct pg_stmt *o = *pp;
+
+		if (strcmp(o->name, st->name) == 0) {
+			*pp = o->next;
+			stmt_unref(o);
+		} else {
+			pp = &o->next;
+		}
+	}
+}
+
 static struct pg_expect *expect_push(struct pg *pg, enum expect_kind kind)
 {
 	struct pg_expect *x;
@@ -436,6 +472,15 @@ static void expect_pop(struct pg *pg)
 
 	if (!x)
 		return;
+	/* A statement the server did not confirm does not exist there. */
+	if (x->kind == X_PARSE && x->stmt && x->stmt->pending)
+		stmt_unlink(pg, x->stmt);
+	for (size_t i = 0; i < x->npreps; i++) {
+		if (x->preps[i]->pending)
+			stmt_unlink(pg, x->preps[i]);
+		stmt_unref(x->preps[i]);
+	}
+	free(x->preps);
 	stmt_unref(x->stmt);
 	cols_unref(x->cols);
 	free(x->deny);
@@ -773,6 +818,9 @@ static char *decide(struct pg *pg, const struct sql_result *r, bool *denied)
 		struct policy_decision d;
 		struct pg_stmt *prep = NULL;
 
+		if (st->prepared && strncmp(st->prepared, "bridle", 6) == 0)
+			return strdup("bridle: statement names starting with "
+				      "\"bridle\" are reserved");
 		/* EXECUTE runs what PREPARE named: decide that. */
 		if (st->command == SQL_EXECUTE && st->prepared &&
 		    (prep = stmt_find(pg, st->prepared)) && prep->cls_ok &&
@@ -818,7 +866,7 @@ static char *decide(struct pg *pg, const struct sql_result *r, bool *denied)
 
 /* Side effects of allowed statements on what later decisions need. */
 static void note_allowed(struct pg *pg, const struct sql_result *r,
-			 const char *text)
+			 const char *text, struct pg_expect *x)
 {
 	for (size_t i = 0; i < r->nstmts; i++) {
 		const struct sql_stmt *st = &r->stmts[i];
@@ -847,7 +895,25 @@ static void note_allowed(struct pg *pg, const struct sql_result *r,
 				ps->cls.stmts[0].command = st->inner;
 				ps->reads_masked = reads_masked(pg, &ps->cls);
 			}
-			stmt_remove(pg, st->prepared);
+			/* It exists once the server says PREPARE. */
+			if (!x || !ps->cls_ok) {
+				stmt_unref(ps);
+				continue;
+			}
+			{
+				struct pg_stmt **np = realloc(
+					x->preps,
+					(x->npreps + 1) * sizeof(*np));
+
+				if (!np) {
+					stmt_unref(ps);
+					continue;
+				}
+				x->preps = np;
+			}
+			ps->pending = true;
+			ps->refs++;
+			x->preps[x->npreps++] = ps;
 			ps->next = pg->stmts;
 			pg->stmts = ps;
 		} else if (st->command == SQL_UTILITY && st->prepared) {
@@ -981,8 +1047,8 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 		return deny_upstream(pg, msg ? msg : strdup("bridle: denied"),
 				     true);
 	}
-	note_allowed(pg, &r, text);
 	x = expect_push(pg, X_QUERY);
+	note_allowed(pg, &r, text, x);
 	x->mask_computed = reads_masked(pg, &r);
 	sql_result_free(&r);
 	session_count(pg->s, 1, 0, 0);
@@ -1053,6 +1119,14 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 		return deny_extended(pg, why ? why : strdup("bridle: denied"));
 	}
 	st->cls_ok = true;
+	if (st->cls.nstmts == 1 && (st->cls.stmts[0].command == SQL_PREPARE ||
+				    st->cls.stmts[0].command == SQL_EXECUTE)) {
+		log_denied(pg, text, "SQL PREPARE/EXECUTE in a Parse message");
+		stmt_unref(st);
+		return deny_extended(
+			pg, strdup("bridle: PREPARE and EXECUTE go in a simple "
+				   "query, not in a Parse message"));
+	}
 	if (st->cls.nstmts > 1) {
 		log_denied(pg, text, "several statements in one Parse");
 		stmt_unref(st);
@@ -1071,20 +1145,21 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 		stmt_unref(st);
 		return deny_extended(pg, msg ? msg : strdup("bridle: denied"));
 	}
-	note_allowed(pg, &st->cls, text);
+	note_allowed(pg, &st->cls, text, NULL);
 	st->reads_masked = reads_masked(pg, &st->cls);
 	st->gen = pg->gen;
 allowed:
-	/* The unnamed statement is replaced by each Parse; a named one must
-	 * be closed first, which the server checks. */
-	if (!name[0] || !stmt_find(pg, name)) {
-		stmt_remove(pg, name);
-		st->next = pg->stmts;
-		pg->stmts = st;
-	} else {
-		stmt_unref(st);
+	/* It shadows the statement of its name until the server confirms
+	 * it (ParseComplete); the server refuses a named one that exists. */
+	st->pending = true;
+	st->next = pg->stmts;
+	pg->stmts = st;
+	{
+		struct pg_expect *x = expect_push(pg, X_PARSE);
+
+		x->stmt = st;
+		st->refs++;
 	}
-	expect_push(pg, X_PARSE);
 	return forward(pg, raw, len);
 }
 
@@ -2226,6 +2301,8 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 	case '1':
 		if (!x || x->kind != X_PARSE)
 			return upstream_protocol_error(pg, "ParseComplete");
+		if (x->stmt)
+			stmt_confirm(pg, x->stmt);
 		expect_pop(pg);
 		return 0;
 	case '2':
@@ -2311,6 +2388,10 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 		if (x && x->kind == X_QUERY) {
 			cols_unref(pg->cur);
 			pg->cur = NULL;
+			if (m->type == 'C' && m->body_len >= 7 &&
+			    memcmp(m->body, "PREPARE", 7) == 0 &&
+			    x->nconfirmed < x->npreps)
+				stmt_confirm(pg, x->preps[x->nconfirmed++]);
 			return 0;
 		}
 		if (!x || x->kind != X_EXECUTE)
@@ -2603,6 +2684,11 @@ static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
 				ret = server_message(pg, &m, &drop, &rep);
 			if (ret)
 				return ret;
+			/* After a fatal error nothing more goes to the agent. */
+			if (pg->phase == PH_DONE) {
+				iobuf_consume(b, iobuf_unparsed(b));
+				break;
+			}
 			if (rep > 0) {
 				if ((size_t)rep > out->cap &&
 				    (ret = iobuf_reserve(out, (size_t)rep,
