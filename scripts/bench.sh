@@ -77,11 +77,35 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
+PARTS=${1:-${BENCH_PARTS:-all}}
+case $PARTS in
+all) PARTS="tcp pg" ;;
+tcp | pg | "tcp pg" | "pg tcp") ;;
+*)
+	echo "usage: $0 [all|tcp|pg] (or BENCH_PARTS=...)" >&2
+	exit 2
+	;;
+esac
+want() { [[ " $PARTS " == *" $1 "* ]]; }
+# The command as given (BENCH_* settings from the environment first), for
+# the pg report; taken before anything here exports BENCH_* variables.
+BENCH_CMD="scripts/bench.sh${1:+ $1}"
+for _e in $(compgen -e | grep '^BENCH_' | sort -r); do
+	BENCH_CMD="$_e=${!_e} $BENCH_CMD"
+done
+
 REPS=${BENCH_REPS:-3}
 TPUT_S=${BENCH_SECONDS:-2.5}
 CR_S=${BENCH_CONNRATE_SECONDS:-2}
 LAT_N=${BENCH_LAT_COUNT:-20000}
 VARIANTS=${BENCH_VARIANTS:-direct bridle haproxy bridle-1w bridle-copy}
+want tcp || VARIANTS=""
+PG_SECONDS=${BENCH_PG_SECONDS:-5}
+PG_REPS=${BENCH_PG_REPS:-3}
+PG_SCALE=${BENCH_PG_SCALE:-10}
+PG_VARIANTS=${BENCH_PG_VARIANTS:-direct bridle pgbouncer haproxy}
+PG_MODES=${BENCH_PG_MODES:-simple extended}
+PG_CLIENTS=${BENCH_PG_CLIENTS:-1 16}
 OUT=${BENCH_OUT:-$ROOT/build/bench}
 BRIDLE=$ROOT/build/bridle
 TB=$ROOT/build/tools/tcpbench
@@ -89,6 +113,12 @@ PODEXEC=$ROOT/scripts/podexec
 SRV_IP=10.77.0.1
 SRV_PORT=5201
 HAP_PORT=15201
+PG_PORT=5432
+PG_HAP_PORT=15432
+PGB_PORT=16432
+# The newest installed PostgreSQL server (full paths: the Debian wrappers in
+# /usr/bin pick a version by cluster configuration).
+PGBIN=${BENCH_PGBIN:-$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -n1)}
 
 ID=bridle-bench-$$
 NS_SVC=$ID-svc
@@ -99,20 +129,51 @@ PIDS=()            # long-running processes we started
 BRIDLE_PIDS=()     # subset: bridle instances (stopped first, with SIGTERM)
 PIN_DIRS=()
 PODS=()            # netns names of the pods we created
+PGSRV_PID=""       # the postmaster (pg part)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
 
-for t in "$BRIDLE" "$TB"; do
-	[ -x "$t" ] || die "$t is missing: run 'make all' (or 'make bench')"
-done
+[ -x "$BRIDLE" ] || die "$BRIDLE is missing: run 'make all' (or 'make bench')"
+if want tcp; then
+	[ -x "$TB" ] || die "$TB is missing: run 'make all' (or 'make bench')"
+fi
 [ "$(id -u)" = 0 ] || die "must run as root (namespaces, cgroups, BPF)"
 for c in ip python3 haproxy ss; do
 	command -v "$c" >/dev/null || die "$c not found: run scripts/install-deps.sh"
 done
+if want pg; then
+	for c in pgbouncer setpriv; do
+		command -v "$c" >/dev/null || die "$c not found: run scripts/install-deps.sh"
+	done
+	[ -n "$PGBIN" ] && [ -x "$PGBIN/postgres" ] && [ -x "$PGBIN/pgbench" ] ||
+		die "no PostgreSQL server under /usr/lib/postgresql/*/bin: run scripts/install-deps.sh"
+	id postgres >/dev/null 2>&1 || die "no user postgres: run scripts/install-deps.sh"
+fi
 CG_ROOT=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [ -n "$CG_ROOT" ] || die "no cgroup2 file system in /proc/mounts"
 grep -q ' /sys/fs/bpf bpf ' /proc/mounts || die "bpffs is not mounted on /sys/fs/bpf"
+
+# Stop the PostgreSQL server: fast shutdown, then whatever is left in its
+# cgroup is killed.
+pg_stop() {
+	local i
+	if [ -n "$PGSRV_PID" ] && kill -0 "$PGSRV_PID" 2>/dev/null; then
+		kill -INT "$PGSRV_PID" 2>/dev/null
+		for i in $(seq 100); do
+			kill -0 "$PGSRV_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
+	PGSRV_PID=""
+	if [ -n "$CG_BASE" ] && [ -f "$CG_BASE/pgsrv/cgroup.kill" ]; then
+		echo 1 >"$CG_BASE/pgsrv/cgroup.kill" 2>/dev/null
+		for i in $(seq 50); do
+			[ -z "$(cat "$CG_BASE/pgsrv/cgroup.procs" 2>/dev/null)" ] && break
+			sleep 0.1
+		done
+	fi
+}
 
 cleanup() {
 	local rc=$? pid i
@@ -130,6 +191,7 @@ cleanup() {
 	done
 	for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	pg_stop
 	# Clients left in our own pod cgroups (interrupted run) are ours.
 	if [ -n "$CG_BASE" ] && [ -d "$CG_BASE" ]; then
 		for f in "$CG_BASE"/*/cgroup.procs; do
@@ -147,7 +209,9 @@ cleanup() {
 		ip netns del "$ns" 2>/dev/null
 	done
 	if [ -n "$CG_BASE" ] && [ -d "$CG_BASE" ]; then
-		rmdir "$CG_BASE"/pod* 2>/dev/null
+		for d in "$CG_BASE"/*/; do
+			[ -d "$d" ] && rmdir "$d" 2>/dev/null
+		done
 		rmdir "$CG_BASE" 2>/dev/null || log "warning: cannot remove $CG_BASE"
 	fi
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
@@ -165,6 +229,11 @@ trap 'exit 143' TERM
 
 WORK=$(mktemp -d /tmp/bridle-bench.XXXXXX)
 mkdir -p "$OUT"
+# Run a copy: build/bridle may be rebuilt while the benchmark runs.
+BRIDLE_SHA=$(sha256sum "$BRIDLE" | cut -c1-12)
+BRIDLE_MTIME=$(date -u -r "$BRIDLE" '+%Y-%m-%d %H:%M:%S UTC')
+cp "$BRIDLE" "$WORK/bridle"
+BRIDLE=$WORK/bridle
 RAW=$WORK/raw.jsonl
 : >"$RAW"
 
@@ -173,13 +242,15 @@ RAW=$WORK/raw.jsonl
 # Variant → pod index: direct, bridle and haproxy share pod 0 (so the only
 # difference between them is the hop); each extra bridle config gets a pod
 # of its own, because one bridle instance has one buffer_size / relay mode.
+# The pg part has its own pod (and bridle instance with a postgres policy).
 declare -A POD_OF=([direct]=0 [bridle]=0 [haproxy]=0)
 declare -A BRIDLE_EXTRA=([bridle]='' \
 	[bridle-1w]='"workers": 1,' \
 	[bridle-256k]='"buffer_size": 262144,' \
 	[bridle-copy]='"relay": "copy",' \
 	[bridle-splice]='"relay": "splice",')
-NPODS=1
+NPODS=0
+[ -z "$VARIANTS" ] || NPODS=1
 for v in $VARIANTS; do
 	case $v in
 	direct | bridle | haproxy) ;;
@@ -190,6 +261,23 @@ for v in $VARIANTS; do
 	*) die "unknown variant $v" ;;
 	esac
 done
+PG_POD=""
+if want pg; then
+	for v in $PG_VARIANTS; do
+		case $v in
+		direct | bridle | pgbouncer | haproxy) ;;
+		*) die "unknown pg variant $v" ;;
+		esac
+	done
+	for m in $PG_MODES; do
+		case $m in
+		simple | extended | prepared) ;;
+		*) die "unknown pgbench protocol $m" ;;
+		esac
+	done
+	PG_POD=$NPODS
+	NPODS=$((NPODS + 1))
+fi
 
 log "setting up namespaces ($ID, $NPODS pod(s))"
 ip netns add "$NS_SVC"
@@ -221,10 +309,6 @@ for i in $(seq 0 $((NPODS - 1))); do
 	mkdir "$CG_BASE/pod$i"
 done
 
-ip netns exec "$NS_SVC" "$TB" server --port $SRV_PORT --bind $SRV_IP \
-	2>"$WORK/server.log" &
-PIDS+=($!)
-
 wait_listen() { # NETNS PORT
 	local i
 	for i in $(seq 100); do
@@ -235,7 +319,13 @@ wait_listen() { # NETNS PORT
 	done
 	return 1
 }
-wait_listen "$NS_SVC" $SRV_PORT || die "tcpbench server did not start: $(cat "$WORK/server.log")"
+
+if want tcp; then
+	ip netns exec "$NS_SVC" "$TB" server --port $SRV_PORT --bind $SRV_IP \
+		2>"$WORK/server.log" &
+	PIDS+=($!)
+	wait_listen "$NS_SVC" $SRV_PORT || die "tcpbench server did not start: $(cat "$WORK/server.log")"
+fi
 
 # ---------------------------------------------------------------- bridle
 declare -A SOCK_OF=()
@@ -246,27 +336,10 @@ cpu_ns() { # PID
 	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }'
 }
 
-start_bridle() { # VARIANT
-	local v=$1 i=${POD_OF[$1]} d=$WORK/$1 pid n
-	mkdir -p "$d"
-	cat >"$d/config.json" <<EOF
-{
-  "listen_port": 15001,
-  "control_socket": "$d/control.sock",
-  "log_dir": "$d/log",
-  "bpf_pin_dir": "/sys/fs/bpf/$ID-$i",
-  ${BRIDLE_EXTRA[$v]}
-  "workloads": [ { "name": "bench", "cgroup": "$ID/pod$i",
-                   "netns": "/run/netns/$ID-pod$i",
-                   "labels": { "app": "bench" } } ],
-  "policy": {
-    "default": "deny",
-    "targets": [ { "name": "srv", "address": "$SRV_IP", "port": $SRV_PORT,
-                   "protocol": "tcp" } ],
-    "rules": [ { "name": "bench", "target": "srv", "action": "allow" } ]
-  }
-}
-EOF
+# launch_bridle KEY POD_INDEX DIR: bridle run --config DIR/config.json,
+# logging to DIR/bridle.log; waits until its workload is ready.
+launch_bridle() {
+	local v=$1 i=$2 d=$3 pid n
 	PIN_DIRS[$i]=/sys/fs/bpf/$ID-$i
 	"$BRIDLE" run --config "$d/config.json" 2>"$d/bridle.log" &
 	pid=$!
@@ -287,6 +360,30 @@ EOF
 	die "bridle ($v) did not become ready"
 }
 
+start_bridle() { # VARIANT
+	local v=$1 i=${POD_OF[$1]} d=$WORK/$1
+	mkdir -p "$d"
+	cat >"$d/config.json" <<EOT
+{
+  "listen_port": 15001,
+  "control_socket": "$d/control.sock",
+  "log_dir": "$d/log",
+  "bpf_pin_dir": "/sys/fs/bpf/$ID-$i",
+  ${BRIDLE_EXTRA[$v]}
+  "workloads": [ { "name": "bench", "cgroup": "$ID/pod$i",
+                   "netns": "/run/netns/$ID-pod$i",
+                   "labels": { "app": "bench" } } ],
+  "policy": {
+    "default": "deny",
+    "targets": [ { "name": "srv", "address": "$SRV_IP", "port": $SRV_PORT,
+                   "protocol": "tcp" } ],
+    "rules": [ { "name": "bench", "target": "srv", "action": "allow" } ]
+  }
+}
+EOT
+	launch_bridle "$v" "$i" "$d"
+}
+
 # accepted/refused counters of one bridle instance: "A R"
 bridle_counts() { # VARIANT
 	"$BRIDLE" status --json --socket "${SOCK_OF[$1]}" | python3 -c '
@@ -296,8 +393,10 @@ print(w["accepted"], w["refused"])'
 }
 
 # ---------------------------------------------------------------- haproxy
-start_haproxy() {
-	cat >"$WORK/haproxy.cfg" <<EOF
+# write_haproxy_cfg FILE PORT DEST: Debian haproxy defaults (threads: one per
+# CPU), TCP mode, no logging, 127.0.0.1:PORT -> DEST.
+write_haproxy_cfg() {
+	cat >"$1" <<EOT
 # Debian haproxy defaults (threads: one per CPU), TCP mode, no logging.
 defaults
     mode tcp
@@ -305,11 +404,15 @@ defaults
     timeout client 60s
     timeout server 60s
 frontend bench
-    bind 127.0.0.1:$HAP_PORT
+    bind 127.0.0.1:$2
     default_backend srv
 backend srv
-    server s1 $SRV_IP:$SRV_PORT
-EOF
+    server s1 $3
+EOT
+}
+
+start_haproxy() {
+	write_haproxy_cfg "$WORK/haproxy.cfg" $HAP_PORT "$SRV_IP:$SRV_PORT"
 	ip netns exec "$ID-pod0" haproxy -db -f "$WORK/haproxy.cfg" \
 		>"$WORK/haproxy.log" 2>&1 &
 	PIDS+=($!)
@@ -413,27 +516,28 @@ round() { # VARIANT REP
 	fi
 }
 
-log "variants: $VARIANTS; $REPS rounds of: throughput ${TPUT_S}s x1 and x4 conns, latency $LAT_N x 64 B (x2), connrate ${CR_S}s"
-LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
-T0=$(date +%s)
-for rep in $(seq 1 "$REPS"); do
-	for v in $VARIANTS; do
-		log "round $rep/$REPS: $v"
-		round "$v" "$rep"
+if want tcp; then
+	log "variants: $VARIANTS; $REPS rounds of: throughput ${TPUT_S}s x1 and x4 conns, latency $LAT_N x 64 B (x2), connrate ${CR_S}s"
+	LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+	T0=$(date +%s)
+	for rep in $(seq 1 "$REPS"); do
+		for v in $VARIANTS; do
+			log "round $rep/$REPS: $v"
+			round "$v" "$rep"
+		done
 	done
-done
-T1=$(date +%s)
+	T1=$(date +%s)
 
-# ---------------------------------------------------------------- report
-HAP_THREADS=""
-[ -n "$HAP_PID" ] && HAP_THREADS=$(ls /proc/"$HAP_PID"/task 2>/dev/null | wc -l)
-export BENCH_RAW=$RAW BENCH_OUT=$OUT BENCH_VARIANTS="$VARIANTS" \
-	BENCH_ELAPSED=$((T1 - T0)) BENCH_HAP_THREADS=$HAP_THREADS \
-	BENCH_LOAD0="$LOAD0" BENCH_LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)" \
-	BENCH_TPUT_S=$TPUT_S BENCH_CR_S=$CR_S BENCH_LAT_N=$LAT_N BENCH_REPS=$REPS \
-	BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
-	BENCH_DIRTY=$(git status --porcelain --untracked-files=no -- user bpf include 2>/dev/null | wc -l) \
-	BENCH_HAPROXY=$(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')
+	# ---------------------------------------------------------------- report
+	HAP_THREADS=""
+	[ -n "$HAP_PID" ] && HAP_THREADS=$(ls /proc/"$HAP_PID"/task 2>/dev/null | wc -l)
+	export BENCH_RAW=$RAW BENCH_OUT=$OUT BENCH_VARIANTS="$VARIANTS" \
+		BENCH_ELAPSED=$((T1 - T0)) BENCH_HAP_THREADS=$HAP_THREADS \
+		BENCH_LOAD0="$LOAD0" BENCH_LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)" \
+		BENCH_TPUT_S=$TPUT_S BENCH_CR_S=$CR_S BENCH_LAT_N=$LAT_N BENCH_REPS=$REPS \
+		BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown) \
+		BENCH_DIRTY=$(git status --porcelain --untracked-files=no -- user bpf include 2>/dev/null | wc -l) \
+		BENCH_HAPROXY=$(haproxy -v 2>/dev/null | head -1 | awk '{print $3}')
 python3 - <<'EOF'
 import json, os, platform, statistics
 
@@ -596,4 +700,554 @@ with open(os.path.join(out, "table.txt"), "w") as f:
 print(text)
 print("\nraw results: " + os.path.join(out, "results.json"))
 EOF
-log "measured in $((T1 - T0)) s"
+	log "measured in $((T1 - T0)) s"
+fi
+
+# ================================================================ PostgreSQL
+#
+# pgbench -S against a real server; see the top of this file. Everything
+# lives in the pg pod ($PG_POD) and the services netns; the server runs as
+# user postgres in the cgroup $CG_BASE/pgsrv (its CPU time: cpu.stat).
+
+declare -A PG_PROXY_PID=()
+PG_RAW=$WORK/pg-raw.jsonl
+PG_NOPASSFILE=/nonexistent/bridle-bench.pgpass
+CLK_TCK=$(getconf CLK_TCK)
+
+# utime+stime of a process (all its threads), in clock ticks.
+proc_ticks() { # PID
+	sed 's/^.*) //' /proc/"$1"/stat 2>/dev/null | awk '{ print $12 + $13 }'
+}
+
+# CPU time of a cgroup's processes, µs.
+cg_usec() { # CGROUP_DIR
+	awk '$1 == "usage_usec" { print $2 }' "$1/cpu.stat"
+}
+
+# Busy CPU time of the whole machine (all CPUs, everything but idle and
+# iowait), µs: what is not ours in it shows other activity during a run.
+busy_usec() {
+	awk -v hz="$CLK_TCK" '$1 == "cpu" { printf "%.0f", ($2 + $3 + $4 + $7 + $8 + $9) * 1e6 / hz; exit }' /proc/stat
+}
+
+as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+
+pg_super() { # psql as superuser over the unix socket (trust)
+	"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$WORK/pg/sock" -p $PG_PORT -U postgres "$@"
+}
+
+pg_server_start() {
+	local d=$WORK/pg pw i
+	# postgres must reach its directories under $WORK.
+	chmod 755 "$WORK"
+	mkdir -p "$d/data" "$d/sock"
+	chown postgres:postgres "$d/data" "$d/sock"
+	chmod 700 "$d/data"
+	(cd "$WORK" && as_postgres "$PGBIN/initdb" -D "$d/data" -U postgres -A trust \
+		-E UTF8 --locale=C --no-sync) >"$WORK/initdb.log" 2>&1 ||
+		die "initdb failed: $(tail -n 5 "$WORK/initdb.log")"
+	# Select-only benchmark: durability settings do not matter for the runs
+	# and make pgbench -i fast. The data set (scale 10: ~160 MB with
+	# indexes) fits in shared_buffers. No statement or connection logging.
+	cat >>"$d/data/postgresql.conf" <<EOT
+# bridle bench
+listen_addresses = '$SRV_IP'
+port = $PG_PORT
+unix_socket_directories = '$d/sock'
+password_encryption = 'scram-sha-256'
+ssl = off
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 256MB
+max_connections = 100
+logging_collector = off
+log_destination = 'stderr'
+EOT
+	cat >"$d/data/pg_hba.conf" <<'EOT'
+# bridle bench: superuser over the unix socket; over TCP only app, with
+# its SCRAM password.
+local all  all                 trust
+host  shop app    10.77.0.0/16 scram-sha-256
+EOT
+	mkdir "$CG_BASE/pgsrv" "$CG_BASE/pgclient"
+	# The subshell execs its way to the postmaster: $! is its pid.
+	(cd "$WORK" && exec sh -c 'echo $$ >"$0/cgroup.procs" && exec ip netns exec "$1" setpriv --reuid=postgres --regid=postgres --init-groups "$2/postgres" -D "$3"' \
+		"$CG_BASE/pgsrv" "$NS_SVC" "$PGBIN" "$d/data") 2>>"$WORK/pg.log" &
+	PGSRV_PID=$!
+	for i in $(seq 300); do
+		"$PGBIN/pg_isready" -q -h "$d/sock" -p $PG_PORT -U postgres -d postgres && break
+		kill -0 "$PGSRV_PID" 2>/dev/null || die "postgres exited: $(tail -n 5 "$WORK/pg.log")"
+		[ "$i" = 300 ] && die "postgres not ready after 15 s: $(tail -n 5 "$WORK/pg.log")"
+		sleep 0.05
+	done
+	wait_listen "$NS_SVC" $PG_PORT || die "postgres does not listen on $SRV_IP:$PG_PORT"
+
+	# The app's password: for bridle (password_file, root only, no
+	# newline), for pgbench direct/via haproxy (a pgpass file, root only)
+	# and for PgBouncer (its auth_file, user postgres only).
+	pw=$(head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | head -c 32)
+	[ ${#pw} -ge 20 ] || die "could not make a password"
+	(umask 077 && printf '%s' "$pw" >"$WORK/app.pw" &&
+		printf '*:*:*:app:%s\n' "$pw" >"$WORK/pgpass")
+	pg_super -d postgres >/dev/null <<EOT || die "create role/database"
+CREATE ROLE app LOGIN PASSWORD '$pw';
+CREATE DATABASE shop OWNER app;
+EOT
+	mkdir -p "$WORK/pgbouncer"
+	(umask 077 && printf '"app" "%s"\n' "$pw" >"$WORK/pgbouncer/userlist.txt")
+	chown postgres:postgres "$WORK/pgbouncer/userlist.txt"
+
+	log "pgbench -i -s $PG_SCALE (as app, over the unix socket)"
+	local t0=$(date +%s)
+	"$PGBIN/pgbench" -i -q -s "$PG_SCALE" -h "$d/sock" -p $PG_PORT -U app shop \
+		>"$WORK/pgbench-init.log" 2>&1 ||
+		die "pgbench -i failed: $(tail -n 5 "$WORK/pgbench-init.log")"
+	PG_INIT_S=$(($(date +%s) - t0))
+	PG_INIT_DONE=$(grep -o 'done in .*' "$WORK/pgbench-init.log" | tail -n 1)
+	[ "$("$PGBIN/psql" -X -tA -h "$d/sock" -p $PG_PORT -U app -d shop -c 'select count(*) from pgbench_accounts')" = $((PG_SCALE * 100000)) ] ||
+		die "pgbench_accounts does not have $((PG_SCALE * 100000)) rows"
+}
+
+pg_bridle_start() {
+	local d=$WORK/pg-bridle i=$PG_POD
+	mkdir -p "$d"
+	# Default config; the policy has SQL rules (select on pgbench's tables
+	# only) and masking: a column pgbench never reads, plus two detectors
+	# that look at every value of every row returned.
+	cat >"$d/config.json" <<EOT
+{
+  "listen_port": 15001,
+  "control_socket": "$d/control.sock",
+  "log_dir": "$d/log",
+  "bpf_pin_dir": "/sys/fs/bpf/$ID-$i",
+  "workloads": [ { "name": "bench-pg", "cgroup": "$ID/pod$i",
+                   "netns": "/run/netns/$ID-pod$i",
+                   "labels": { "app": "bench" } } ],
+  "policy": {
+    "default": "deny",
+    "targets": [ { "name": "shop-db", "address": "$SRV_IP", "port": $PG_PORT,
+                   "protocol": "postgres", "tls": "disable",
+                   "credentials": { "user": "app",
+                                    "password_file": "$WORK/app.pw" } } ],
+    "rules": [
+      { "name": "bench reads pgbench tables",
+        "workload": { "labels": { "app": "bench" } },
+        "target": "shop-db", "action": "allow",
+        "sql": { "commands": ["select"], "tables": ["public.pgbench_*"] },
+        "mask": { "columns": ["public.pgbench_accounts.filler"],
+                  "detectors": ["email", "credit_card"],
+                  "style": "redact" } }
+    ]
+  }
+}
+EOT
+	"$BRIDLE" policy check "$d/config.json" >"$d/policy-check.txt" 2>&1 ||
+		die "bridle policy check: $(cat "$d/policy-check.txt")"
+	launch_bridle pg-bridle "$i" "$d"
+	PG_PROXY_PID[bridle]=${PROXY_PID[pg-bridle]}
+}
+
+pg_pgbouncer_start() {
+	local d=$WORK/pgbouncer
+	cat >"$d/pgbouncer.ini" <<EOT
+; PgBouncer defaults except: session pooling (the default, spelled out),
+; listen on 127.0.0.1 only (no unix socket), SCRAM for clients, a pool as
+; large as the biggest client count.
+[databases]
+shop = host=$SRV_IP port=$PG_PORT dbname=shop
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $d/userlist.txt
+pool_mode = session
+max_client_conn = 100
+default_pool_size = 20
+EOT
+	chmod 644 "$d/pgbouncer.ini"
+	ip netns exec "$ID-pod$PG_POD" setpriv --reuid=postgres --regid=postgres --init-groups \
+		pgbouncer "$d/pgbouncer.ini" >"$d/pgbouncer.log" 2>&1 &
+	PIDS+=($!)
+	PG_PROXY_PID[pgbouncer]=$!
+	wait_listen "$ID-pod$PG_POD" $PGB_PORT || die "pgbouncer did not start: $(cat "$d/pgbouncer.log")"
+}
+
+pg_haproxy_start() {
+	write_haproxy_cfg "$WORK/haproxy-pg.cfg" $PG_HAP_PORT "$SRV_IP:$PG_PORT"
+	ip netns exec "$ID-pod$PG_POD" haproxy -db -f "$WORK/haproxy-pg.cfg" \
+		>"$WORK/haproxy-pg.log" 2>&1 &
+	PIDS+=($!)
+	PG_PROXY_PID[haproxy]=$!
+	wait_listen "$ID-pod$PG_POD" $PG_HAP_PORT || die "haproxy (pg) did not start: $(cat "$WORK/haproxy-pg.log")"
+}
+
+PG_FAILED=0
+# pg_run VARIANT MODE CLIENTS LABEL [SECONDS]: one pgbench -S run; appends a JSON line
+# to $PG_RAW (unless LABEL starts with "warmup"). A failed run is recorded
+# (its output and bridle's new log lines kept in $OUT/pg-failures), not
+# retried.
+pg_run() {
+	local v=$1 m=$2 c=$3 label=$4 secs=${5:-$PG_SECONDS} j host=$SRV_IP port=$PG_PORT rc=0 passfile
+	local pp=${PG_PROXY_PID[$v]:-} tk0="" tk1="" ns0=0 ns1=0 s0 s1 b0="0 0" b1="0 0" l0=0
+	local ccg k0 k1 u0 u1
+	local o=$WORK/pgbench/${label//\//_}.txt blog=$WORK/pg-bridle/bridle.log
+	local -a pre
+	mkdir -p "$WORK/pgbench"
+	j=$(nproc)
+	[ "$c" -lt "$j" ] && j=$c
+	# In the pod's netns but not in an enrolled cgroup (a cgroup of its
+	# own, for its CPU time), with the password (pgpass file)...
+	ccg=$CG_BASE/pgclient
+	pre=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$ccg" ip netns exec "$ID-pod$PG_POD")
+	passfile=$WORK/pgpass
+	case $v in
+	haproxy) host=127.0.0.1 port=$PG_HAP_PORT ;;
+	pgbouncer) host=127.0.0.1 port=$PGB_PORT ;;
+	bridle)
+		# ...or in the enrolled cgroup, with no password anywhere.
+		ccg=$CG_BASE/pod$PG_POD
+		pre=("$PODEXEC" "$ccg" "$ID-pod$PG_POD")
+		passfile=$PG_NOPASSFILE
+		;;
+	esac
+	[ -n "${SOCK_OF[pg-bridle]:-}" ] && b0=$(bridle_counts pg-bridle)
+	[ -f "$blog" ] && l0=$(wc -l <"$blog")
+	if [ -n "$pp" ]; then
+		tk0=$(proc_ticks "$pp")
+		ns0=$(cpu_ns "$pp")
+	fi
+	s0=$(cg_usec "$CG_BASE/pgsrv")
+	k0=$(cg_usec "$ccg")
+	u0=$(busy_usec)
+	timeout $((${secs%.*} + 60)) "${pre[@]}" env -u PGPASSWORD PGPASSFILE="$passfile" \
+		PGSSLMODE=disable PGCONNECT_TIMEOUT=5 \
+		setsid -w "$PGBIN/pgbench" -n -S -M "$m" -c "$c" -j "$j" -T "$secs" \
+		-h "$host" -p "$port" -U app shop </dev/null >"$o" 2>&1 || rc=$?
+	u1=$(busy_usec)
+	k1=$(cg_usec "$ccg")
+	s1=$(cg_usec "$CG_BASE/pgsrv")
+	if [ -n "$pp" ]; then
+		tk1=$(proc_ticks "$pp")
+		ns1=$(cpu_ns "$pp")
+	fi
+	[ -n "${SOCK_OF[pg-bridle]:-}" ] && b1=$(bridle_counts pg-bridle)
+	[ -f "$blog" ] && tail -n +$((l0 + 1)) "$blog" >"$o.bridle-log"
+	python3 - "$o" "$v" "$m" "$c" "$label" "$rc" "${tk0:-}" "${tk1:-}" "$CLK_TCK" \
+		"$ns0" "$ns1" "$s0" "$s1" $b0 $b1 "$j" "$k0" "$k1" "$u0" "$u1" "$PG_SCALE" >>"$PG_RAW.tmp" <<'PY'
+import json, re, sys
+(out, v, m, c, label, rc, tk0, tk1, hz, ns0, ns1, s0, s1,
+ a0, r0, a1, r1, j, k0, k1, u0, u1, scale) = sys.argv[1:]
+text = open(out, errors="replace").read()
+def num(pat, f=float):
+    x = re.search(pat, text, re.M)
+    return f(x.group(1)) if x else None
+r = {"label": label, "variant": v, "mode": m, "clients": int(c), "threads": int(j),
+     "rc": int(rc),
+     "tps": num(r"^tps = ([\d.]+) \(without initial connection time\)"),
+     "latency_avg_ms": num(r"^latency average = ([\d.]+) ms"),
+     "latency_stddev_ms": num(r"^latency stddev = ([\d.]+) ms"),
+     "initial_connection_ms": num(r"^initial connection time = ([\d.]+) ms"),
+     "transactions": num(r"^number of transactions actually processed: (\d+)", int),
+     "failed": num(r"^number of failed transactions: (\d+)", int),
+     "aborted": "Run was aborted" in text,
+     "scale": num(r"^scaling factor: (\d+)", int),
+     "server_cpu_us": int(s1) - int(s0),
+     "client_cpu_us": int(k1) - int(k0),
+     "machine_busy_us": int(u1) - int(u0),
+     "bridle_accepted": int(a1) - int(a0), "bridle_refused": int(r1) - int(r0)}
+if tk0 and tk1:
+    r["proxy_cpu_ticks"] = int(tk1) - int(tk0)
+    r["proxy_cpu_s"] = r["proxy_cpu_ticks"] / int(hz)
+    r["proxy_schedstat_s"] = (int(ns1) - int(ns0)) / 1e9
+# CPU time of everything else on the machine (other jobs; also interrupt
+# time and kernel threads): a busy neighbour shows up here.
+r["other_cpu_s"] = (r["machine_busy_us"] - r["server_cpu_us"] - r["client_cpu_us"]) / 1e6 \
+    - r.get("proxy_cpu_s", 0)
+n = r["transactions"]
+if n:
+    r["server_cpu_us_per_query"] = r["server_cpu_us"] / n
+    if "proxy_cpu_s" in r:
+        r["proxy_cpu_us_per_query"] = r["proxy_cpu_s"] * 1e6 / n
+try:
+    blog = open(out + ".bridle-log", errors="replace").read().splitlines()
+except OSError:
+    blog = []
+if v == "bridle":
+    r["bridle_log_lines"] = len(blog)
+    r["bridle_log_warn_error"] = [l for l in blog
+        if '"level":"warn"' in l.replace(" ", "") or '"level":"error"' in l.replace(" ", "")]
+problems = []
+if r["rc"] != 0:
+    problems.append("pgbench exit status %d" % r["rc"])
+if r["tps"] is None:
+    problems.append("no tps line")
+if r["scale"] is not None and r["scale"] != int(scale):
+    problems.append("scaling factor %d, not %s" % (r["scale"], scale))
+if r["failed"]:
+    problems.append("%d failed transactions" % r["failed"])
+if r["aborted"]:
+    problems.append("run aborted")
+if v == "bridle":
+    if r["bridle_accepted"] < int(c):
+        problems.append("bridle accepted %d connections for %s clients" % (r["bridle_accepted"], c))
+    if r["bridle_refused"]:
+        problems.append("bridle refused %d connections" % r["bridle_refused"])
+r["problems"] = problems
+print(json.dumps(r))
+PY
+	local line
+	line=$(tail -n 1 "$PG_RAW.tmp")
+	if [ "$v" != bridle ] && [ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["bridle_accepted"])' "$line")" != 0 ]; then
+		die "$label: connections went through bridle ($b0 -> $b1): the benchmark's setup is wrong"
+	fi
+	if [[ $line != *'"problems": []'* ]]; then
+		PG_FAILED=$((PG_FAILED + 1))
+		mkdir -p "$OUT/pg-failures"
+		cp "$o" "$OUT/pg-failures/${label//\//_}.pgbench.txt"
+		[ -f "$o.bridle-log" ] && cp "$o.bridle-log" "$OUT/pg-failures/${label//\//_}.bridle-log"
+		log "$label: PROBLEM: $(python3 -c 'import json,sys; print("; ".join(json.loads(sys.argv[1])["problems"]))' "$line") (output: $OUT/pg-failures/${label//\//_}.pgbench.txt)"
+		tail -n 5 "$o" | sed 's/^/bench:   | /' >&2
+	fi
+	if [[ $label != warmup* ]]; then
+		printf '%s\n' "$line" >>"$PG_RAW"
+	fi
+}
+
+pg_report() {
+	local hap_threads=""
+	[ -n "${PG_PROXY_PID[haproxy]:-}" ] && hap_threads=$(ls /proc/"${PG_PROXY_PID[haproxy]}"/task 2>/dev/null | wc -l)
+	cp "$WORK/pg-bridle/bridle.log" "$OUT/pg-bridle.log" 2>/dev/null || true
+	cp "$WORK/pg-bridle/log/sessions.jsonl" "$OUT/pg-sessions.jsonl" 2>/dev/null || true
+	PGR_RAW=$PG_RAW PGR_OUT=$OUT PGR_VARIANTS="$PG_VARIANTS" PGR_MODES="$PG_MODES" \
+	PGR_CLIENTS="$PG_CLIENTS" PGR_REPS=$PG_REPS PGR_SECONDS=$PG_SECONDS PGR_SCALE=$PG_SCALE \
+	PGR_CMD="$BENCH_CMD" PGR_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	PGR_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+	PGR_DIRTY="$(git status --porcelain --untracked-files=no -- user bpf include 2>/dev/null | wc -l)" \
+	PGR_BRIDLE_SHA="$BRIDLE_SHA" PGR_BRIDLE_MTIME="$BRIDLE_MTIME" \
+	PGR_PG="$("$PGBIN/postgres" --version | awk '{print $3}')" \
+	PGR_PGB="$(pgbouncer --version | head -1 | awk '{print $2}')" \
+	PGR_HAP="$(haproxy -v | head -1 | awk '{print $3}')" PGR_HAP_THREADS="$hap_threads" \
+	PGR_LOAD0="$PG_LOAD0" PGR_LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)" \
+	PGR_MEASURE_S=$((PG_T1 - PG_T0)) PGR_TOTAL_S=$((PG_T1 - PG_TSTART)) PGR_INIT_S=$PG_INIT_S PGR_INIT_DONE="$PG_INIT_DONE" \
+	PGR_SESSIONS="$WORK/pg-bridle/log/sessions.jsonl" PGR_BRIDLE_LOG="$WORK/pg-bridle/bridle.log" \
+	python3 - <<'PY'
+import json, os, platform, statistics
+E = os.environ
+raw = [json.loads(l) for l in open(E["PGR_RAW"]) if l.strip()]
+variants = E["PGR_VARIANTS"].split()
+modes = E["PGR_MODES"].split()
+clients = [int(c) for c in E["PGR_CLIENTS"].split()]
+reps = int(E["PGR_REPS"])
+
+def cpu_model():
+    for l in open("/proc/cpuinfo"):
+        if l.startswith("model name"):
+            return l.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+runs = {}
+for r in raw:
+    runs.setdefault((r["mode"], r["clients"], r["variant"]), []).append(r)
+
+def ok(r):
+    return not r["problems"]
+
+summary = {}
+for m in modes:
+    for c in clients:
+        for v in variants:
+            rs = runs.get((m, c, v), [])
+            good = [r for r in rs if ok(r)]
+            s = {"runs": len(rs), "ok_runs": len(good)}
+            for k in ("tps", "latency_avg_ms", "proxy_cpu_us_per_query",
+                      "server_cpu_us_per_query"):
+                xs = [r[k] for r in good if r.get(k) is not None]
+                s[k] = statistics.median(xs) if xs else None
+            summary["%s/c%d/%s" % (m, c, v)] = s
+
+# The session log: denied statements, and sessions.
+denied = sessions = 0
+try:
+    for l in open(E["PGR_SESSIONS"]):
+        try:
+            j = json.loads(l)
+        except ValueError:
+            continue
+        ev = j.get("event", "")
+        if ev == "statement_denied":
+            denied += 1
+        sessions += 1
+except OSError:
+    pass
+warn_err = []
+try:
+    for l in open(E["PGR_BRIDLE_LOG"], errors="replace"):
+        t = l.replace(" ", "")
+        if '"level":"warn"' in t or '"level":"error"' in t:
+            warn_err.append(l.rstrip("\n"))
+except OSError:
+    pass
+
+commit = E["PGR_COMMIT"] + ("+dirty" if E["PGR_DIRTY"] != "0" else "")
+meta = {
+    "command": E["PGR_CMD"], "date": E["PGR_DATE"], "bridle_commit": commit,
+    "bridle_binary_sha256_prefix": E["PGR_BRIDLE_SHA"],
+    "bridle_binary_mtime": E["PGR_BRIDLE_MTIME"],
+    "nproc": os.cpu_count(), "kernel": platform.release(), "cpu": cpu_model(),
+    "postgres": E["PGR_PG"], "pgbouncer": E["PGR_PGB"], "haproxy": E["PGR_HAP"],
+    "haproxy_threads": int(E["PGR_HAP_THREADS"] or 0),
+    "reps": reps, "seconds": float(E["PGR_SECONDS"]), "scale": int(E["PGR_SCALE"]),
+    "init_seconds": int(E["PGR_INIT_S"]), "init_pgbench": E["PGR_INIT_DONE"],
+    "measure_seconds": int(E["PGR_MEASURE_S"]),
+    "total_seconds": int(E["PGR_TOTAL_S"]),
+    "loadavg_before": E["PGR_LOAD0"], "loadavg_after": E["PGR_LOAD1"],
+    "failed_transactions": sum(r["failed"] or 0 for r in raw),
+    "problem_runs": sum(1 for r in raw if r["problems"]),
+    "bridle_statements_denied": denied, "bridle_session_log_lines": sessions,
+    "bridle_log_warn_error": len(warn_err),
+}
+out = E["PGR_OUT"]
+with open(os.path.join(out, "pg-results.json"), "w") as f:
+    json.dump({"meta": meta, "summary": summary, "runs": raw}, f, indent=1)
+
+def cell(m, c, v, key, fmt, rel):
+    s = summary["%s/c%d/%s" % (m, c, v)]
+    x = s[key]
+    if s["runs"] and s["ok_runs"] < s["runs"]:
+        bad = "failed %d/%d" % (s["runs"] - s["ok_runs"], s["runs"])
+        return bad if x is None else fmt.format(x) + " (" + bad + ")"
+    if x is None:
+        return "-"
+    t = fmt.format(x)
+    d = summary["%s/c%d/direct" % (m, c)].get(key) if "direct" in variants else None
+    if rel and v != "direct" and d:
+        t += " " + rel(x, d)
+    return t
+
+pct = lambda x, d: "({:.0f}%)".format(100 * x / d)
+times = lambda x, d: "({:.2f}×)".format(x / d)
+label = lambda m, c: "{}, {} client{}".format(m, c, "" if c == 1 else "s")
+rows = ["| pgbench -S, median of {} × {:g} s | ".format(reps, meta["seconds"])
+        + " | ".join(variants) + " |",
+        "|---|" + "---|" * len(variants)]
+for m in modes:
+    for c in clients:
+        for name, key, fmt, rel in (
+                ("tps", "tps", "{:.0f}", pct),
+                ("latency average (ms)", "latency_avg_ms", "{:.3f}", times),
+                ("proxy CPU per query (µs)", "proxy_cpu_us_per_query", "{:.1f}", None),
+                ("server CPU per query (µs)", "server_cpu_us_per_query", "{:.1f}", None)):
+            rows.append("| {}: {} | ".format(label(m, c), name)
+                        + " | ".join(cell(m, c, v, key, fmt, rel) for v in variants) + " |")
+table = "\n".join(rows)
+
+def fmtl(xs, f):
+    return ", ".join("-" if x is None else f.format(x) for x in xs)
+
+per_round = []
+for m in modes:
+    for c in clients:
+        for v in variants:
+            rs = runs.get((m, c, v), [])
+            per_round.append("{}/c{}/{}: tps {}; lat {} ms; proxy {} µs/q; other CPU {} s; failed {}{}".format(
+                m, c, v, fmtl([r["tps"] for r in rs], "{:.0f}"),
+                fmtl([r["latency_avg_ms"] for r in rs], "{:.3f}"),
+                fmtl([r.get("proxy_cpu_us_per_query") for r in rs], "{:.1f}"),
+                fmtl([r["other_cpu_s"] for r in rs], "{:.2f}"),
+                fmtl([r["failed"] for r in rs], "{}"),
+                "".join("; round {}: {}".format(i + 1, "; ".join(r["problems"]))
+                        for i, r in enumerate(rs) if r["problems"])))
+
+md = "\n".join([
+    "Run of `{}` at commit {} (build/bridle sha256 {}…, built {}), {}.".format(
+        meta["command"], commit, meta["bridle_binary_sha256_prefix"],
+        meta["bridle_binary_mtime"], meta["date"]),
+    "Machine: {} CPUs ({}), kernel {}; PostgreSQL {}, PgBouncer {}, haproxy {} ({} threads).".format(
+        meta["nproc"], meta["cpu"], meta["kernel"], meta["postgres"], meta["pgbouncer"],
+        meta["haproxy"], meta["haproxy_threads"]),
+    "pgbench -i -s {} took {} s ({}); measuring {} s; the whole pg part {} s. "
+    "Load average before: {}.".format(meta["scale"], meta["init_seconds"], meta["init_pgbench"],
+        meta["measure_seconds"], meta["total_seconds"], meta["loadavg_before"]),
+    "",
+    table,
+    "",
+    "(x%) = tps as a share of direct; (x×) = latency relative to direct. "
+    "Proxy CPU per query: utime+stime of the proxy process (/proc/PID/stat, all "
+    "threads) over the pgbench run, including its connection setup, divided by "
+    "the transactions (one SELECT each). Server CPU per query: the PostgreSQL "
+    "server's cgroup (postmaster and backends), same window. \"other CPU\" "
+    "below: the machine's busy CPU time during the run minus server, client "
+    "and proxy (interrupts, kernel threads, other jobs).",
+    "",
+    "Checks: failed transactions {}; runs with a problem {}; bridle log lines at "
+    "warn/error {}; statements denied by bridle {}.".format(
+        meta["failed_transactions"], meta["problem_runs"],
+        meta["bridle_log_warn_error"], meta["bridle_statements_denied"]),
+    "",
+    "Per-round values (round 1, 2, 3…):",
+    "",
+    "```",
+    *per_round,
+    "```",
+])
+with open(os.path.join(out, "pg.md"), "w") as f:
+    f.write(md + "\n")
+print(md)
+if warn_err:
+    print("\nbridle log lines at warn/error (first 20 of {}):".format(len(warn_err)))
+    for l in warn_err[:20]:
+        print("  " + l)
+if meta["loadavg_before"] and float(meta["loadavg_before"].split()[0]) > 0.5 * meta["nproc"]:
+    print("WARNING: the machine was busy before the run (1-min load average {} on {} CPUs)".format(
+        meta["loadavg_before"].split()[0], meta["nproc"]))
+print("\nraw results: " + os.path.join(out, "pg-results.json")
+      + "; BENCHMARKS.md section: " + os.path.join(out, "pg.md"))
+PY
+}
+
+pg_part() {
+	local rep m c v
+	PG_TSTART=$(date +%s)
+	PG_LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+	: >"$PG_RAW"
+	: >"$PG_RAW.tmp"
+	rm -rf "$OUT/pg-failures"
+	log "pg: PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') in $NS_SVC, pod $ID-pod$PG_POD"
+	pg_server_start
+	for v in $PG_VARIANTS; do
+		case $v in
+		bridle) pg_bridle_start ;;
+		pgbouncer) pg_pgbouncer_start ;;
+		haproxy) pg_haproxy_start ;;
+		esac
+	done
+	# Warm-up (not recorded): every path once, the pool of PgBouncer filled.
+	for v in $PG_VARIANTS; do
+		pg_run "$v" simple "${PG_CLIENTS##* }" "warmup/$v" 2
+	done
+	log "pg: variants: $PG_VARIANTS; $PG_REPS rounds of pgbench -S -T $PG_SECONDS, protocols $PG_MODES, clients $PG_CLIENTS"
+	PG_T0=$(date +%s)
+	for rep in $(seq 1 "$PG_REPS"); do
+		for m in $PG_MODES; do
+			for c in $PG_CLIENTS; do
+				for v in $PG_VARIANTS; do
+					log "pg round $rep/$PG_REPS: -M $m -c $c $v"
+					pg_run "$v" "$m" "$c" "$m/c$c/$v/$rep"
+				done
+			done
+		done
+	done
+	PG_T1=$(date +%s)
+	pg_report
+	log "pg part: $((PG_T1 - PG_TSTART)) s in all, $((PG_T1 - PG_T0)) s measuring"
+	if [ "$PG_FAILED" != 0 ]; then
+		die "pg: $PG_FAILED pgbench run(s) had problems (see above and $OUT/pg-failures)"
+	fi
+}
+
+if want pg; then
+	pg_part
+fi

@@ -132,6 +132,7 @@ struct pg_masked_attr {
 	int16_t attnum;
 	uint8_t style;
 	char *table; /* schema.table */
+	char *pattern; /* the mask column it came from */
 };
 
 /*
@@ -196,6 +197,11 @@ struct pg {
 	char keybuf[PG_CACHE_MAX_KEY];
 	struct pg_masked_attr *attrs; /* resolved in PH_SETUP */
 	size_t nattrs;
+	/* Table-qualified mask columns the setup query resolved. One a
+	 * reload adds later is matched by its column name, on any table,
+	 * until the session ends: more is masked, never less. */
+	char **resolved;
+	size_t nresolved;
 	int setup_set; /* result set of the setup query being read */
 	/* scratch for rewritten rows */
 	uint8_t *scratch;
@@ -712,6 +718,32 @@ static void cache_store(struct pg *pg, uint64_t hash, const char *deny,
 	}
 }
 
+/* After a reload: resolved columns whose mask is gone are no longer
+ * masked; those still there take the new style. */
+static void refresh_attrs(struct pg *pg)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < pg->nattrs; i++) {
+		struct pg_masked_attr *a = &pg->attrs[i];
+		bool keep = false;
+
+		for (size_t c = 0; c < pg->plan.ncolumns && !keep; c++)
+			if (strcmp(pg->plan.columns[c].pattern, a->pattern) ==
+			    0) {
+				keep = true;
+				a->style = (uint8_t)pg->plan.columns[c].style;
+			}
+		if (keep) {
+			pg->attrs[k++] = *a;
+		} else {
+			free(a->table);
+			free(a->pattern);
+		}
+	}
+	pg->nattrs = k;
+}
+
 /* Refresh what depends on the policy when a reload replaced it. */
 static struct policy *current_policy(struct pg *pg, size_t *target)
 {
@@ -726,6 +758,7 @@ static struct policy *current_policy(struct pg *pg, size_t *target)
 		pg->plan_ok = *target != SIZE_MAX &&
 			      policy_mask_plan(p, &in, *target, &pg->plan) == 0;
 		pg->gen = gen;
+		refresh_attrs(pg);
 	}
 	return p;
 }
@@ -757,13 +790,46 @@ static void describe_stmt(const struct sql_stmt *st, char *buf, size_t len)
 }
 
 /* Does @t name a table with masked columns? */
+static bool pattern_resolved(const struct pg *pg, const char *pattern)
+{
+	for (size_t i = 0; i < pg->nresolved; i++)
+		if (strcmp(pg->resolved[i], pattern) == 0)
+			return true;
+	return false;
+}
+
 static bool table_masked(struct pg *pg, const struct sql_table *t)
 {
+	const char *bare = t->qualified && strchr(t->name, '.') ?
+				   strchr(t->name, '.') + 1 :
+				   t->name;
+
 	for (size_t i = 0; i < pg->nattrs; i++) {
 		const char *name = pg->attrs[i].table, *dot = strchr(name, '.');
 
 		if (t->qualified ? strcmp(name, t->name) == 0 :
 				   dot && strcmp(dot + 1, t->name) == 0)
+			return true;
+	}
+	/* Not resolved: the pattern's table part, as a glob. */
+	for (size_t i = 0; i < pg->plan.ncolumns; i++) {
+		const struct policy_mask_column *c = &pg->plan.columns[i];
+		char tab[512];
+		const char *last;
+		size_t n;
+
+		if (c->dots == 0 || pattern_resolved(pg, c->pattern))
+			continue;
+		last = strrchr(c->pattern, '.');
+		n = (size_t)(last - c->pattern);
+		if (n >= sizeof(tab))
+			continue;
+		memcpy(tab, c->pattern, n);
+		tab[n] = '\0';
+		if (c->dots == 2 && t->qualified ?
+			    fnmatch(tab, t->name, 0) == 0 :
+			    fnmatch(c->dots == 2 ? strchr(tab, '.') + 1 : tab,
+				    bare, 0) == 0)
 			return true;
 	}
 	return false;
@@ -901,9 +967,9 @@ static void note_allowed(struct pg *pg, const struct sql_result *r,
 				continue;
 			}
 			{
-				struct pg_stmt **np = realloc(
-					x->preps,
-					(x->npreps + 1) * sizeof(*np));
+				struct pg_stmt **np =
+					realloc(x->preps,
+						(x->npreps + 1) * sizeof(*np));
 
 				if (!np) {
 					stmt_unref(ps);
@@ -1896,8 +1962,21 @@ static int send_setup(struct pg *pg)
 	if (!f)
 		return -ENOMEM;
 	fputs("SELECT pg_catalog.unnest(pg_catalog.current_schemas(false))", f);
-	for (size_t i = 0; i < pg->plan.ncolumns; i++)
-		cols |= pg->plan.columns[i].dots > 0;
+	for (size_t i = 0; i < pg->plan.ncolumns; i++) {
+		char **nr;
+
+		if (pg->plan.columns[i].dots == 0)
+			continue;
+		cols = true;
+		nr = realloc(pg->resolved, (pg->nresolved + 1) * sizeof(*nr));
+		if (!nr)
+			return -ENOMEM;
+		pg->resolved = nr;
+		nr[pg->nresolved] = strdup(pg->plan.columns[i].pattern);
+		if (!nr[pg->nresolved])
+			return -ENOMEM;
+		pg->nresolved++;
+	}
 	if (cols)
 		fputs("; SELECT c.oid, a.attnum, n.nspname, c.relname, "
 		      "a.attname FROM pg_catalog.pg_attribute a "
@@ -1972,8 +2051,13 @@ static void setup_row(struct pg *pg, const struct pg_msg *m)
 			na[pg->nattrs].style = (uint8_t)c->style;
 			snprintf(full, sizeof(full), "%s.%s", vals[2], vals[3]);
 			na[pg->nattrs].table = strdup(full);
-			if (na[pg->nattrs].table)
+			na[pg->nattrs].pattern = strdup(c->pattern);
+			if (na[pg->nattrs].table && na[pg->nattrs].pattern)
 				pg->nattrs++;
+			else {
+				free(na[pg->nattrs].table);
+				free(na[pg->nattrs].pattern);
+			}
 			break;
 		}
 	}
@@ -2049,13 +2133,21 @@ static struct pg_cols *plan_columns(struct pg *pg, const struct pg_msg *m,
 				col->action = COL_MASK;
 				col->style = pg->attrs[k].style;
 			}
-		for (size_t k = 0; k < pg->plan.ncolumns && !col->action; k++)
-			if (pg->plan.columns[k].dots == 0 &&
-			    fnmatch(pg->plan.columns[k].pattern, name, 0) ==
-				    0) {
+		for (size_t k = 0; k < pg->plan.ncolumns && !col->action; k++) {
+			const struct policy_mask_column *mc =
+				&pg->plan.columns[k];
+			/* A column name, or an unresolved table column's. */
+			const char *glob =
+				mc->dots == 0 ? mc->pattern :
+				pattern_resolved(pg, mc->pattern) ?
+						NULL :
+						strrchr(mc->pattern, '.') + 1;
+
+			if (glob && fnmatch(glob, name, 0) == 0) {
 				col->action = COL_MASK;
-				col->style = (uint8_t)pg->plan.columns[k].style;
+				col->style = (uint8_t)mc->style;
 			}
+		}
 		/* A computed value of a statement that reads a masked
 		 * table may be that column in disguise (email || ''). */
 		if (!col->action && !relid && mask_computed) {
@@ -2770,9 +2862,14 @@ static void pg_release(struct session *s)
 	for (size_t i = 0; i < pg->nschemas; i++)
 		free(pg->schemas[i]);
 	free(pg->schemas);
-	for (size_t i = 0; i < pg->nattrs; i++)
+	for (size_t i = 0; i < pg->nattrs; i++) {
 		free(pg->attrs[i].table);
+		free(pg->attrs[i].pattern);
+	}
 	free(pg->attrs);
+	for (size_t i = 0; i < pg->nresolved; i++)
+		free(pg->resolved[i]);
+	free(pg->resolved);
 	for (size_t i = 0; i < PG_CACHE_SLOTS; i++) {
 		free(pg->cache[i].key);
 		free(pg->cache[i].deny);
