@@ -88,6 +88,38 @@ static int add_table(struct walk *w, const char *name, bool qualified,
 	return 0;
 }
 
+/* Add @name to the set @v/@n (no duplicates). Returns 0 or -ENOMEM. */
+static int strset_add(char ***v, size_t *n, const char *name)
+{
+	char **nv;
+
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp((*v)[i], name) == 0)
+			return 0;
+	nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	nv[*n] = strdup(name);
+	if (!nv[*n])
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+static void column_ref(struct walk *w, json_t *cr)
+{
+	json_t *fields = json_object_get(cr, "fields");
+	json_t *last = json_array_get(fields, json_array_size(fields) - 1);
+	const char *name = json_string_value(
+		json_object_get(json_object_get(last, "String"), "sval"));
+
+	if (json_object_get(last, "A_Star"))
+		w->st->star = true;
+	else if (name && strset_add(&w->st->columns, &w->st->ncolumns, name))
+		w->err = -ENOMEM;
+}
+
 static void relation(struct walk *w, json_t *rv, bool write)
 {
 	const char *rel = json_string_value(json_object_get(rv, "relname"));
@@ -97,6 +129,15 @@ static void relation(struct walk *w, json_t *rv, bool write)
 
 	if (!rel)
 		return;
+	{
+		const char *alias = json_string_value(json_object_get(
+			json_object_get(rv, "alias"), "aliasname"));
+
+		if (strset_add(&w->st->rowrefs, &w->st->nrowrefs, rel) ||
+		    (alias &&
+		     strset_add(&w->st->rowrefs, &w->st->nrowrefs, alias)))
+			w->err = -ENOMEM;
+	}
 	if (!sch) {
 		size_t i;
 		json_t *c;
@@ -193,6 +234,10 @@ static bool writes_relation(const char *key, json_t *node)
 
 static void walk_node(struct walk *w, const char *key, json_t *v)
 {
+	if (!strcmp(key, "ColumnRef")) {
+		column_ref(w, v);
+		return;
+	}
 	if (!strcmp(key, "FuncCall") || !strcmp(key, "funccall")) {
 		/* "funccall" is CALL's typed field, a FuncCall unwrapped. */
 		function(w, v);
@@ -544,6 +589,12 @@ void sql_result_free(struct sql_result *r)
 			free(r->stmts[i].functions[k]);
 		free(r->stmts[i].functions);
 		free(r->stmts[i].prepared);
+		for (size_t k = 0; k < r->stmts[i].ncolumns; k++)
+			free(r->stmts[i].columns[k]);
+		free(r->stmts[i].columns);
+		for (size_t k = 0; k < r->stmts[i].nrowrefs; k++)
+			free(r->stmts[i].rowrefs[k]);
+		free(r->stmts[i].rowrefs);
 		for (size_t k = 0; k < r->stmts[i].nsearch_path; k++)
 			free(r->stmts[i].search_path[k]);
 		free(r->stmts[i].search_path);
@@ -590,5 +641,12 @@ int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst)
 		dst->functions[i] = dup_or_null(src->functions[i], &err);
 		dst->nfunctions += !err;
 	}
+	dst->star = src->star;
+	for (size_t i = 0; i < src->ncolumns && !err; i++)
+		err = strset_add(&dst->columns, &dst->ncolumns,
+				 src->columns[i]);
+	for (size_t i = 0; i < src->nrowrefs && !err; i++)
+		err = strset_add(&dst->rowrefs, &dst->nrowrefs,
+				 src->rowrefs[i]);
 	return err;
 }

@@ -66,6 +66,15 @@ struct sql_stmt {
 	 * for DEALLOCATE ALL). PREPARE also gives the command it wraps. */
 	char *prepared;
 	enum sql_command inner;
+	/* Column references, for masking: the last name of each (email
+	 * in c.email), whether any is a star (t.*, *), and the names and
+	 * aliases of the relations, so that a reference to one of them is
+	 * known for a whole row (row_to_json(c)). */
+	char **columns;
+	size_t ncolumns;
+	bool star;
+	char **rowrefs;
+	size_t nrowrefs;
 	/* SET search_path: the schemas named, in order. */
 	char **search_path;
 	size_t nsearch_path;

@@ -152,6 +152,16 @@ t_pg_masking() {
 	while read -r v; do
 		grep -qF "$v|" <<<"$out" || fail "masked select: name '$v' not passed unchanged: $(tr '\n' '|' <<<"$out")"
 	done < <(pg_sql 'select name from customers')
+	# Computed values: those made from a masked column (or a whole row)
+	# are masked, the others are not.
+	out=$(pod_psql -tA -c 'select count(*) from customers')
+	assert_eq "$out" 3 "count(*) of a masked table: a plain number"
+	out=$(pod_psql -tA -c 'select lower(email), name || email, row_to_json(c) from customers c order by id')
+	while read -r v; do
+		[ -n "$v" ] || continue
+		assert_no_match "$out" "$v" "computed from email: a real value reached the agent"
+	done < <(pg_sql 'select email from customers')
+	assert_match "$out" 'REDACTED' "computed from email: redacted"
 	# Masking is on the way out: the data and the query are untouched.
 	assert_eq "$(pg_sql "select card from customers where id = 1")" 4111111111111111 "stored card"
 	pg_log_has 'statement: select name, email, card, ssn from customers order by id' || fail "server log: the SELECT did not arrive"

@@ -835,15 +835,56 @@ static bool table_masked(struct pg *pg, const struct sql_table *t)
 	return false;
 }
 
+/* Does column name @c match a mask's column part? */
+static bool column_masked(const struct pg *pg, const char *c)
+{
+	for (size_t i = 0; i < pg->plan.ncolumns; i++) {
+		const char *pat = pg->plan.columns[i].pattern;
+		const char *glob = strrchr(pat, '.') ? strrchr(pat, '.') + 1 :
+						       pat;
+
+		if (fnmatch(glob, c, 0) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Could a computed column of @st's result (email || '', lower(e),
+ * row_to_json(c)) carry a masked value? When it reads a table with masked
+ * columns, or masks match columns by name, and it names a masked column,
+ * a whole row, or a star. count(*) or sum(amount) then stays as it is.
+ */
+static bool stmt_refs_masked(struct pg *pg, const struct sql_stmt *st)
+{
+	bool reads = false;
+
+	for (size_t k = 0; k < st->ntables && !reads; k++)
+		reads = table_masked(pg, &st->tables[k]);
+	for (size_t i = 0; i < pg->plan.ncolumns && !reads; i++)
+		reads = pg->plan.columns[i].dots == 0;
+	if (!reads)
+		return false;
+	if (st->star)
+		return true;
+	for (size_t i = 0; i < st->ncolumns; i++) {
+		if (column_masked(pg, st->columns[i]))
+			return true;
+		for (size_t k = 0; k < st->nrowrefs; k++)
+			if (strcmp(st->columns[i], st->rowrefs[k]) == 0)
+				return true;
+	}
+	return false;
+}
+
 static bool reads_masked(struct pg *pg, const struct sql_result *r)
 {
 	for (size_t i = 0; i < r->nstmts; i++) {
 		const struct sql_stmt *st = &r->stmts[i];
 		struct pg_stmt *prep;
 
-		for (size_t k = 0; k < st->ntables; k++)
-			if (table_masked(pg, &st->tables[k]))
-				return true;
+		if (stmt_refs_masked(pg, st))
+			return true;
 		/* EXECUTE reads what its PREPARE named. */
 		if (st->command == SQL_EXECUTE && st->prepared &&
 		    (prep = stmt_find(pg, st->prepared)) && prep->reads_masked)
