@@ -93,6 +93,9 @@ struct session {
 	size_t target_idx; /* in policy; SIZE_MAX once the target is gone */
 	struct bridle_orig orig;
 	uint64_t requests, denied, masked; /* see session_count */
+	/* A session the policy refused, kept only to say so in the
+	 * protocol's words: no destination socket. Empty otherwise. */
+	char refusal[256];
 	struct session_summary sum;
 };
 
@@ -984,6 +987,89 @@ static void count(uint64_t *c)
 	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
 }
 
+/* Take a session slot (max_sessions, max_sessions_per_workload); on
+ * failure, the reason. */
+static const char *take_slot(struct enforcer *e, struct workload *w)
+{
+	if (__atomic_add_fetch(&e->nsessions, 1, __ATOMIC_RELAXED) >
+	    e->cfg->max_sessions) {
+		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
+		return "too many sessions (max_sessions)";
+	}
+	/* One workload must not take every slot from the others. */
+	if (__atomic_add_fetch(&w->live, 1, __ATOMIC_RELAXED) >
+	    e->cfg->max_sessions_per_workload) {
+		__atomic_sub_fetch(&w->live, 1, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
+		return "too many sessions for this workload "
+		       "(max_sessions_per_workload)";
+	}
+	return NULL;
+}
+
+/*
+ * Refuse a connection to a protocol-aware target in the protocol's words
+ * (PostgreSQL: FATAL 28000 after the startup packet) rather than with a
+ * reset: the session has no destination socket, and its module answers
+ * the agent with @why. Falls back to a reset without a free slot.
+ */
+static void session_open_refusal(struct worker *wk, struct workload *w, int fd,
+				 const struct bridle_orig *o,
+				 const struct proto_ops *ops,
+				 struct session_summary *sum, const char *why)
+{
+	struct enforcer *e = wk->e;
+	struct session *s;
+
+	if (wk->draining || take_slot(e, w)) {
+		refuse(wk, fd, sum, sum->end_reason);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		release_slot(e, w);
+		refuse(wk, fd, sum, sum->end_reason);
+		return;
+	}
+	s->sum = *sum;
+	s->ops = ops;
+	s->e = e;
+	s->wk = wk;
+	s->wl = w;
+	s->orig = *o;
+	s->target_idx = SIZE_MAX;
+	snprintf(s->refusal, sizeof(s->refusal), "%s", why);
+	if (relay_init(&s->to_up, e->cfg->buffer_size, RELAY_COPY, true) ||
+	    relay_init(&s->to_down, e->cfg->buffer_size, RELAY_COPY, true) ||
+	    ops->init(s)) {
+		if (ops->release)
+			ops->release(s);
+		relay_release(&s->to_up);
+		relay_release(&s->to_down);
+		free(s);
+		release_slot(e, w);
+		refuse(wk, fd, sum, sum->end_reason);
+		return;
+	}
+	s->down.fd = fd;
+	s->up.fd = -1;
+	s->start_ms = s->last_ms = loop_now_ms(wk->loop);
+	pthread_mutex_lock(&wk->lock);
+	s->next = wk->sessions;
+	if (wk->sessions)
+		wk->sessions->prev = s;
+	wk->sessions = s;
+	wk->nsessions++;
+	pthread_mutex_unlock(&wk->lock);
+	nodelay(fd);
+	session_log(e, "decision", &s->sum);
+	s->down_registered = true;
+	if (loop_add(wk->loop, &s->down, fd, EPOLLIN, on_down)) {
+		s->down_registered = false;
+		session_close(s, "cannot watch the agent socket", true);
+	}
+}
+
 static void session_start(struct worker *wk, struct workload *w, int fd,
 			  const struct sockaddr_storage *peer,
 			  socklen_t peer_len)
@@ -1059,9 +1145,29 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	gen = __atomic_load_n(&e->policy_generation, __ATOMIC_ACQUIRE);
 	pthread_rwlock_unlock(&e->policy_lock);
 	if (d.action != POLICY_ALLOW) {
+		const struct proto_ops *ops = proto_for(proto);
+		char why[256];
+
 		count(&w->refused);
-		refuse(wk, fd, &sum,
-		       sum.end_reason[0] ? sum.end_reason : "denied by policy");
+		if (!sum.end_reason[0])
+			snprintf(sum.end_reason, sizeof(sum.end_reason),
+				 "denied by policy");
+		if (!d.target || ops->opaque || !ops->init) {
+			refuse(wk, fd, &sum, sum.end_reason);
+			return;
+		}
+		snprintf(sum.action, sizeof(sum.action), "deny");
+		snprintf(sum.proto, sizeof(sum.proto), "%s",
+			 policy_proto_name(proto));
+		if (strcmp(sum.end_reason, "denied by policy"))
+			snprintf(why, sizeof(why), "bridle: %s (rule \"%s\")",
+				 sum.end_reason, sum.rule);
+		else
+			snprintf(why, sizeof(why),
+				 "bridle: workload \"%s\" may not reach "
+				 "target \"%s\" (rule \"%s\")",
+				 sum.workload, sum.target, sum.rule);
+		session_open_refusal(wk, w, fd, &o, ops, &sum, why);
 		return;
 	}
 	if (wk->draining) {
@@ -1070,30 +1176,25 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 		refuse(wk, fd, &sum, "enforcer is draining");
 		return;
 	}
-	if (__atomic_add_fetch(&e->nsessions, 1, __ATOMIC_RELAXED) >
-	    e->cfg->max_sessions) {
-		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
-		count(&w->refused);
-		policy_free(policy);
-		refuse(wk, fd, &sum, "too many sessions (max_sessions)");
-		return;
-	}
-	/* One workload must not take every slot from the others. */
-	if (__atomic_add_fetch(&w->live, 1, __ATOMIC_RELAXED) >
-	    e->cfg->max_sessions_per_workload) {
-		__atomic_sub_fetch(&w->live, 1, __ATOMIC_RELAXED);
-		__atomic_sub_fetch(&e->nsessions, 1, __ATOMIC_RELAXED);
-		count(&w->refused);
-		policy_free(policy);
-		refuse(wk, fd, &sum,
-		       "too many sessions for this workload "
-		       "(max_sessions_per_workload)");
-		return;
+	{
+		const char *full = take_slot(e, w);
+
+		if (full) {
+			count(&w->refused);
+			policy_free(policy);
+			refuse(wk, fd, &sum, full);
+			return;
+		}
 	}
 	snprintf(sum.action, sizeof(sum.action), "allow");
 	snprintf(sum.proto, sizeof(sum.proto), "%s", policy_proto_name(proto));
 	session_open_upstream(wk, w, fd, &o, proto_for(proto), &sum, policy,
 			      gen, d.target_idx);
+}
+
+const char *session_refusal(const struct session *s)
+{
+	return s->refusal[0] ? s->refusal : NULL;
 }
 
 void *session_state(struct session *s)

@@ -59,6 +59,9 @@ extern const struct proto_ops proto_pg_ops;
 
 /* What modules may ask of their session (user/session.c). */
 void *session_state(struct session *s);
+/* A session the policy refused (no destination): what the module is to
+ * tell the agent before closing. NULL for an allowed session. */
+const char *session_refusal(const struct session *s);
 void session_set_state(struct session *s, void *state);
 /* The output buffer of direction @dir (rewriting modules only). */
 struct iobuf *session_out(struct session *s, enum proto_dir dir);

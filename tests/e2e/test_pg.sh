@@ -294,4 +294,22 @@ t_pg_wrong_credentials() {
 	pg_log_lacks 'statement: select 1$' || fail "the server ran the statement"
 }
 
+# A connection the policy refuses gets the protocol's own error, with the
+# rule, not a reset; the server never sees a connection.
+t_pg_connection_denied() {
+	pg_setup
+	write_config "$(pg_policy '{"name": "db closed", "target": "shop-db", "action": "deny",
+		"message": "the shop database is closed for maintenance"}')"
+	bridle_start
+	local out
+	out=$(pod_psql -c 'select 1')
+	assert_match "$out" 'FATAL: +bridle: the shop database is closed for maintenance \(rule "db closed"\)' \
+		"refused connection: psql shows bridle's FATAL"
+	out=$(PG_SSLMODE=require pod_psql -c 'select 1')
+	assert_match "$out" 'FATAL: +bridle: the shop database is closed' "refused connection over TLS: same"
+	pg_log_lacks 'connection (received|authorized).*(10\.77\.0\.2|user=app)' ||
+		fail "refused connection: the server saw a connection"
+	wait_session_log '.event == "decision" and .action == "deny" and .rule == "db closed"'
+}
+
 e2e_main "$@"

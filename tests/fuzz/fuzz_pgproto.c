@@ -50,6 +50,12 @@ static const char policy_json[] =
 	"{\"name\": \"no deletes\", \"target\": \"db\", \"action\": \"deny\", "
 	"\"message\": \"no\", \"sql\": {\"commands\": [\"delete\"]}}]}";
 
+const char *session_refusal(const struct session *s)
+{
+	(void)s;
+	return NULL;
+}
+
 void *session_state(struct session *s)
 {
 	return s->state;

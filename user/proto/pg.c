@@ -1829,10 +1829,21 @@ static int agent_startup(struct pg *pg, struct iobuf *b)
 	}
 	case PG_CANCEL_REQUEST:
 		iobuf_consume(b, (size_t)n);
+		if (session_refusal(pg->s)) {
+			pg->phase = PH_DONE;
+			return 0;
+		}
 		return on_cancel(pg, &st);
 	case PG_STARTUP_MESSAGE:
 	default: {
-		int ret = on_startup(pg, &st);
+		int ret;
+
+		/* The policy refused the connection: say so, in its words. */
+		if (session_refusal(pg->s)) {
+			iobuf_consume(b, (size_t)n);
+			return fatal(pg, "28000", session_refusal(pg->s));
+		}
+		ret = on_startup(pg, &st);
 
 		iobuf_consume(b, (size_t)n);
 		return ret;
