@@ -433,6 +433,14 @@ static void classify(struct walk *w, const char *key, json_t *v)
 		st->command = SQL_EXECUTE;
 		st->flags |= SQL_F_OPAQUE;
 		w->err = dup_name(v, &st->prepared);
+	} else if (!strcmp(key, "DeclareCursorStmt")) {
+		/* Its query is walked like any: the cursor reads what it
+		 * reads. */
+		st->command = SQL_SELECT;
+	} else if (!strcmp(key, "FetchStmt") ||
+		   !strcmp(key, "ClosePortalStmt")) {
+		st->command = SQL_SELECT;
+		st->fetch = true;
 	} else if (!strcmp(key, "CallStmt")) {
 		st->command = SQL_CALL;
 		st->flags |= SQL_F_OPAQUE;
@@ -625,6 +633,7 @@ int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst)
 	dst->dml = src->dml;
 	dst->inner = src->inner;
 	dst->resets_search_path = src->resets_search_path;
+	dst->fetch = src->fetch;
 	dst->prepared = dup_or_null(src->prepared, &err);
 	dst->tables =
 		calloc(src->ntables ? src->ntables : 1, sizeof(*dst->tables));

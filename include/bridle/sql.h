@@ -79,6 +79,9 @@ struct sql_stmt {
 	char **search_path;
 	size_t nsearch_path;
 	bool resets_search_path; /* RESET search_path / RESET ALL / DISCARD ALL */
+	/* FETCH, MOVE, CLOSE of a cursor: a select of rows whose query was
+	 * decided at DECLARE (itself classified as its query). */
+	bool fetch;
 };
 
 struct sql_result {

@@ -162,6 +162,15 @@ t_pg_masking() {
 		assert_no_match "$out" "$v" "computed from email: a real value reached the agent"
 	done < <(pg_sql 'select email from customers')
 	assert_match "$out" 'REDACTED' "computed from email: redacted"
+	# Through a cursor: FETCH returns the rows of a query decided at
+	# DECLARE; they are masked the same.
+	out=$(pod_psql -tA -c 'begin' -c 'declare c cursor for select lower(email), email, card, name from customers' \
+		-c 'fetch all from c' -c 'commit')
+	assert_match "$out" 'Alice Martin' "cursor: rows arrive"
+	while read -r v; do
+		[ -n "$v" ] || continue
+		assert_no_match "$out" "$v" "cursor: a real value reached the agent"
+	done < <(pg_sql 'select email from customers' 'select card from customers')
 	# Masking is on the way out: the data and the query are untouched.
 	assert_eq "$(pg_sql "select card from customers where id = 1")" 4111111111111111 "stored card"
 	pg_log_has 'statement: select name, email, card, ssn from customers order by id' || fail "server log: the SELECT did not arrive"

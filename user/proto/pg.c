@@ -672,7 +672,7 @@ static bool cacheable(const struct sql_result *r)
 		default:
 			return false;
 		}
-		if (st->nsearch_path || st->prepared)
+		if (st->nsearch_path || st->prepared || st->fetch)
 			return false;
 		for (size_t f = 0; f < st->nfunctions; f++) {
 			const char *dot = strrchr(st->functions[f], '.');
@@ -884,6 +884,10 @@ static bool reads_masked(struct pg *pg, const struct sql_result *r)
 		struct pg_stmt *prep;
 
 		if (stmt_refs_masked(pg, st))
+			return true;
+		/* A cursor's rows: its query is not at hand, so every
+		 * computed value is masked when anything is. */
+		if (st->fetch && (pg->plan.ncolumns || pg->plan.detectors))
 			return true;
 		/* EXECUTE reads what its PREPARE named. */
 		if (st->command == SQL_EXECUTE && st->prepared &&
