@@ -60,7 +60,12 @@ static const char *const server_file_functions[] = {
 struct walk {
 	const char *schema;
 	struct sql_stmt *st;
-	json_t *ctes; /* CTE names of the statement */
+	/* CTE names in scope where the walk is: those of the WITH of every
+	 * query the walk is inside, each visible only after its own
+	 * definition (or in it, WITH RECURSIVE). Beyond the array's room a
+	 * name is taken for a table: more to allow, never less. */
+	const char *scope[64];
+	size_t nscope;
 	int err;
 };
 
@@ -130,8 +135,14 @@ static void relation(struct walk *w, json_t *rv, bool write)
 	if (!rel)
 		return;
 	{
-		const char *alias = json_string_value(json_object_get(
-			json_object_get(rv, "alias"), "aliasname"));
+		json_t *al = json_object_get(rv, "alias");
+		const char *alias =
+			json_string_value(json_object_get(al, "aliasname"));
+
+		/* t(a, b, x) renames the columns: any name may now be a
+		 * masked column's, so count it as a star. */
+		if (json_array_size(json_object_get(al, "colnames")))
+			w->st->star = true;
 
 		if (strset_add(&w->st->rowrefs, &w->st->nrowrefs, rel) ||
 		    (alias &&
@@ -139,12 +150,10 @@ static void relation(struct walk *w, json_t *rv, bool write)
 			w->err = -ENOMEM;
 	}
 	if (!sch) {
-		size_t i;
-		json_t *c;
-
-		/* A CTE of the statement, not a table. */
-		json_array_foreach(w->ctes, i, c)
-			if (strcmp(json_string_value(c), rel) == 0)
+		/* A CTE in scope, not a table. A written relation never is:
+		 * INSERT INTO x writes table x whatever WITH x says. */
+		for (size_t i = 0; i < w->nscope && !write; i++)
+			if (strcmp(w->scope[i], rel) == 0)
 				return;
 		sch = w->schema;
 		qualified = sch != NULL;
@@ -221,6 +230,7 @@ static void function(struct walk *w, json_t *fc)
 }
 
 static void walk(struct walk *w, json_t *j);
+static void walk_fields(struct walk *w, json_t *j, const char *skip);
 
 /* A node whose "relation" is written: DML anywhere (also in a CTE). */
 static bool writes_relation(const char *key, json_t *node)
@@ -247,20 +257,54 @@ static void walk_node(struct walk *w, const char *key, json_t *v)
 			w->st->flags |= SQL_F_SELECT_INTO;
 		return;
 	} else if (writes_relation(key, v)) {
-		const char *k;
-		json_t *f;
-
 		w->st->dml |= 1u << (!strcmp(key, "UpdateStmt") ? SQL_UPDATE :
 				     !strcmp(key, "DeleteStmt") ? SQL_DELETE :
 				     !strcmp(key, "MergeStmt")	? SQL_MERGE :
 								  SQL_INSERT);
 		relation(w, json_object_get(v, "relation"), true);
-		json_object_foreach(v, k, f)
-			if (strcmp(k, "relation"))
-				walk(w, f);
+		walk_fields(w, v, "relation");
 		return;
 	}
 	walk(w, v);
+}
+
+static void scope_push(struct walk *w, json_t *cte)
+{
+	const char *name = json_string_value(json_object_get(
+		json_object_get(cte, "CommonTableExpr"), "ctename"));
+
+	if (name && w->nscope < sizeof(w->scope) / sizeof(*w->scope))
+		w->scope[w->nscope++] = name;
+}
+
+/*
+ * The fields of statement object @j but @skip. A WITH brings its CTE names
+ * into scope for the rest of the statement, and for each CTE's own query
+ * the names defined before it (all of them, RECURSIVE).
+ */
+static void walk_fields(struct walk *w, json_t *j, const char *skip)
+{
+	json_t *wc = json_object_get(j, "withClause"), *ctes, *c, *v;
+	size_t base = w->nscope, i;
+	const char *k;
+
+	if (wc) {
+		ctes = json_object_get(wc, "ctes");
+		if (json_is_true(json_object_get(wc, "recursive")))
+			json_array_foreach(ctes, i, c)
+				scope_push(w, c);
+		json_array_foreach(ctes, i, c) {
+			walk(w, json_object_get(
+					json_object_get(c, "CommonTableExpr"),
+					"ctequery"));
+			if (!json_is_true(json_object_get(wc, "recursive")))
+				scope_push(w, c);
+		}
+	}
+	json_object_foreach(j, k, v)
+		if ((!skip || strcmp(k, skip)) && strcmp(k, "withClause"))
+			walk_node(w, k, v);
+	w->nscope = base;
 }
 
 static void walk(struct walk *w, json_t *j)
@@ -280,29 +324,12 @@ static void walk(struct walk *w, json_t *j)
 		relation(w, j, false);
 		return;
 	}
+	if (json_object_get(j, "withClause")) {
+		walk_fields(w, j, NULL);
+		return;
+	}
 	json_object_foreach(j, k, v)
 		walk_node(w, k, v);
-}
-
-static void collect_ctes(json_t *j, json_t *names)
-{
-	const char *k;
-	json_t *v;
-	size_t i;
-
-	if (json_is_array(j)) {
-		json_array_foreach(j, i, v)
-			collect_ctes(v, names);
-		return;
-	}
-	if (!json_is_object(j))
-		return;
-	json_object_foreach(j, k, v) {
-		if (!strcmp(k, "CommonTableExpr") &&
-		    json_is_string(json_object_get(v, "ctename")))
-			json_array_append(names, json_object_get(v, "ctename"));
-		collect_ctes(v, names);
-	}
 }
 
 static bool has_option(json_t *options, const char *name)
@@ -385,6 +412,7 @@ static void classify(struct walk *w, const char *key, json_t *v)
 		st->command = SQL_MERGE;
 	else if (!strcmp(key, "CopyStmt")) {
 		st->command = SQL_COPY;
+		st->copy_out = !json_is_true(json_object_get(v, "is_from"));
 		if (json_object_get(v, "filename") ||
 		    json_is_true(json_object_get(v, "is_program")))
 			st->flags |= SQL_F_SERVER_FILE;
@@ -556,8 +584,6 @@ int sql_classify(const char *text, const char *schema, struct sql_result *out)
 				 "statement %zu: unexpected parse tree", i + 1);
 			goto out;
 		}
-		w.ctes = json_array();
-		collect_ctes(node, w.ctes);
 		json_object_foreach(node, key, v) {
 			classify(&w, key, v);
 			if (w.st->command == SQL_DDL ||
@@ -574,7 +600,6 @@ int sql_classify(const char *text, const char *schema, struct sql_result *out)
 			for (size_t t = 0; t < w.st->ntables; t++)
 				w.st->tables[t].write = false;
 		}
-		json_decref(w.ctes);
 		if (w.err)
 			goto oom;
 	}
@@ -634,6 +659,7 @@ int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst)
 	dst->inner = src->inner;
 	dst->resets_search_path = src->resets_search_path;
 	dst->fetch = src->fetch;
+	dst->copy_out = src->copy_out;
 	dst->prepared = dup_or_null(src->prepared, &err);
 	dst->tables =
 		calloc(src->ntables ? src->ntables : 1, sizeof(*dst->tables));

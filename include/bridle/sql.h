@@ -82,6 +82,7 @@ struct sql_stmt {
 	/* FETCH, MOVE, CLOSE of a cursor: a select of rows whose query was
 	 * decided at DECLARE (itself classified as its query). */
 	bool fetch;
+	bool copy_out; /* COPY … TO (a file, a program, or STDOUT) */
 };
 
 struct sql_result {

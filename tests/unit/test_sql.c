@@ -102,6 +102,19 @@ static const struct sql_case cases[] = {
 	{ "declare c cursor with hold for select lower(email) from customers",
 	  "select", 0, "public.customers:r", "lower" },
 	{ "fetch 10 from c", "select", 0, "", "" },
+	/* A CTE name never hides a written table, nor one outside its
+	 * scope, nor a table read before the CTE of that name is defined. */
+	{ "with orders as (select 1) insert into orders values (1)", "insert",
+	  W, "public.orders:w", "" },
+	{ "select * from audit where exists (with audit as (select 1) "
+	  "select 1 from audit)",
+	  "select", 0, "public.audit:r", "" },
+	{ "with a as (select * from secret), secret as (select 1) "
+	  "select * from a, secret",
+	  "select", 0, "public.secret:r", "" },
+	{ "with recursive t(n) as (select 1 union all select n + 1 from t "
+	  "where n < 3) select * from t",
+	  "select", 0, "", "" },
 	{ "select set_config('search_path', 'hr', false)", "select", P,
 	  "", "set_config" },
 	{ "truncate orders, refunds", "ddl", W,

@@ -92,8 +92,14 @@ struct pg_stmt {
 	uint64_t gen; /* policy generation it was last allowed under */
 };
 
+/* A portal, from Bind. Expectations of its Describe and Execute hold
+ * references, so a later Bind or Close of its name cannot take the
+ * columns from rows still on their way. */
 struct pg_portal {
 	struct pg_portal *next;
+	int refs;
+	bool pending; /* until BindComplete; dropped if the server refuses */
+	bool described; /* its columns are known (cols NULL: none masked) */
 	char *name;
 	struct pg_stmt *stmt; /* a reference */
 	int16_t *formats; /* result format codes, as Bind gave them */
@@ -185,6 +191,10 @@ struct pg {
 	struct pg_cols *cur; /* X_QUERY: the current result's columns */
 	char txn; /* last ReadyForQuery status */
 	bool copy_in; /* the agent is sending CopyData */
+	/* An Execute of COPY FROM went out: the server ignores a Sync that
+	 * arrives in copy-in mode, so the agent's Syncs until its CopyDone
+	 * or CopyFail are not answered. */
+	bool copy_expected;
 	size_t pass[2]; /* bytes of a message still streaming, per dir */
 	/* the policy as last seen */
 	uint64_t gen;
@@ -416,13 +426,41 @@ static void stmt_unref(struct pg_stmt *st)
 
 static void portal_free(struct pg_portal *p)
 {
-	if (!p)
+	if (!p || --p->refs > 0)
 		return;
 	free(p->name);
 	stmt_unref(p->stmt);
 	free(p->formats);
 	cols_unref(p->cols);
 	free(p);
+}
+
+static void portal_unlink(struct pg *pg, struct pg_portal *po)
+{
+	for (struct pg_portal **pp = &pg->portals; *pp; pp = &(*pp)->next)
+		if (*pp == po) {
+			*pp = po->next;
+			portal_free(po);
+			return;
+		}
+}
+
+/* BindComplete: older portals of its name are gone. */
+static void portal_confirm(struct pg_portal *po)
+{
+	struct pg_portal **pp = &po->next;
+
+	po->pending = false;
+	while (*pp) {
+		struct pg_portal *o = *pp;
+
+		if (strcmp(o->name, po->name) == 0) {
+			*pp = o->next;
+			portal_free(o);
+		} else {
+			pp = &o->next;
+		}
+	}
 }
 
 static void stmt_unlink(struct pg *pg, struct pg_stmt *st)
@@ -467,6 +505,17 @@ static struct pg_expect *expect_push(struct pg *pg, enum expect_kind kind)
 	return x;
 }
 
+/* An expected ReadyForQuery in front of the queue (see copy_expected). */
+static void expect_push_front_sync(struct pg *pg)
+{
+	if (pg->qlen == pg->qcap)
+		return;
+	pg->qhead = (pg->qhead + pg->qcap - 1) % pg->qcap;
+	pg->qlen++;
+	memset(&pg->q[pg->qhead], 0, sizeof(pg->q[0]));
+	pg->q[pg->qhead].kind = X_SYNC;
+}
+
 static struct pg_expect *expect_head(struct pg *pg)
 {
 	return pg->qlen ? &pg->q[pg->qhead] : NULL;
@@ -490,7 +539,9 @@ static void expect_pop(struct pg *pg)
 	stmt_unref(x->stmt);
 	cols_unref(x->cols);
 	free(x->deny);
-	/* x->portal is owned by the portal list */
+	if (x->kind == X_BIND && x->portal && x->portal->pending)
+		portal_unlink(pg, x->portal);
+	portal_free(x->portal);
 	pg->qhead = (pg->qhead + 1) % pg->qcap;
 	pg->qlen--;
 }
@@ -532,14 +583,6 @@ static void portal_remove(struct pg *pg, const char *name)
 			struct pg_portal *p = *pp;
 
 			*pp = p->next;
-			/* An expectation may still point at it. */
-			for (size_t i = 0; i < pg->qlen; i++) {
-				struct pg_expect *x =
-					&pg->q[(pg->qhead + i) % pg->qcap];
-
-				if (x->portal == p)
-					x->portal = NULL;
-			}
 			portal_free(p);
 			return;
 		}
@@ -583,7 +626,8 @@ static size_t cache_key(struct pg *pg, const char *text)
 {
 	size_t len = strlen(text), o = 1;
 	char *k = pg->keybuf;
-	bool plain = !strpbrk(text, "\\$") && !strstr(text, "--") &&
+	/* U&"…" UESCAPE '…': the literal changes the identifier. */
+	bool plain = !strpbrk(text, "\\$&") && !strstr(text, "--") &&
 		     !strstr(text, "/*");
 
 	if (len + 2 > PG_CACHE_MAX_KEY)
@@ -939,8 +983,7 @@ static char *decide(struct pg *pg, const struct sql_result *r, bool *denied)
 			ps.st = &prep->cls.stmts[0];
 		policy_decide_stmt(p, &in, target, &ps, &d);
 		if (d.action == POLICY_ALLOW && ps.st->command == SQL_COPY &&
-		    !(ps.st->flags & SQL_F_WRITE) &&
-		    (plan_masks_anything(pg))) {
+		    ps.st->copy_out && plan_masks_anything(pg)) {
 			describe_stmt(ps.st, what, sizeof(what));
 			if (asprintf(&msg,
 				     "bridle: %s is refused: results of this "
@@ -1320,10 +1363,11 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 	p += 2;
 	if ((size_t)(end - p) != (size_t)n * 2)
 		return fatal(pg, "08P01", "bridle: malformed Bind message");
-	portal_remove(pg, portal);
 	po = calloc(1, sizeof(*po));
 	if (!po)
 		return -ENOMEM;
+	po->refs = 1;
+	po->pending = true;
 	po->name = strdup(portal);
 	po->formats = calloc(n ? n : 1, sizeof(*po->formats));
 	if (!po->name || !po->formats) {
@@ -1337,7 +1381,12 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 	st->refs++;
 	po->next = pg->portals;
 	pg->portals = po;
-	expect_push(pg, X_BIND);
+	{
+		struct pg_expect *x = expect_push(pg, X_BIND);
+
+		x->portal = po;
+		po->refs++;
+	}
 	return forward(pg, raw, len);
 }
 
@@ -1354,6 +1403,7 @@ static int inject_describe_portal(struct pg *pg, struct pg_portal *po)
 	x = expect_push(pg, X_DESCRIBE_P);
 	x->hidden = true;
 	x->portal = po;
+	po->refs++;
 	return 0;
 }
 
@@ -1413,13 +1463,19 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 		po->stmt->gen = pg->gen;
 	}
 	/* Masking needs the columns; the agent may never have asked. */
-	if (plan_masks_anything(pg) && !po->cols && !describe_pending(pg, po)) {
+	if (plan_masks_anything(pg) && !po->described &&
+	    !describe_pending(pg, po)) {
 		ret = inject_describe_portal(pg, po);
 		if (ret)
 			return ret;
 	}
 	x = expect_push(pg, X_EXECUTE);
 	x->portal = po;
+	po->refs++;
+	if (po->stmt->cls_ok && po->stmt->cls.nstmts == 1 &&
+	    po->stmt->cls.stmts[0].command == SQL_COPY &&
+	    !po->stmt->cls.stmts[0].copy_out)
+		pg->copy_expected = true;
 	x->mask_computed = po->stmt->reads_masked;
 	x->cols = cols_ref(po->cols);
 	session_count(pg->s, 1, 0, 0);
@@ -1454,6 +1510,7 @@ static int on_describe(struct pg *pg, const uint8_t *raw, size_t len,
 					     strdup("bridle: unknown portal"));
 		x = expect_push(pg, X_DESCRIBE_P);
 		x->portal = po;
+		po->refs++;
 	}
 	return forward(pg, raw, len);
 }
@@ -1479,6 +1536,8 @@ static int on_close(struct pg *pg, const uint8_t *raw, size_t len,
 static int agent_message(struct pg *pg, const uint8_t *raw, size_t len,
 			 const struct pg_msg *m)
 {
+	if (m->type == 'c' || m->type == 'f')
+		pg->copy_expected = false;
 	if (pg->copy_in && (m->type == 'd' || m->type == 'c' || m->type == 'f'))
 		return forward(pg, raw, len);
 	if (pg->discard && m->type != 'S' && m->type != 'X')
@@ -1498,7 +1557,8 @@ static int agent_message(struct pg *pg, const uint8_t *raw, size_t len,
 		return on_close(pg, raw, len, m);
 	case 'S':
 		pg->discard = false;
-		expect_push(pg, X_SYNC);
+		if (!pg->copy_expected)
+			expect_push(pg, X_SYNC);
 		return forward(pg, raw, len);
 	case 'H':
 		return forward(pg, raw, len);
@@ -2282,6 +2342,11 @@ static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
 		p += 4;
 		if (l > 0 && (size_t)(end - p) < (size_t)l)
 			return -EPROTO;
+		/* Room for this value at its largest: itself, or every one of
+		 * up to 32 hits turned into a mask of up to 96 bytes. */
+		if (scratch_need(pg, o + 4 + (size_t)(l > 0 ? l : 0) +
+					     33 * PG_TEXT_MASK_MAX + 64))
+			return -ENOMEM;
 		if (l < 0 || !col || col->action == COL_PASS) {
 			memcpy(pg->scratch + o, p - 4,
 			       4 + (size_t)(l > 0 ? l : 0));
@@ -2395,6 +2460,96 @@ static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
 	return (ssize_t)o;
 }
 
+/*
+ * An ErrorResponse or NoticeResponse may quote values ("invalid input
+ * syntax for type integer: \"alice@…\"", a DETAIL with a row). Where the
+ * session masks anything, the detectors run over its texts; for a
+ * statement that names a masked column (@hide), quoted text in the
+ * message and the detail, context and query fields are hidden too.
+ * Returns the new message's length in pg->scratch, 0 when there is
+ * nothing to change, or -errno.
+ */
+static ssize_t mask_notice(struct pg *pg, const struct pg_msg *m, bool hide)
+{
+	const uint8_t *p = m->body, *end = m->body + m->body_len;
+	struct mask_match hits[32];
+	char rendered[PG_TEXT_MASK_MAX];
+	size_t o = 5;
+
+	if (!plan_masks_anything(pg))
+		return 0;
+	if (scratch_need(pg,
+			 8 + m->body_len * 2 + 33 * PG_TEXT_MASK_MAX * 8 + 512))
+		return -ENOMEM;
+	pg->scratch[0] = (uint8_t)m->type;
+	while (p < end && *p) {
+		char f = (char)*p++;
+		const char *t = cstr(&p, end);
+		size_t len, nh, at = 0;
+		char *dst;
+
+		if (!t)
+			return -EPROTO;
+		pg->scratch[o++] = (uint8_t)f;
+		dst = (char *)pg->scratch + o;
+		if (hide && (f == 'D' || f == 'W' || f == 'q')) {
+			o += (size_t)sprintf(dst, "(hidden by bridle: the "
+						  "statement reads masked "
+						  "columns)") +
+			     1;
+			continue;
+		}
+		len = strlen(t);
+		if (f != 'M' && f != 'D' && f != 'W' && f != 'H' && f != 'q') {
+			memcpy(dst, t, len + 1);
+			o += len + 1;
+			continue;
+		}
+		nh = pg->plan.detectors ?
+			     mask_scan(t, len, pg->plan.detectors, hits, 32) :
+			     0;
+		if (nh > 32)
+			nh = 32;
+		for (size_t h = 0; h <= nh; h++) {
+			size_t stop = h < nh ? hits[h].off : len;
+			bool quoted = false;
+
+			/* The text before the hit; quoted runs hidden. */
+			for (size_t i = at; i < stop; i++) {
+				if (hide && t[i] == '"') {
+					quoted = !quoted;
+					pg->scratch[o++] = '"';
+					if (quoted) {
+						memcpy(pg->scratch + o, "...",
+						       3);
+						o += 3;
+					}
+					continue;
+				}
+				if (!quoted)
+					pg->scratch[o++] = (uint8_t)t[i];
+			}
+			if (h < nh) {
+				int r = mask_render(MASK_REDACT, hits[h].kind,
+						    t + hits[h].off,
+						    hits[h].len, NULL, 0,
+						    rendered, sizeof(rendered));
+
+				if (r > 0) {
+					memcpy(pg->scratch + o, rendered,
+					       (size_t)r);
+					o += (size_t)r;
+				}
+				at = hits[h].off + hits[h].len;
+			}
+		}
+		pg->scratch[o++] = '\0';
+	}
+	pg->scratch[o++] = '\0';
+	put32(pg->scratch + 1, (uint32_t)(o - 1));
+	return (ssize_t)o;
+}
+
 /* The columns that apply to a DataRow arriving now. */
 static const struct pg_cols *row_cols(struct pg *pg)
 {
@@ -2407,6 +2562,16 @@ static const struct pg_cols *row_cols(struct pg *pg)
 	if (x->kind == X_EXECUTE)
 		return x->cols ? x->cols : x->portal ? x->portal->cols : NULL;
 	return NULL;
+}
+
+/* Rows of an Execute whose columns were never described, where anything
+ * is masked: they must not pass. */
+static bool rows_unknown(struct pg *pg)
+{
+	struct pg_expect *x = expect_head(pg);
+
+	return x && x->kind == X_EXECUTE && plan_masks_anything(pg) &&
+	       !row_cols(pg) && !(x->portal && x->portal->described);
 }
 
 /* Pop expectations after an error: up to the Sync (extended) or not at
@@ -2443,6 +2608,8 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 	*replace = 0;
 	switch (m->type) {
 	case 'N': /* notice */
+		*replace = mask_notice(pg, m, x && x->mask_computed);
+		return *replace < 0 ? (int)*replace : 0;
 	case 'A': /* notification */
 	case 'S': /* parameter status */
 		return 0;
@@ -2456,6 +2623,8 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 	case '2':
 		if (!x || x->kind != X_BIND)
 			return upstream_protocol_error(pg, "BindComplete");
+		if (x->portal)
+			portal_confirm(x->portal);
 		expect_pop(pg);
 		return 0;
 	case '3':
@@ -2486,6 +2655,7 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 		if (x && x->kind == X_DESCRIBE_P) {
 			*drop = x->hidden;
 			if (x->portal) {
+				x->portal->described = true;
 				cols_unref(x->portal->cols);
 				x->portal->cols = plan_columns(
 					pg, m, NULL, 0,
@@ -2512,6 +2682,8 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 	case 'n':
 		if (!x || (x->kind != X_DESCRIBE_S && x->kind != X_DESCRIBE_P))
 			return upstream_protocol_error(pg, "NoData");
+		if (x->kind == X_DESCRIBE_P && x->portal)
+			x->portal->described = true;
 		*drop = x->hidden;
 		expect_pop(pg);
 		return 0;
@@ -2520,6 +2692,12 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 
 		if (!x || (x->kind != X_QUERY && x->kind != X_EXECUTE))
 			return upstream_protocol_error(pg, "DataRow");
+		/* Rows whose columns bridle never saw are not passed where
+		 * anything is masked. */
+		if (rows_unknown(pg))
+			return fatal(pg, "08P01",
+				     "bridle: rows of a portal whose columns "
+				     "were not described");
 		if (!c)
 			return 0;
 		*replace = mask_row(pg, m, c, &masked);
@@ -2565,6 +2743,7 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 	case 'E': {
 		const char *code = error_field(m, 'C');
 		const char *text = error_field(m, 'M');
+		bool was_copy_in = pg->copy_in;
 
 		pg->copy_in = false;
 		if (x && x->kind == X_DENIED) {
@@ -2582,9 +2761,23 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 					return ret;
 			}
 		}
+		if (!*drop) {
+			*replace = mask_notice(pg, m, x && x->mask_computed);
+			if (*replace < 0)
+				return (int)*replace;
+		}
 		if (x && x->kind == X_EXECUTE) {
 			cols_unref(pg->cur);
 			pg->cur = NULL;
+		}
+		/* A COPY FROM that failed before copy-in: the Sync the
+		 * agent sent right behind it is answered after all. */
+		if (pg->copy_expected && !was_copy_in) {
+			pg->copy_expected = false;
+			skip_to_sync(pg);
+			if (!expect_head(pg) || expect_head(pg)->kind != X_SYNC)
+				expect_push_front_sync(pg);
+			return 0;
 		}
 		skip_to_sync(pg);
 		return 0;
@@ -2722,7 +2915,7 @@ static bool streamable(struct pg *pg, enum proto_dir dir, char type)
 		return type == 'd' && pg->copy_in;
 	if (type == 'd')
 		return true;
-	return type == 'D' && !row_cols(pg);
+	return type == 'D' && !row_cols(pg) && !rows_unknown(pg);
 }
 
 static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
