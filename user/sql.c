@@ -248,6 +248,13 @@ static void walk_node(struct walk *w, const char *key, json_t *v)
 		column_ref(w, v);
 		return;
 	}
+	/* FOR UPDATE/SHARE locks rows: it takes what an update takes. */
+	if (!strcmp(key, "lockingClause") && json_array_size(v))
+		w->st->dml |= 1u << SQL_UPDATE;
+	/* EXECUTE inside EXPLAIN ANALYZE or CREATE TABLE AS runs a
+	 * prepared statement this statement does not show. */
+	if (!strcmp(key, "ExecuteStmt"))
+		w->st->flags |= SQL_F_OPAQUE;
 	if (!strcmp(key, "FuncCall") || !strcmp(key, "funccall")) {
 		/* "funccall" is CALL's typed field, a FuncCall unwrapped. */
 		function(w, v);
@@ -488,10 +495,18 @@ static void classify(struct walk *w, const char *key, json_t *v)
 				st->command = SQL_UTILITY;
 				st->flags &= ~SQL_F_WRITE;
 			}
-		if (!strcmp(key, "DeallocateStmt"))
+		if (!strcmp(key, "DeallocateStmt")) {
 			w->err = dup_name(v, &st->prepared);
-		if (!strcmp(key, "DiscardStmt"))
+			st->drops_prepared = !st->prepared;
+		}
+		if (!strcmp(key, "DiscardStmt")) {
+			const char *t =
+				json_string_value(json_object_get(v, "target"));
+
 			st->resets_search_path = true;
+			st->drops_prepared = t && (!strcmp(t, "DISCARD_ALL") ||
+						   !strcmp(t, "DISCARD_PLANS"));
+		}
 	}
 }
 
@@ -660,6 +675,7 @@ int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst)
 	dst->resets_search_path = src->resets_search_path;
 	dst->fetch = src->fetch;
 	dst->copy_out = src->copy_out;
+	dst->drops_prepared = src->drops_prepared;
 	dst->prepared = dup_or_null(src->prepared, &err);
 	dst->tables =
 		calloc(src->ntables ? src->ntables : 1, sizeof(*dst->tables));

@@ -56,7 +56,9 @@ struct sql_stmt {
 	uint32_t flags;
 	/* Bit set of the data-changing commands (insert, update, delete,
 	 * merge) the statement runs anywhere: a DELETE in a CTE of a SELECT,
-	 * EXPLAIN ANALYZE UPDATE, COPY FROM (an insert). */
+	 * EXPLAIN ANALYZE UPDATE, COPY FROM (an insert); and update for
+	 * SELECT … FOR UPDATE/SHARE, which locks rows as PostgreSQL's own
+	 * UPDATE privilege check does. */
 	uint32_t dml;
 	struct sql_table *tables;
 	size_t ntables;
@@ -83,6 +85,7 @@ struct sql_stmt {
 	 * decided at DECLARE (itself classified as its query). */
 	bool fetch;
 	bool copy_out; /* COPY … TO (a file, a program, or STDOUT) */
+	bool drops_prepared; /* DEALLOCATE ALL, DISCARD ALL */
 };
 
 struct sql_result {

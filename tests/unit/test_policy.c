@@ -1041,6 +1041,9 @@ static const struct stmt_case stmt_cases[] = {
 	  "agents read shop", NULL },
 	{ AGENT, "SELECT * FROM orders", PUBLIC, POLICY_ALLOW,
 	  "agents read shop", NULL },
+	/* FOR UPDATE locks rows: it needs what an update needs. */
+	{ AGENT, "SELECT * FROM orders FOR UPDATE", PUBLIC, POLICY_DENY,
+	  "default", NULL },
 	{ AGENT, "SELECT * FROM orders", {}, POLICY_ALLOW, "agents read shop",
 	  NULL }, /* no search path given: public */
 	{ AGENT, "SELECT o.id FROM orders o JOIN public.customers c "

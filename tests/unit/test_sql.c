@@ -102,6 +102,10 @@ static const struct sql_case cases[] = {
 	{ "declare c cursor with hold for select lower(email) from customers",
 	  "select", 0, "public.customers:r", "lower" },
 	{ "fetch 10 from c", "select", 0, "", "" },
+	{ "explain analyze execute p", "explain", A | O, "", "" },
+	{ "select * from orders for update", "select", 0, "public.orders:r",
+	  "" },
+	{ "create table t as execute p", "ddl", W | O, "public.t:w", "" },
 	/* A CTE name never hides a written table, nor one outside its
 	 * scope, nor a table read before the CTE of that name is defined. */
 	{ "with orders as (select 1) insert into orders values (1)", "insert",

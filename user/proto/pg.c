@@ -1072,6 +1072,15 @@ static void note_allowed(struct pg *pg, const struct sql_result *r,
 			pg->stmts = ps;
 		} else if (st->command == SQL_UTILITY && st->prepared) {
 			stmt_remove(pg, st->prepared);
+		} else if (st->drops_prepared) {
+			/* The server forgets every prepared statement: so
+			 * does bridle (a later EXECUTE of one is denied). */
+			while (pg->stmts) {
+				struct pg_stmt *ps = pg->stmts;
+
+				pg->stmts = ps->next;
+				stmt_unref(ps);
+			}
 		}
 	}
 }
