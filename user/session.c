@@ -755,6 +755,9 @@ static void session_pump(struct session *s, bool down_ready, bool up_ready)
 		up_ready = true;
 	if (s->finishing)
 		down_ready = up_ready = false;
+	/* A refused session has no destination socket to read. */
+	if (s->up.fd < 0)
+		up_ready = false;
 	ret = flow(s, PROTO_TO_UPSTREAM, s->down.fd, s->up.fd, &s->to_up,
 		   down_ready, s->to_down.shut);
 	if (ret) {
