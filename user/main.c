@@ -192,14 +192,27 @@ static int cmd_sessions(const struct opts *o)
 		json_decref(r);
 		return 0;
 	}
-	printf("%-6s %-8s %-14s %-7s %-22s %-12s %-6s %-20s %10s %10s %8s\n",
+	printf("%-6s %-8s %-14s %-7s %-22s %-12s %-6s %-20s %10s %10s %8s "
+	       "%s\n",
 	       "ID", "STATE", "WORKLOAD", "PID", "DESTINATION", "TARGET",
-	       "ACTION", "RULE", "BYTES_UP", "BYTES_DN", "MS");
+	       "ACTION", "RULE", "BYTES_UP", "BYTES_DN", "MS",
+	       "REQUESTS(DENIED,MASKED)");
 	json_array_foreach(json_object_get(r, "sessions"), i, s) {
 		json_t *p = json_object_get(s, "process");
+		json_t *q = json_object_get(s, "requests");
+		char req[64] = "-";
 
+		/* Protocol modules count the requests they decided. */
+		if (q)
+			snprintf(req, sizeof(req), "%lld(%lld,%lld)",
+				 json_integer_value(
+					 json_object_get(q, "decided")),
+				 json_integer_value(
+					 json_object_get(q, "denied")),
+				 json_integer_value(
+					 json_object_get(q, "masked_values")));
 		printf("%-6lld %-8s %-14s %-7lld %-22s %-12s %-6s %-20s %10lld "
-		       "%10lld %8lld\n",
+		       "%10lld %8lld %s\n",
 		       json_integer_value(json_object_get(s, "id")),
 		       json_string_value(json_object_get(s, "state")),
 		       json_string_value(json_object_get(s, "workload")),
@@ -211,7 +224,8 @@ static int cmd_sessions(const struct opts *o)
 		       json_string_value(json_object_get(s, "rule")),
 		       json_integer_value(json_object_get(s, "bytes_up")),
 		       json_integer_value(json_object_get(s, "bytes_down")),
-		       json_integer_value(json_object_get(s, "duration_ms")));
+		       json_integer_value(json_object_get(s, "duration_ms")),
+		       req);
 	}
 	json_decref(r);
 	return 0;
