@@ -552,6 +552,19 @@ static void session_close(struct session *s, const char *reason, bool reset)
 	wk->graveyard = s;
 }
 
+/* Free @s and all it owns (sockets are closed by session_close). */
+static void session_free(struct session *s)
+{
+	if (s->ops->release)
+		s->ops->release(s);
+	relay_release(&s->to_up);
+	relay_release(&s->to_down);
+	SSL_free(s->tls_down.ssl);
+	SSL_free(s->tls_up.ssl);
+	policy_free(s->policy);
+	free(s);
+}
+
 void session_reap(void *arg)
 {
 	struct worker *wk = arg;
@@ -560,14 +573,7 @@ void session_reap(void *arg)
 		struct session *s = wk->graveyard;
 
 		wk->graveyard = s->next;
-		if (s->ops->release)
-			s->ops->release(s);
-		relay_release(&s->to_up);
-		relay_release(&s->to_down);
-		SSL_free(s->tls_down.ssl);
-		SSL_free(s->tls_up.ssl);
-		policy_free(s->policy);
-		free(s);
+		session_free(s);
 	}
 	if (wk->draining && wk->nsessions == 0)
 		loop_stop(wk->loop);
@@ -880,6 +886,55 @@ static void release_slot(struct enforcer *e, struct workload *w)
 }
 
 /*
+ * A new session of @ops for @sum, its relays and its module set up. It
+ * takes @policy (a reference, may be NULL) even when it fails: then it
+ * returns NULL, and the caller refuses the connection.
+ */
+static struct session *session_new(struct worker *wk, struct workload *w,
+				   const struct bridle_orig *o,
+				   const struct proto_ops *ops,
+				   const struct session_summary *sum,
+				   struct policy *policy, enum relay_mode mode)
+{
+	struct enforcer *e = wk->e;
+	struct session *s = calloc(1, sizeof(*s));
+
+	if (!s) {
+		policy_free(policy);
+		return NULL;
+	}
+	s->sum = *sum;
+	s->ops = ops;
+	s->e = e;
+	s->wk = wk;
+	s->wl = w;
+	s->orig = *o;
+	s->policy = policy;
+	s->down.fd = s->up.fd = -1;
+	if (relay_init(&s->to_up, e->cfg->buffer_size, mode, !ops->opaque) ||
+	    relay_init(&s->to_down, e->cfg->buffer_size, mode, !ops->opaque) ||
+	    (ops->init && ops->init(s))) {
+		session_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Put @s on its worker's live list, where the API sees it. */
+static void session_link(struct session *s)
+{
+	struct worker *wk = s->wk;
+
+	pthread_mutex_lock(&wk->lock);
+	s->next = wk->sessions;
+	if (wk->sessions)
+		wk->sessions->prev = s;
+	wk->sessions = s;
+	wk->nsessions++;
+	pthread_mutex_unlock(&wk->lock);
+}
+
+/*
  * Start the upstream connection of an allowed session. The caller took a
  * slot in e->nsessions; a refusal here gives it back.
  */
@@ -914,46 +969,20 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 		sin6->sin6_scope_id = scope;
 	}
 
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		release_slot(e, w);
-		policy_free(policy);
-		refuse(wk, fd, sum, "out of memory");
-		return;
-	}
-	s->sum = *sum;
-	s->ops = ops;
-	s->e = e;
-	s->wk = wk;
-	s->wl = w;
-	s->orig = *o;
-	s->policy = policy;
-	s->policy_gen = gen;
-	s->target_idx = target_idx;
 	/* Only an opaque protocol may move bytes it never sees. */
 	mode = ops->opaque ? e->cfg->relay : RELAY_COPY;
-	if (relay_init(&s->to_up, e->cfg->buffer_size, mode, !ops->opaque) ||
-	    relay_init(&s->to_down, e->cfg->buffer_size, mode, !ops->opaque) ||
-	    (ops->init && ops->init(s))) {
-		if (ops->release)
-			ops->release(s);
-		relay_release(&s->to_up);
-		relay_release(&s->to_down);
-		free(s);
+	s = session_new(wk, w, o, ops, sum, policy, mode);
+	if (!s) {
 		release_slot(e, w);
-		policy_free(policy);
 		refuse(wk, fd, sum, "out of memory");
 		return;
 	}
+	s->policy_gen = gen;
+	s->target_idx = target_idx;
 	ufd = enroll_socket_in(e, w, family, SOCK_STREAM);
 	if (ufd < 0) {
-		if (ops->release)
-			ops->release(s);
-		relay_release(&s->to_up);
-		relay_release(&s->to_down);
-		free(s);
+		session_free(s);
 		release_slot(e, w);
-		policy_free(policy);
 		refuse(wk, fd, sum, errno_reason(-ufd, "upstream socket"));
 		return;
 	}
@@ -962,13 +991,7 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 	s->start_ms = s->last_ms = loop_now_ms(wk->loop);
 	s->connect_deadline_ms = s->start_ms + e->cfg->connect_timeout_ms;
 	s->connecting = true;
-	pthread_mutex_lock(&wk->lock);
-	s->next = wk->sessions;
-	if (wk->sessions)
-		wk->sessions->prev = s;
-	wk->sessions = s;
-	wk->nsessions++;
-	pthread_mutex_unlock(&wk->lock);
+	session_link(s);
 	nodelay(fd);
 	session_log(e, "decision", &s->sum);
 	if (connect(ufd, (struct sockaddr *)&ss, sl) == -1 &&
@@ -1028,42 +1051,17 @@ static void session_open_refusal(struct worker *wk, struct workload *w, int fd,
 		refuse(wk, fd, sum, sum->end_reason);
 		return;
 	}
-	s = calloc(1, sizeof(*s));
+	s = session_new(wk, w, o, ops, sum, NULL, RELAY_COPY);
 	if (!s) {
 		release_slot(e, w);
 		refuse(wk, fd, sum, sum->end_reason);
 		return;
 	}
-	s->sum = *sum;
-	s->ops = ops;
-	s->e = e;
-	s->wk = wk;
-	s->wl = w;
-	s->orig = *o;
 	s->target_idx = SIZE_MAX;
 	snprintf(s->refusal, sizeof(s->refusal), "%s", why);
-	if (relay_init(&s->to_up, e->cfg->buffer_size, RELAY_COPY, true) ||
-	    relay_init(&s->to_down, e->cfg->buffer_size, RELAY_COPY, true) ||
-	    ops->init(s)) {
-		if (ops->release)
-			ops->release(s);
-		relay_release(&s->to_up);
-		relay_release(&s->to_down);
-		free(s);
-		release_slot(e, w);
-		refuse(wk, fd, sum, sum->end_reason);
-		return;
-	}
 	s->down.fd = fd;
-	s->up.fd = -1;
 	s->start_ms = s->last_ms = loop_now_ms(wk->loop);
-	pthread_mutex_lock(&wk->lock);
-	s->next = wk->sessions;
-	if (wk->sessions)
-		wk->sessions->prev = s;
-	wk->sessions = s;
-	wk->nsessions++;
-	pthread_mutex_unlock(&wk->lock);
+	session_link(s);
 	nodelay(fd);
 	session_log(e, "decision", &s->sum);
 	s->down_registered = true;
