@@ -1245,9 +1245,13 @@ static bool catalog_relation(const char *name)
  * pg_* names, which PostgreSQL searches first): with @all every one of them
  * must match, else any one.
  */
-static bool table_matches(const struct policy_stmt *ps,
-			  const struct sql_table *t, char *const *globs,
-			  size_t n, bool all)
+/*
+ * Does unqualified @bare match @globs as some schema of the search path
+ * would name it (and pg_catalog, with @catalog)? With @all every one of
+ * them must match, else any one.
+ */
+static bool path_matches(const struct policy_stmt *ps, const char *bare,
+			 char *const *globs, size_t n, bool all, bool catalog)
 {
 	static const char *const fallback[] = { "public" };
 	const char *const *sch = ps->nschemas ? ps->schemas : fallback;
@@ -1255,25 +1259,33 @@ static bool table_matches(const struct policy_stmt *ps,
 	char name[512];
 	bool any = false;
 
-	if (t->qualified)
-		return glob_any(globs, n, t->name);
-	if (catalog_relation(t->name)) {
-		snprintf(name, sizeof(name), "pg_catalog.%s", t->name);
-		return glob_any(globs, n, name);
-	}
-	for (size_t i = 0; i <= nsch; i++) {
-		const char *s = i < nsch ? sch[i] : "pg_catalog";
+	for (size_t i = 0; i < nsch + catalog; i++) {
 		bool hit;
 
-		if (i == nsch && strncmp(t->name, "pg_", 3) != 0)
-			break;
-		snprintf(name, sizeof(name), "%s.%s", s, t->name);
+		snprintf(name, sizeof(name), "%s.%s",
+			 i < nsch ? sch[i] : "pg_catalog", bare);
 		hit = glob_any(globs, n, name);
 		if (all && !hit)
 			return false;
 		any |= hit;
 	}
 	return any;
+}
+
+static bool table_matches(const struct policy_stmt *ps,
+			  const struct sql_table *t, char *const *globs,
+			  size_t n, bool all)
+{
+	char name[512];
+
+	if (t->qualified)
+		return glob_any(globs, n, t->name);
+	if (catalog_relation(t->name)) {
+		snprintf(name, sizeof(name), "pg_catalog.%s", t->name);
+		return glob_any(globs, n, name);
+	}
+	return path_matches(ps, t->name, globs, n, all,
+			    strncmp(t->name, "pg_", 3) == 0);
 }
 
 /*
@@ -1284,12 +1296,6 @@ static bool table_matches(const struct policy_stmt *ps,
 static bool function_matches(const struct policy_stmt *ps, const char *f,
 			     char *const *globs, size_t n, bool all)
 {
-	static const char *const fallback[] = { "public" };
-	const char *const *sch = ps->nschemas ? ps->schemas : fallback;
-	size_t nsch = ps->nschemas ? ps->nschemas : 1;
-	char name[512];
-	bool any = false;
-
 	if (glob_any(globs, n, f))
 		return true;
 	/* For a deny, "dblink*" also catches public.dblink(). */
@@ -1297,16 +1303,7 @@ static bool function_matches(const struct policy_stmt *ps, const char *f,
 		return true;
 	if (strchr(f, '.'))
 		return false;
-	for (size_t i = 0; i < nsch; i++) {
-		bool hit;
-
-		snprintf(name, sizeof(name), "%s.%s", sch[i], f);
-		hit = glob_any(globs, n, name);
-		if (all && !hit)
-			return false;
-		any |= hit;
-	}
-	return any;
+	return path_matches(ps, f, globs, n, all, false);
 }
 
 static enum sql_command stmt_command(const struct sql_stmt *st)
