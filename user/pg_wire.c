@@ -8,12 +8,6 @@
 
 #include "bridle/pg_wire.h"
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
 static ssize_t invalid(const char **why, const char *reason)
 {
 	if (why)
@@ -62,8 +56,8 @@ ssize_t pg_parse_startup(const uint8_t *buf, size_t len, struct pg_startup *out,
 
 	if (len < 8)
 		return PG_NEED_MORE;
-	plen = be32(buf);
-	code = be32(buf + 4);
+	plen = pg_get32(buf);
+	code = pg_get32(buf + 4);
 	if (plen < 8 || plen > PG_MAX_STARTUP_LEN)
 		return invalid(why, "invalid startup packet length");
 	memset(out, 0, sizeof(*out));
@@ -82,8 +76,8 @@ ssize_t pg_parse_startup(const uint8_t *buf, size_t len, struct pg_startup *out,
 		if (len < 16)
 			return PG_NEED_MORE;
 		out->kind = PG_CANCEL_REQUEST;
-		out->cancel_pid = be32(buf + 8);
-		out->cancel_key = be32(buf + 12);
+		out->cancel_pid = pg_get32(buf + 8);
+		out->cancel_key = pg_get32(buf + 12);
 		return 16;
 	}
 	if ((code >> 16) != 3)
@@ -117,7 +111,7 @@ ssize_t pg_parse_message(const uint8_t *buf, size_t len, size_t max_body,
 
 	if (len < 5)
 		return PG_NEED_MORE;
-	mlen = be32(buf + 1);
+	mlen = pg_get32(buf + 1);
 	if (mlen < 4)
 		return invalid(why, "invalid message length");
 	if ((size_t)mlen - 4 > max_body)

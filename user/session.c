@@ -1278,6 +1278,11 @@ uint64_t session_id(const struct session *s)
 	return s->sum.id;
 }
 
+const struct workload *session_workload(const struct session *s)
+{
+	return s->wl;
+}
+
 const char *session_workload_name(const struct session *s)
 {
 	return s->sum.workload;

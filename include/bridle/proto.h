@@ -93,6 +93,8 @@ void session_log_event(struct session *s, const char *event, json_t *fields,
 void session_count(struct session *s, unsigned requests, unsigned denied,
 		   uint64_t masked);
 const char *session_workload_name(const struct session *s);
+/* The enrolled workload the session belongs to. */
+const struct workload *session_workload(const struct session *s);
 const char *session_target_name(const struct session *s);
 /* The configured per-direction buffer size and message limit. */
 size_t session_buffer_size(const struct session *s);

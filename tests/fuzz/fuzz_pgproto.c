@@ -134,6 +134,12 @@ void session_count(struct session *s, unsigned requests, unsigned denied,
 	(void)masked;
 }
 
+const struct workload *session_workload(const struct session *s)
+{
+	(void)s;
+	return &wl;
+}
+
 const char *session_workload_name(const struct session *s)
 {
 	(void)s;

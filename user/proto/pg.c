@@ -273,31 +273,6 @@ static bool cancel_find(uint32_t pid, uint32_t key, const struct workload *wl,
 
 /* ------------------------------------------------------- message output */
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
 /* A message being built: type, length, body. */
 struct msgb {
 	uint8_t buf[2048];
@@ -331,7 +306,7 @@ static void mb_u32(struct msgb *m, uint32_t v)
 {
 	uint8_t b[4];
 
-	put32(b, v);
+	pg_put32(b, v);
 	mb_bytes(m, b, 4);
 }
 
@@ -339,7 +314,7 @@ static void mb_u16(struct msgb *m, uint16_t v)
 {
 	uint8_t b[2];
 
-	put16(b, v);
+	pg_put16(b, v);
 	mb_bytes(m, b, 2);
 }
 
@@ -348,7 +323,7 @@ static int mb_send(struct pg *pg, enum proto_dir dir, struct msgb *m)
 {
 	if (m->overflow)
 		return -EMSGSIZE;
-	put32(m->buf + 1, (uint32_t)(m->len - 1));
+	pg_put32(m->buf + 1, (uint32_t)(m->len - 1));
 	return iobuf_append(session_out(pg->s, dir), m->buf, m->len);
 }
 
@@ -1345,12 +1320,12 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 					    "statement: it was not prepared "
 					    "through bridle"));
 	/* Skip parameter formats and values to the result formats. */
-	n = get16(p);
+	n = pg_get16(p);
 	p += 2;
 	if ((size_t)(end - p) < (size_t)n * 2 + 2)
 		return fatal(pg, "08P01", "bridle: malformed Bind message");
 	p += (size_t)n * 2;
-	n = get16(p);
+	n = pg_get16(p);
 	p += 2;
 	for (uint16_t i = 0; i < n; i++) {
 		int32_t l;
@@ -1358,7 +1333,7 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 		if (end - p < 4)
 			return fatal(pg, "08P01",
 				     "bridle: malformed Bind message");
-		l = (int32_t)get32(p);
+		l = (int32_t)pg_get32(p);
 		p += 4;
 		if (l > 0 && (size_t)(end - p) < (size_t)l)
 			return fatal(pg, "08P01",
@@ -1368,7 +1343,7 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 	}
 	if (end - p < 2)
 		return fatal(pg, "08P01", "bridle: malformed Bind message");
-	n = get16(p);
+	n = pg_get16(p);
 	p += 2;
 	if ((size_t)(end - p) != (size_t)n * 2)
 		return fatal(pg, "08P01", "bridle: malformed Bind message");
@@ -1384,7 +1359,7 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 		return -ENOMEM;
 	}
 	for (uint16_t i = 0; i < n; i++)
-		po->formats[i] = (int16_t)get16(p + 2 * i);
+		po->formats[i] = (int16_t)pg_get16(p + 2 * i);
 	po->nformats = n;
 	po->stmt = st;
 	st->refs++;
@@ -1670,24 +1645,19 @@ static int on_cancel(struct pg *pg, const struct pg_startup *st)
 	uint8_t addr[16];
 	uint16_t port;
 	uint8_t msg[16];
-	struct enforcer *e = session_enforcer(pg->s);
-	const struct workload *wl = NULL;
 
 	session_orig(pg->s, &family, addr, &port);
-	for (size_t i = 0; i < e->cfg->nworkloads; i++)
-		if (strcmp(e->workloads[i].cfg->name,
-			   session_workload_name(pg->s)) == 0)
-			wl = &e->workloads[i];
 	pg->phase = PH_DONE;
-	if (!cancel_find(st->cancel_pid, st->cancel_key, wl, family, addr, port,
-			 &up_pid, &up_key)) {
+	if (!cancel_find(st->cancel_pid, st->cancel_key,
+			 session_workload(pg->s), family, addr, port, &up_pid,
+			 &up_key)) {
 		session_finish(pg->s, "cancel request with an unknown key");
 		return 0;
 	}
-	put32(msg, 16);
-	put32(msg + 4, PG_CANCEL_REQUEST_CODE);
-	put32(msg + 8, up_pid);
-	put32(msg + 12, up_key);
+	pg_put32(msg, 16);
+	pg_put32(msg + 4, PG_CANCEL_REQUEST_CODE);
+	pg_put32(msg + 8, up_pid);
+	pg_put32(msg + 12, up_key);
 	session_log_event(pg->s, "cancel_request", json_object(), false);
 	if (forward(pg, msg, sizeof(msg)))
 		return -ENOBUFS;
@@ -1774,7 +1744,7 @@ static int on_startup(struct pg *pg, const struct pg_startup *st)
 	if (m.overflow)
 		return fatal(pg, "08P01", "bridle: startup packet too large");
 	/* The startup packet has no type byte: send from offset 1. */
-	put32(m.buf + 1, (uint32_t)(m.len - 1));
+	pg_put32(m.buf + 1, (uint32_t)(m.len - 1));
 	if (t->tls != POLICY_TLS_DISABLE) {
 		/* Never in the clear to a target that requires TLS: ask
 		 * first, and send the packet once TLS is up. */
@@ -1989,7 +1959,7 @@ static int on_auth_request(struct pg *pg, const struct pg_msg *m)
 
 	if (m->body_len < 4)
 		return login_failed(pg, "08P01", "malformed authentication");
-	code = get32(m->body);
+	code = pg_get32(m->body);
 	switch (code) {
 	case 0: { /* AuthenticationOk: now the agent is logged in too */
 		static const uint8_t ok[] = { 'R', 0, 0, 0, 8, 0, 0, 0, 0 };
@@ -2134,14 +2104,14 @@ static void setup_row(struct pg *pg, const struct pg_msg *m)
 
 	if (m->body_len < 2)
 		return;
-	n = get16(p);
+	n = pg_get16(p);
 	p += 2;
 	for (uint16_t i = 0; i < n && i < 5; i++) {
 		int32_t l;
 
 		if (end - p < 4)
 			return;
-		l = (int32_t)get32(p);
+		l = (int32_t)pg_get32(p);
 		p += 4;
 		if (l < 0 || (size_t)(end - p) < (size_t)l ||
 		    (size_t)l >= sizeof(vals[i]))
@@ -2221,7 +2191,7 @@ static struct pg_cols *plan_columns(struct pg *pg, const struct pg_msg *m,
 
 	if (!plan_masks_anything(pg) || m->body_len < 2)
 		return NULL;
-	n = get16(p);
+	n = pg_get16(p);
 	p += 2;
 	if (n > PG_MAX_COLS)
 		return NULL;
@@ -2240,10 +2210,10 @@ static struct pg_cols *plan_columns(struct pg *pg, const struct pg_msg *m,
 			free(c);
 			return NULL;
 		}
-		relid = get32(p);
-		attnum = (int16_t)get16(p + 4);
-		typoid = get32(p + 6);
-		format = (int16_t)get16(p + 16);
+		relid = pg_get32(p);
+		attnum = (int16_t)pg_get16(p + 4);
+		typoid = pg_get32(p + 6);
+		format = (int16_t)pg_get16(p + 16);
 		p += 18;
 		if (formats)
 			format = nformats == 0 ? 0 :
@@ -2332,14 +2302,14 @@ static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
 	*masked = 0;
 	if (m->body_len < 2)
 		return -EPROTO;
-	n = get16(p);
+	n = pg_get16(p);
 	p += 2;
 	/* Worst case: every byte of a value becomes part of a mask. */
 	if (scratch_need(pg, 7 + m->body_len * 2 + (size_t)n * 4 +
 				     (size_t)n * PG_TEXT_MASK_MAX * 2))
 		return -ENOMEM;
 	pg->scratch[0] = 'D';
-	put16(pg->scratch + 5, n);
+	pg_put16(pg->scratch + 5, n);
 	o = 7;
 	for (uint16_t i = 0; i < n; i++) {
 		const struct pg_col *col = i < cols->n ? &cols->c[i] : NULL;
@@ -2347,7 +2317,7 @@ static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
 
 		if (end - p < 4)
 			return -EPROTO;
-		l = (int32_t)get32(p);
+		l = (int32_t)pg_get32(p);
 		p += 4;
 		if (l > 0 && (size_t)(end - p) < (size_t)l)
 			return -EPROTO;
@@ -2370,7 +2340,7 @@ static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
 			if (!col->text) {
 				/* Any other type would not parse a string:
 				 * NULL is the mask every type accepts. */
-				put32(pg->scratch + o, 0xffffffffu);
+				pg_put32(pg->scratch + o, 0xffffffffu);
 				o += 4;
 				p += l;
 				continue;
@@ -2391,10 +2361,10 @@ static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
 						(size_t)l + 1);
 				if (r < 0)
 					r = 0;
-				put32(pg->scratch + o, (uint32_t)r);
+				pg_put32(pg->scratch + o, (uint32_t)r);
 				o += 4 + (size_t)r;
 			} else {
-				put32(pg->scratch + o, (uint32_t)r);
+				pg_put32(pg->scratch + o, (uint32_t)r);
 				memcpy(pg->scratch + o + 4, rendered,
 				       (size_t)r);
 				o += 4 + (size_t)r;
@@ -2420,7 +2390,7 @@ static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
 						    "", 0, NULL, 0, rendered,
 						    sizeof(rendered));
 
-				put32(pg->scratch + o, (uint32_t)r);
+				pg_put32(pg->scratch + o, (uint32_t)r);
 				memcpy(pg->scratch + o + 4, rendered,
 				       (size_t)r);
 				o += 4 + (size_t)r;
@@ -2460,12 +2430,13 @@ static ssize_t mask_row(struct pg *pg, const struct pg_msg *m,
 			}
 			memcpy(pg->scratch + o, p + at, (size_t)l - at);
 			o += (size_t)l - at;
-			put32(pg->scratch + start, (uint32_t)(o - start - 4));
+			pg_put32(pg->scratch + start,
+				 (uint32_t)(o - start - 4));
 			*masked += nh;
 			p += l;
 		}
 	}
-	put32(pg->scratch + 1, (uint32_t)(o - 1));
+	pg_put32(pg->scratch + 1, (uint32_t)(o - 1));
 	return (ssize_t)o;
 }
 
@@ -2555,7 +2526,7 @@ static ssize_t mask_notice(struct pg *pg, const struct pg_msg *m, bool hide)
 		pg->scratch[o++] = '\0';
 	}
 	pg->scratch[o++] = '\0';
-	put32(pg->scratch + 1, (uint32_t)(o - 1));
+	pg_put32(pg->scratch + 1, (uint32_t)(o - 1));
 	return (ssize_t)o;
 }
 
@@ -2852,21 +2823,14 @@ static int server_login_message(struct pg *pg, const struct pg_msg *m,
 		c = calloc(1, sizeof(*c));
 		if (!c)
 			return -ENOMEM;
-		c->up_pid = get32(m->body);
-		c->up_key = get32(m->body + 4);
+		c->up_pid = pg_get32(m->body);
+		c->up_key = pg_get32(m->body + 4);
 		do {
 			RAND_bytes((unsigned char *)&c->pid, sizeof(c->pid));
 			RAND_bytes((unsigned char *)&c->key, sizeof(c->key));
 			c->pid &= 0x7fffffff;
 		} while (!c->pid);
-		{
-			struct enforcer *e = session_enforcer(pg->s);
-
-			for (size_t i = 0; i < e->cfg->nworkloads; i++)
-				if (strcmp(e->workloads[i].cfg->name,
-					   session_workload_name(pg->s)) == 0)
-					c->wl = &e->workloads[i];
-		}
+		c->wl = session_workload(pg->s);
 		session_orig(pg->s, &c->family, c->addr, &c->port);
 		pg->cancel = c;
 		cancel_add(c);
@@ -2994,13 +2958,13 @@ static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
 		if (n == PG_NEED_MORE) {
 			/* A streamable message goes on before it is whole. */
 			if (avail >= 5 && streamable(pg, dir, (char)raw[0])) {
-				size_t total = (size_t)get32(raw + 1) + 1;
+				size_t total = (size_t)pg_get32(raw + 1) + 1;
 
 				pg->pass[d] = total;
 				continue;
 			}
 			if (avail >= 5) {
-				size_t total = (size_t)get32(raw + 1) + 1;
+				size_t total = (size_t)pg_get32(raw + 1) + 1;
 				int r = iobuf_reserve(b, total,
 						      pg->max_message + 5);
 
