@@ -11,7 +11,7 @@ ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 WARN    := -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS  ?= -O2 -g
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(BUILD) $(WARN)
-LDLIBS  := -lbpf -lelf -lz -lssl -lcrypto -ljansson -lpg_query -lhs -lpthread
+LDLIBS  := -lbpf -lelf -lz -lssl -lcrypto -ljansson -lpg_query -lhs -lpthread -lcurl
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 BPF_SRCS := bpf/redirect.bpf.c
@@ -28,11 +28,11 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB   := user/jsonv.c user/policy.c user/config.c user/iobuf.c user/keys.c user/log.c user/pg_wire.c user/sql.c user/scram.c user/mask.c user/jwt.c
+FUZZ_LIB   := user/jsonv.c user/policy.c user/config.c user/iobuf.c user/keys.c user/log.c user/pg_wire.c user/sql.c user/scram.c user/mask.c user/jwt.c user/identity.c user/jwks.c
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
-.PHONY: all deps test unit fuzz-seeds e2e e2e-tsan demo bench check format clean
+.PHONY: all deps test unit fuzz-seeds e2e e2e-tsan doc-test demo bench check format clean
 
 all: $(BUILD)/bridle $(TOOL_BINS)
 
@@ -102,6 +102,10 @@ fuzz-seeds: $(FUZZ_BINS)
 e2e: all
 	@./tests/e2e/run.sh
 
+# The examples of docs/policy.md, loaded and explained: they cannot rot.
+doc-test: all
+	@python3 tests/docs/test_policy_doc.py $(BUILD)/bridle docs/policy.md
+
 # The end-to-end suite again with bridle built with ThreadSanitizer: the
 # first data race aborts bridle, and the case that ran it fails.
 e2e-tsan: all $(BUILD)/tsan/bridle
@@ -111,6 +115,7 @@ e2e-tsan: all $(BUILD)/tsan/bridle
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory doc-test
 	@$(MAKE) --no-print-directory fuzz-seeds
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory e2e-tsan

@@ -378,7 +378,7 @@ start_bridle() { # VARIANT
     "default": "deny",
     "targets": [ { "name": "srv", "address": "$SRV_IP", "port": $SRV_PORT,
                    "protocol": "tcp" } ],
-    "rules": [ { "name": "bench", "target": "srv", "action": "allow" } ]
+    "rules": [ { "name": "bench", "when": { "target": "srv" }, "action": "allow" } ]
   }
 }
 EOT
@@ -838,8 +838,8 @@ pg_bridle_start() {
                                     "password_file": "$WORK/app.pw" } } ],
     "rules": [
       { "name": "bench reads pgbench tables",
-        "workload": { "labels": { "app": "bench" } },
-        "target": "shop-db", "action": "allow",
+        "when": { "workload": { "labels": { "app": "bench" } }, "target": "shop-db" },
+        "action": "allow",
         "sql": { "commands": ["select"], "tables": ["public.pgbench_*"] },
         "mask": { "columns": ["public.pgbench_accounts.filler"],
                   "detectors": ["email", "credit_card"],

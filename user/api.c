@@ -93,8 +93,15 @@ static void api_handle(struct api_conn *c)
 		else
 			reply = json_pack("{s:b,s:I}", "ok", 1, "generation",
 					  (json_int_t)e->policy_generation);
+	} else if (strcmp(cmd, "policy_stats") == 0) {
+		pthread_rwlock_rdlock(&e->policy_lock);
+		reply = json_pack("{s:b,s:I,s:o}", "ok", 1, "generation",
+				  (json_int_t)e->policy_generation, "policy",
+				  policy_stats_json(e->cfg->policy));
+		pthread_rwlock_unlock(&e->policy_lock);
 	} else {
-		reply = api_error("unknown command (status, sessions, reload)");
+		reply = api_error("unknown command (status, sessions, reload, "
+				  "policy_stats)");
 	}
 	json_decref(req);
 	api_reply(c, reply);

@@ -62,6 +62,9 @@ void config_free(struct config *c)
 		free(c->workloads[i].name);
 		free(c->workloads[i].cgroup);
 		free(c->workloads[i].netns);
+		free(c->workloads[i].k8s_namespace);
+		free(c->workloads[i].pod);
+		free(c->workloads[i].service_account);
 		json_decref(c->workloads[i].labels);
 	}
 	free(c->workloads);
@@ -97,6 +100,11 @@ uint32_t config_default_workers(void)
 					     (uint32_t)n;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 bool config_same_workloads(const struct config *a, const struct config *b)
 {
 	if (a->listen_port != b->listen_port || a->nworkloads != b->nworkloads)
@@ -107,7 +115,10 @@ bool config_same_workloads(const struct config *a, const struct config *b)
 
 		if (strcmp(x->name, y->name) || strcmp(x->cgroup, y->cgroup) ||
 		    strcmp(x->netns, y->netns) ||
-		    !json_equal(x->labels, y->labels))
+		    !json_equal(x->labels, y->labels) ||
+		    !same_str(x->k8s_namespace, y->k8s_namespace) ||
+		    !same_str(x->pod, y->pod) ||
+		    !same_str(x->service_account, y->service_account))
 			return false;
 	}
 	return true;
@@ -156,8 +167,12 @@ static bool workload_name_ok(const char *s)
 static int parse_workload(struct jv *v, json_t *j, struct config *c, size_t i,
 			  const char *cgroup_root)
 {
-	static const char *const keys[] = { "name", "cgroup", "netns", "labels",
-					    NULL };
+	static const char *const keys[] = { "name",   "cgroup",	    "netns",
+					    "labels", "kubernetes", NULL };
+	static const char *const kkeys[] = { "namespace", "pod",
+					     "service_account", NULL };
+	const char *kv[3] = {};
+	json_t *k8s;
 	struct config_workload *w = &c->workloads[i];
 	const char *name = NULL, *cgroup = NULL, *netns = "/proc/self/ns/net";
 	const char *rel;
@@ -222,10 +237,25 @@ static int parse_workload(struct jv *v, json_t *j, struct config *c, size_t i,
 	} else {
 		w->labels = json_object();
 	}
+	k8s = json_object_get(j, "kubernetes");
+	if (k8s) {
+		size_t old = jv_push_key(v, "kubernetes");
+		int bad = jv_object(v, k8s, kkeys);
+
+		for (int k = 0; k < 3 && !bad; k++)
+			bad = jv_string(v, k8s, kkeys[k], false, &kv[k]);
+		jv_pop(v, old);
+		if (bad)
+			return -1;
+	}
 	w->name = strdup(name);
 	w->cgroup = strdup(path);
 	w->netns = strdup(netns);
 	if (!w->name || !w->cgroup || !w->netns || !w->labels)
+		return jv_fail(v, NULL, "out of memory");
+	if ((kv[0] && !(w->k8s_namespace = strdup(kv[0]))) ||
+	    (kv[1] && !(w->pod = strdup(kv[1]))) ||
+	    (kv[2] && !(w->service_account = strdup(kv[2]))))
 		return jv_fail(v, NULL, "out of memory");
 	return 0;
 }

@@ -15,12 +15,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "bridle/api.h"
 #include "bridle/enforcer.h"
+#include "bridle/jwks.h"
 #include "bridle/tls.h"
 #include "bridle/log.h"
 #include "bridle/run.h"
@@ -280,6 +282,89 @@ int enforcer_reload(struct enforcer *e, char *err, size_t errlen)
 	return 0;
 }
 
+/* The base name of @path, and its directory in @dir. */
+static const char *split_path(const char *path, char *dir, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash) {
+		snprintf(dir, len, ".");
+		return path;
+	}
+	snprintf(dir, len, "%.*s", (int)(slash == path ? 1 : slash - path),
+		 path);
+	return slash + 1;
+}
+
+/*
+ * Watch the directories of the config and policy files: editors and
+ * `kubectl` (ConfigMap symlink swaps) replace files by rename, which a
+ * watch on the file itself would miss. A change schedules a reload a
+ * little later, so a burst of writes is one reload.
+ */
+static void on_files(struct loop_watch *w, uint32_t events)
+{
+	struct enforcer *e = container_of(w, struct enforcer, files);
+	char buf[4096] __attribute__((aligned(8)));
+	char dir[PATH_MAX];
+	ssize_t n;
+
+	(void)events;
+	while ((n = read(w->fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			const char *names[2] = {
+				split_path(e->cfg->path, dir, sizeof(dir)),
+				e->cfg->policy_path ?
+					split_path(e->cfg->policy_path, dir,
+						   sizeof(dir)) :
+					NULL,
+			};
+
+			for (int i = 0; i < 2; i++)
+				if (ev->len && names[i] &&
+				    (strcmp(ev->name, names[i]) == 0 ||
+				     strcmp(ev->name, "..data") == 0))
+					e->reload_at_ms = loop_now_ms(e->loop) +
+							  RELOAD_SETTLE_MS;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+}
+
+static void reload_tick(void *arg)
+{
+	struct enforcer *e = arg;
+	char err[1024];
+
+	if (!e->reload_at_ms || loop_now_ms(e->loop) < e->reload_at_ms)
+		return;
+	e->reload_at_ms = 0;
+	log_msg(LOG_INFO, "reload", "a policy or config file changed");
+	enforcer_reload(e, err, sizeof(err));
+}
+
+static int watch_files(struct enforcer *e)
+{
+	char dir[PATH_MAX];
+	const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE;
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	if (fd == -1)
+		return -errno;
+	split_path(e->cfg->path, dir, sizeof(dir));
+	if (inotify_add_watch(fd, dir, mask) == -1)
+		log_msg(LOG_WARN, "reload", "cannot watch %s: %s", dir,
+			strerror(errno));
+	if (e->cfg->policy_path) {
+		split_path(e->cfg->policy_path, dir, sizeof(dir));
+		if (inotify_add_watch(fd, dir, mask) == -1)
+			log_msg(LOG_WARN, "reload", "cannot watch %s: %s", dir,
+				strerror(errno));
+	}
+	return loop_add(e->loop, &e->files, fd, EPOLLIN, on_files);
+}
+
 static void on_signal(struct loop_watch *w, uint32_t events)
 {
 	struct enforcer *e = container_of(w, struct enforcer, signals);
@@ -345,6 +430,12 @@ json_t *enforcer_status_json(struct enforcer *e)
 		(json_int_t)e->reload_failures, "workloads", wls,
 		"kernel_counters", counters, "sessions", "live",
 		(int)__atomic_load_n(&e->nsessions, __ATOMIC_RELAXED));
+	json_object_set_new(json_object_get(st, "policy"), "version",
+			    json_string(policy_version(e->cfg->policy)));
+	json_object_set_new(
+		json_object_get(st, "policy"), "mode",
+		json_string(policy_mode_name(policy_mode_of(e->cfg->policy))));
+	json_object_set_new(st, "issuers", jwks_status_json());
 	json_object_set_new(st, "workers", json_integer(e->cfg->workers));
 	json_object_set_new(st, "non_inet_sockets_refused",
 			    json_boolean(bridle_bpf_has_lsm(e->bpf)));
@@ -390,8 +481,13 @@ static void enforcer_free(struct enforcer *e)
 	bridle_bpf_close(e->bpf);
 	if (e->signals.fd >= 0)
 		close(e->signals.fd);
+	if (e->files.fd >= 0)
+		close(e->files.fd);
+	jwks_stop();
 	if (e->session_log_fd >= 0)
 		close(e->session_log_fd);
+	if (e->decision_log_fd >= 0)
+		close(e->decision_log_fd);
 	if (e->self_netns_fd >= 0)
 		close(e->self_netns_fd);
 	loop_free(e->loop);
@@ -403,12 +499,14 @@ static void enforcer_free(struct enforcer *e)
 
 int run_enforcer(const char *config_path)
 {
-	struct enforcer e = { .self_netns_fd = -1, .session_log_fd = -1 };
+	struct enforcer e = { .self_netns_fd = -1,
+			      .session_log_fd = -1,
+			      .decision_log_fd = -1 };
 	struct rlimit rl;
 	char err[1024];
 	int ret = 1, ready;
 
-	e.control.fd = e.signals.fd = e.events.fd = -1;
+	e.control.fd = e.signals.fd = e.events.fd = e.files.fd = -1;
 	e.cfg = config_load(config_path, NULL, err, sizeof(err));
 	if (!e.cfg) {
 		log_json(LOG_ERROR, "config_invalid",
@@ -444,6 +542,12 @@ int run_enforcer(const char *config_path)
 	 * thread's signalfd sees them. */
 	if (setup_signals(&e) || session_log_open(&e, err, sizeof(err)) ||
 	    api_listen(&e, err, sizeof(err))) {
+		log_msg(LOG_ERROR, "startup", "%s",
+			err[0] ? err : strerror(errno));
+		goto out;
+	}
+	/* Issuers' keys by HTTPS, and reloads when the files change. */
+	if (jwks_start() || watch_files(&e)) {
 		log_msg(LOG_ERROR, "startup", "%s",
 			err[0] ? err : strerror(errno));
 		goto out;
@@ -490,6 +594,7 @@ int run_enforcer(const char *config_path)
 	bridle_bpf_drop_retired(e.cfg->pin_dir);
 	loop_add_tick(e.loop, TICK_MS, watch_workers, &e);
 	loop_add_tick(e.loop, RESCAN_MS, enroll_rescan, &e);
+	loop_add_tick(e.loop, TICK_MS, reload_tick, &e);
 	for (uint32_t i = 0; i < e.cfg->workers; i++) {
 		if (pthread_create(&e.workers[i].thread, NULL, worker_main,
 				   &e.workers[i])) {

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bridle/jsonv.h"
 
@@ -16,22 +17,26 @@ void jv_init(struct jv *v, const char *file, char *err, size_t errlen)
 	snprintf(v->path, sizeof(v->path), "$");
 	v->err = err;
 	v->errlen = errlen;
+	v->all = NULL;
 	if (errlen)
 		err[0] = '\0';
 }
 
 int jv_fail(struct jv *v, const char *key, const char *fmt, ...)
 {
-	char reason[256];
+	char reason[512], line[1024];
 	va_list ap;
 
-	if (!v->err || !v->errlen || v->err[0])
-		return -1; /* keep the first error: later ones follow from it */
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	snprintf(v->err, v->errlen, "%s: %s%s%s: %s", v->file, v->path,
+	snprintf(line, sizeof(line), "%s: %s%s%s: %s", v->file, v->path,
 		 key ? "." : "", key ? key : "", reason);
+	if (v->all)
+		json_array_append_new(v->all, json_string(line));
+	/* Keep the first error: later ones often follow from it. */
+	if (v->err && v->errlen && !v->err[0])
+		snprintf(v->err, v->errlen, "%s", line);
 	return -1;
 }
 
@@ -78,32 +83,93 @@ static const char *jv_type_name(const json_t *j)
 	}
 }
 
+/* Edit distance of @a and @b, a swap of neighbours counting one
+ * ("wehn"), capped: anything above 3 is 4. */
+static unsigned distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned d[33][33];
+
+	if (la > 32 || lb > 32)
+		return 4;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned best =
+				d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[la][lb] > 4 ? 4 : d[la][lb];
+}
+
+const char *jv_suggest(const char *word, const char *const *choices)
+{
+	const char *best = NULL;
+	unsigned bd = 3; /* at most two edits */
+
+	for (; *choices; choices++) {
+		unsigned d = strcasecmp(word, *choices) == 0 ?
+				     0 :
+				     distance(word, *choices);
+
+		/* A short word is near anything: at most one edit in three
+		 * letters ("z" is no typo of "a"). */
+		if (d < bd && d * 3 <= strlen(word)) {
+			bd = d;
+			best = *choices;
+		}
+	}
+	return best;
+}
+
 int jv_object(struct jv *v, json_t *obj, const char *const *allowed)
 {
 	const char *key;
 	json_t *val;
+	int ret = 0;
 
 	if (!json_is_object(obj))
 		return jv_fail(v, NULL, "expected an object, found %s",
 			       jv_type_name(obj));
 	json_object_foreach(obj, key, val) {
 		const char *const *a;
+		char hint[300] = "";
+		size_t off = 0;
+		const char *near;
 
 		for (a = allowed; *a; a++)
 			if (strcmp(*a, key) == 0)
 				break;
-		if (!*a) {
-			char hint[200] = "";
-			size_t off = 0;
-
-			for (a = allowed; *a && off < sizeof(hint); a++)
-				off += snprintf(hint + off, sizeof(hint) - off,
-						"%s%s", off ? ", " : "", *a);
-			return jv_fail(v, key, "unknown key (allowed: %s)",
-				       hint);
-		}
+		if (*a)
+			continue;
+		near = jv_suggest(key, allowed);
+		for (a = allowed; *a && off < sizeof(hint); a++)
+			off += snprintf(hint + off, sizeof(hint) - off, "%s%s",
+					off ? ", " : "", *a);
+		if (near)
+			ret = jv_fail(v, key,
+				      "unknown key: did you mean \"%s\"? "
+				      "(allowed: %s)",
+				      near, hint);
+		else
+			ret = jv_fail(v, key, "unknown key (allowed: %s)",
+				      hint);
+		/* Every unknown key when all errors are wanted. */
+		if (!v->all)
+			break;
 	}
-	return 0;
+	return ret;
 }
 
 int jv_string(struct jv *v, json_t *obj, const char *key, bool required,

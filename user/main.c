@@ -16,6 +16,7 @@
 #include "bridle/bpf.h"
 #include "bridle/config.h"
 #include "bridle/log.h"
+#include "bridle/cli.h"
 #include "bridle/policy.h"
 #include "bridle/run.h"
 
@@ -30,7 +31,10 @@ static const char usage_text[] =
 	"programs\n"
 	"  sessions [--json]               live and recent connections\n"
 	"  reload                          reload the policy (like SIGHUP)\n"
-	"  policy check FILE [--json]      validate a policy or config file\n"
+	"  policy check FILE [--json]      validate a policy or config file:\n"
+	"                                  every error, with its JSON path\n"
+	"  policy explain FILE [options]   decide a described request offline\n"
+	"  policy stats [--json]           decisions per rule, live\n"
 	"  unenroll --cgroup PATH          remove pinned programs of a cgroup\n"
 	"  version                         print the version\n"
 	"\n"
@@ -243,51 +247,54 @@ static int cmd_reload(const struct opts *o)
 	return 0;
 }
 
+static int cmd_policy_stats(const struct opts *o)
+{
+	json_t *r = call(o, "policy_stats"), *rules, *e;
+	size_t i;
+
+	if (!r)
+		return 1;
+	if (o->json) {
+		print_json(r);
+		json_decref(r);
+		return 0;
+	}
+	rules = json_object_get(json_object_get(r, "policy"), "rules");
+	printf("policy %s, generation %lld\n",
+	       json_string_value(json_object_get(json_object_get(r, "policy"),
+						 "version")),
+	       json_integer_value(json_object_get(r, "generation")));
+	printf("%-40s %-8s %-8s %8s %8s %8s %8s\n", "RULE", "ACTION", "MODE",
+	       "ALLOW", "DENY", "REVIEW", "SHADOW");
+	json_array_foreach(rules, i, e) {
+		json_t *pseudo = json_object_get(e, "pseudo");
+
+		printf("%-40s %-8s %-8s %8lld %8lld %8lld %8lld\n",
+		       json_string_value(json_object_get(e, "name")),
+		       pseudo ? "-" :
+				json_string_value(json_object_get(e, "action")),
+		       pseudo ? "-" :
+				json_string_value(json_object_get(e, "mode")),
+		       json_integer_value(json_object_get(e, "allow")),
+		       json_integer_value(json_object_get(e, "deny")),
+		       json_integer_value(json_object_get(e, "review")),
+		       json_integer_value(json_object_get(e, "shadow")));
+	}
+	json_decref(r);
+	return 0;
+}
+
 static int cmd_policy(const struct opts *o)
 {
-	char err[1024] = "";
-	json_t *root;
-	bool ok, is_config;
-	const char *file;
-
-	if (o->argc != 2 || strcmp(o->argv[0], "check") != 0) {
-		fprintf(stderr, "usage: bridle policy check FILE [--json]\n");
-		return 2;
-	}
-	file = o->argv[1];
-	root = jv_load_file(file, err, sizeof(err));
-	is_config = root && json_object_get(root, "workloads");
-	if (root && is_config) {
-		struct config *c = config_load(file, NULL, err, sizeof(err));
-
-		ok = c != NULL;
-		config_free(c);
-	} else if (root) {
-		struct policy *p;
-		struct jv v;
-
-		jv_init(&v, file, err, sizeof(err));
-		p = policy_compile(&v, root);
-		ok = p != NULL;
-		policy_free(p);
-	} else {
-		ok = false;
-	}
-	json_decref(root);
-	if (o->json) {
-		json_t *j = json_pack("{s:s,s:b,s:s}", "file", file, "ok", ok,
-				      "kind", is_config ? "config" : "policy");
-
-		if (!ok)
-			json_object_set_new(j, "error", json_string(err));
-		print_json(j);
-		json_decref(j);
-	} else if (ok) {
-		printf("%s: OK (%s)\n", file, is_config ? "config" : "policy");
-	}
-	if (!ok && !o->json)
-		fprintf(stderr, "bridle: %s\n", err);
-	return ok ? 0 : 1;
+	if (o->argc == 2 && strcmp(o->argv[0], "check") == 0)
+		return cli_policy_check(o->argv[1], o->json);
+	if (o->argc == 1 && strcmp(o->argv[0], "stats") == 0)
+		return cmd_policy_stats(o);
+	fprintf(stderr, "usage: bridle policy check FILE [--json]\n"
+			"       bridle policy explain FILE [options] "
+			"(bridle policy explain --help)\n"
+			"       bridle policy stats [--json]\n");
+	return 2;
 }
 
 static int cmd_unenroll(const struct opts *o)
@@ -323,6 +330,10 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
+	/* explain has options of its own. */
+	if (strcmp(cmd, "policy") == 0 && argc > 2 &&
+	    strcmp(argv[2], "explain") == 0)
+		return cli_policy_explain(argc - 2, argv + 2);
 	if (parse_opts(argc - 1, argv + 1, &o))
 		return 2;
 	if (strcmp(cmd, "run") == 0) {

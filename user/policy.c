@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Policy loading and evaluation for connection-level decisions.
+ * Policy loading and evaluation: connection decisions (which target, may
+ * this workload's process reach it) and statement decisions.
  *
  * Targets are matched most-specific first: the longest address prefix wins,
  * then a target with an explicit port over one without, then file order.
- * Among the rules that match the workload and the target, a deny beats an
- * allow; with no matching rule the policy's default applies.
+ * Among the rules that apply, a deny beats a review beats an allow; within
+ * one action the rule with the most conditions decides, the first in the
+ * file on a tie; with no rule the policy's default applies. Shadow rules
+ * are evaluated twice over: with them and without, and only the second
+ * decides, the first is what gets logged as a would-be denial.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
+
+#include "bridle/jwks.h"
+#include "bridle/jwt.h"
 #include "bridle/policy.h"
 
 /* The statement part of a rule: what it allows or denies. An empty list
@@ -34,31 +42,76 @@ struct policy_mask {
 	enum mask_style style;
 };
 
+/* Globs, any of which matches; none: anything matches. */
+struct globs {
+	char **v;
+	size_t n;
+};
+
+/* When a rule applies. Every condition given must hold. */
+struct policy_when {
+	struct globs workloads, namespaces, pods, service_accounts;
+	json_t *labels; /* key → value or array of values; NULL: any */
+	struct globs exes;
+	uint32_t *uids;
+	size_t nuids;
+	bool user; /* a user token is needed */
+	struct globs subs, emails, groups, issuers;
+	size_t *targets; /* indexes into policy->targets; NULL: any target */
+	size_t ntargets;
+};
+
 struct policy_rule {
 	char *name;
 	enum policy_action action;
+	enum policy_mode mode;
 	char *message;
-	char **workloads; /* names; NULL: any */
-	size_t nworkloads;
-	json_t *labels; /* required labels; NULL: any */
-	size_t *targets; /* indexes into policy->targets; NULL: any target */
-	size_t ntargets;
+	struct policy_when when;
+	unsigned specificity; /* conditions it names: the most specific wins */
 	struct policy_sql *sql; /* NULL: every statement */
 	struct policy_mask *mask; /* NULL: nothing masked */
+};
+
+/* Decisions taken by a rule, for `bridle policy stats`. */
+enum { CNT_ALLOW, CNT_DENY, CNT_REVIEW, CNT_SHADOW, CNT_N };
+
+/* Pseudo-rules follow the file's rules in the counters. */
+enum { PSEUDO_DEFAULT, PSEUDO_SESSION, PSEUDO_TOKEN, PSEUDO_OFF, PSEUDO_N };
+
+static const char *const pseudo_names[PSEUDO_N] = {
+	[PSEUDO_DEFAULT] = POLICY_RULE_DEFAULT,
+	[PSEUDO_SESSION] = POLICY_RULE_SESSION,
+	[PSEUDO_TOKEN] = POLICY_RULE_TOKEN,
+	[PSEUDO_OFF] = POLICY_RULE_OFF,
 };
 
 struct policy {
 	int refs; /* atomic */
 	enum policy_action def;
+	enum policy_mode mode;
+	bool has_shadow; /* some rule is in shadow mode */
+	char version[32];
+	struct policy_issuer *issuers;
+	size_t nissuers;
 	struct policy_target *targets;
 	size_t ntargets;
 	struct policy_rule *rules;
 	size_t nrules;
+	uint64_t (*counters)[CNT_N]; /* nrules + PSEUDO_N; atomic */
 };
 
 const char *policy_action_name(enum policy_action a)
 {
-	return a == POLICY_ALLOW ? "allow" : "deny";
+	return a == POLICY_ALLOW  ? "allow" :
+	       a == POLICY_REVIEW ? "review" :
+				    "deny";
+}
+
+const char *policy_mode_name(enum policy_mode m)
+{
+	return m == POLICY_SHADOW ? "shadow" :
+	       m == POLICY_OFF	  ? "off" :
+				    "enforce";
 }
 
 const char *policy_proto_name(enum policy_proto p)
@@ -178,6 +231,29 @@ static void strv_free(char **v, size_t n)
 	free(v);
 }
 
+static void globs_free(struct globs *g)
+{
+	strv_free(g->v, g->n);
+	g->v = NULL;
+	g->n = 0;
+}
+
+static void when_free(struct policy_when *w)
+{
+	globs_free(&w->workloads);
+	globs_free(&w->namespaces);
+	globs_free(&w->pods);
+	globs_free(&w->service_accounts);
+	globs_free(&w->exes);
+	globs_free(&w->subs);
+	globs_free(&w->emails);
+	globs_free(&w->groups);
+	globs_free(&w->issuers);
+	json_decref(w->labels);
+	free(w->uids);
+	free(w->targets);
+}
+
 static void rule_free(struct policy_rule *r)
 {
 	if (r->sql) {
@@ -191,11 +267,22 @@ static void rule_free(struct policy_rule *r)
 	}
 	free(r->name);
 	free(r->message);
-	for (size_t i = 0; i < r->nworkloads; i++)
-		free(r->workloads[i]);
-	free(r->workloads);
-	json_decref(r->labels);
-	free(r->targets);
+	when_free(&r->when);
+}
+
+static void issuer_free(struct policy_issuer *is)
+{
+	free(is->name);
+	free(is->issuer);
+	strv_free(is->audiences, is->naudiences);
+	jwt_keyset_free(is->keys);
+	if (is->source)
+		jwks_source_put(is->source);
+	free(is->jwks_file);
+	free(is->jwks_url);
+	free(is->ca_file);
+	free(is->groups_claim);
+	free(is->scopes_claim);
 }
 
 struct policy *policy_ref(struct policy *p)
@@ -223,25 +310,60 @@ void policy_free(struct policy *p)
 	for (size_t i = 0; i < p->nrules; i++)
 		rule_free(&p->rules[i]);
 	free(p->rules);
+	for (size_t i = 0; i < p->nissuers; i++)
+		issuer_free(&p->issuers[i]);
+	free(p->issuers);
+	free(p->counters);
 	free(p);
 }
 
-static int parse_action(struct jv *v, json_t *obj, const char *key,
-			bool required, enum policy_action *out)
+static int parse_word(struct jv *v, json_t *obj, const char *key,
+		      const char *const *words, const char *what, int *out)
 {
 	const char *s = NULL;
+	char list[128] = "";
+	size_t off = 0;
 
-	if (jv_string(v, obj, key, required, &s))
+	if (jv_string(v, obj, key, false, &s))
 		return -1;
 	if (!s)
 		return 0;
-	if (strcmp(s, "allow") == 0)
-		*out = POLICY_ALLOW;
-	else if (strcmp(s, "deny") == 0)
-		*out = POLICY_DENY;
-	else
-		return jv_fail(v, key, "\"%s\" is not an action (allow, deny)",
-			       s);
+	for (int i = 0; words[i]; i++) {
+		if (strcmp(s, words[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+					i ? ", " : "", words[i]);
+	}
+	return jv_fail(v, key, "\"%s\" is not %s (%s)", s, what, list);
+}
+
+static int parse_action(struct jv *v, json_t *obj, const char *key,
+			bool required, bool review, enum policy_action *out)
+{
+	static const char *const words[] = { "deny", "allow", "review", NULL };
+	static const char *const two[] = { "deny", "allow", NULL };
+	int a = (int)*out;
+
+	if (required && !json_object_get(obj, key))
+		return jv_fail(v, key,
+			       "required key is missing (allow, deny%s)",
+			       review ? ", review" : "");
+	if (parse_word(v, obj, key, review ? words : two, "an action", &a))
+		return -1;
+	*out = (enum policy_action)a;
+	return 0;
+}
+
+static int parse_mode(struct jv *v, json_t *obj, enum policy_mode *out)
+{
+	static const char *const words[] = { "enforce", "shadow", "off", NULL };
+	int m = (int)*out;
+
+	if (parse_word(v, obj, "mode", words, "a mode", &m))
+		return -1;
+	*out = (enum policy_mode)m;
 	return 0;
 }
 
@@ -335,24 +457,34 @@ static int parse_target_tls(struct jv *v, json_t *j, struct policy_target *t)
 static int parse_target(struct jv *v, json_t *j, struct policy *p, size_t idx)
 {
 	static const char *const keys[] = {
-		"name",	   "address",	  "port",	 "protocol", "tls",
-		"ca_file", "server_name", "credentials", NULL,
+		"name",	   "address",	  "port",	 "protocol",	 "tls",
+		"ca_file", "server_name", "credentials", "require_user", NULL,
 	};
 	struct policy_target *t = &p->targets[idx];
 	const char *name = NULL, *address = NULL, *proto = "tcp";
 	uint64_t port = 0;
 
-	if (jv_object(v, j, keys) || jv_string(v, j, "name", true, &name) ||
-	    jv_string(v, j, "address", true, &address) ||
-	    jv_uint(v, j, "port", false, 1, 65535, &port) ||
-	    jv_string(v, j, "protocol", false, &proto))
+	if (!json_is_object(j))
+		return jv_object(v, j, keys);
+	if (jv_string(v, j, "name", true, &name))
 		return -1;
 	if (!name_ok(name))
 		return jv_fail(v, "name", "contains control characters");
 	for (size_t i = 0; i < idx; i++)
-		if (strcmp(p->targets[i].name, name) == 0)
+		if (p->targets[i].name && strcmp(p->targets[i].name, name) == 0)
 			return jv_fail(v, "name",
 				       "duplicate target name \"%s\"", name);
+	/* Named first: rules naming a target with errors get no errors of
+	 * their own for it. */
+	t->name = strdup(name);
+	if (!t->name)
+		return jv_fail(v, NULL, "out of memory");
+	if ((jv_object(v, j, keys) && !v->all) ||
+	    jv_string(v, j, "address", true, &address) ||
+	    jv_uint(v, j, "port", false, 1, 65535, &port) ||
+	    jv_string(v, j, "protocol", false, &proto) ||
+	    jv_bool(v, j, "require_user", &t->require_user))
+		return -1;
 	if (policy_parse_cidr(address, &t->family, t->addr, &t->prefix))
 		return jv_fail(v, "address",
 			       "\"%s\" is not an IP address or CIDR prefix "
@@ -368,128 +500,389 @@ static int parse_target(struct jv *v, json_t *j, struct policy *p, size_t idx)
 			       "postgres)",
 			       proto);
 	t->port = (uint16_t)port;
-	t->name = strdup(name);
-	if (!t->name)
-		return jv_fail(v, NULL, "out of memory");
+	if (t->require_user && t->proto == PROTO_TCP)
+		return jv_fail(v, "require_user",
+			       "a tcp target carries no token: users are "
+			       "named by postgres targets");
+	if (t->require_user && !p->nissuers)
+		return jv_fail(v, "require_user",
+			       "user tokens need an issuer: add one to the "
+			       "policy's \"issuers\"");
 	return parse_target_tls(v, j, t) || parse_credentials(v, j, t) ? -1 : 0;
+}
+
+/* obj[key]: a string or a non-empty array of strings (globs), copied. */
+static int parse_globs(struct jv *v, json_t *obj, const char *key,
+		       struct globs *g)
+{
+	json_t *a = json_object_get(obj, key), *e;
+	size_t n, i;
+
+	if (!a)
+		return 0;
+	n = json_is_array(a) ? json_array_size(a) : 1;
+	if (!json_is_string(a) && !(json_is_array(a) && n > 0))
+		return jv_fail(v, key,
+			       "expected a string or a non-empty array of "
+			       "strings (globs allowed)");
+	g->v = calloc(n, sizeof(*g->v));
+	if (!g->v)
+		return jv_fail(v, key, "out of memory");
+	for (i = 0; i < n; i++) {
+		e = json_is_array(a) ? json_array_get(a, i) : a;
+		if (!json_is_string(e) || !json_string_length(e) ||
+		    strlen(json_string_value(e)) != json_string_length(e) ||
+		    !name_ok(json_string_value(e))) {
+			size_t old = jv_push_key(v, key);
+
+			if (json_is_array(a))
+				jv_push_index(v, i);
+			jv_fail(v, NULL, "expected a non-empty string");
+			jv_pop(v, old);
+			return -1;
+		}
+		g->v[i] = strdup(json_string_value(e));
+		if (!g->v[i])
+			return jv_fail(v, key, "out of memory");
+		g->n++;
+	}
+	return 0;
+}
+
+static int parse_issuer(struct jv *v, json_t *j, struct policy *p, size_t idx)
+{
+	static const char *const keys[] = {
+		"name",
+		"issuer",
+		"audience",
+		"jwks_file",
+		"jwks_url",
+		"ca_file",
+		"refresh_seconds",
+		"skew_seconds",
+		"groups_claim",
+		"scopes_claim",
+		NULL,
+	};
+	struct policy_issuer *is = &p->issuers[idx];
+	struct globs aud = {};
+	uint64_t refresh = 3600, skew = 60;
+	const char *name = NULL;
+	char err[256];
+
+	if (jv_object(v, j, keys) || jv_string(v, j, "name", true, &name))
+		return -1;
+	is->name = strdup(name);
+	if (!is->name)
+		return jv_fail(v, NULL, "out of memory");
+	if (!name_ok(name))
+		return jv_fail(v, "name", "contains control characters");
+	for (size_t i = 0; i < idx; i++)
+		if (strcmp(p->issuers[i].name, name) == 0)
+			return jv_fail(v, "name",
+				       "duplicate issuer name \"%s\"", name);
+	if (opt_strdup(v, j, "issuer", &is->issuer) ||
+	    opt_strdup(v, j, "jwks_file", &is->jwks_file) ||
+	    opt_strdup(v, j, "jwks_url", &is->jwks_url) ||
+	    opt_strdup(v, j, "ca_file", &is->ca_file) ||
+	    opt_strdup(v, j, "groups_claim", &is->groups_claim) ||
+	    opt_strdup(v, j, "scopes_claim", &is->scopes_claim) ||
+	    jv_uint(v, j, "refresh_seconds", false, 1, 7 * 86400, &refresh) ||
+	    jv_uint(v, j, "skew_seconds", false, 0, 600, &skew) ||
+	    parse_globs(v, j, "audience", &aud))
+		goto fail;
+	is->audiences = aud.v;
+	is->naudiences = aud.n;
+	aud = (struct globs){};
+	is->refresh_s = (uint32_t)refresh;
+	is->skew_s = (uint32_t)skew;
+	if (!is->issuer) {
+		jv_fail(v, "issuer",
+			"required: the \"iss\" value of this issuer's tokens");
+		goto fail;
+	}
+	if (!is->naudiences) {
+		jv_fail(v, "audience",
+			"required: the \"aud\" value tokens for bridle carry "
+			"(a token minted for another service must not pass)");
+		goto fail;
+	}
+	if (!is->groups_claim && !(is->groups_claim = strdup("groups"))) {
+		jv_fail(v, NULL, "out of memory");
+		goto fail;
+	}
+	if (!!is->jwks_file == !!is->jwks_url) {
+		jv_fail(v, NULL,
+			"give exactly one of jwks_file (a JWKS document on "
+			"disk) and jwks_url (https://…, fetched and "
+			"refreshed)");
+		goto fail;
+	}
+	if (is->ca_file && !is->jwks_url) {
+		jv_fail(v, "ca_file", "only used with jwks_url");
+		goto fail;
+	}
+	if (is->jwks_file) {
+		is->keys = jwt_keyset_load(is->jwks_file, err, sizeof(err));
+		if (!is->keys) {
+			jv_fail(v, "jwks_file", "%s", err);
+			goto fail;
+		}
+	} else {
+		is->source = jwks_source_get(is->jwks_url, is->ca_file,
+					     is->refresh_s, err, sizeof(err));
+		if (!is->source) {
+			jv_fail(v, "jwks_url", "%s", err);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	globs_free(&aud);
+	return -1;
+}
+
+static int parse_when_workload(struct jv *v, json_t *w, struct policy_rule *r)
+{
+	static const char *const keys[] = {
+		"name", "labels", "namespace", "pod", "service_account", NULL
+	};
+	struct policy_when *wh = &r->when;
+	json_t *labels;
+	const char *k;
+	json_t *val;
+
+	if (jv_object(v, w, keys) ||
+	    parse_globs(v, w, "name", &wh->workloads) ||
+	    parse_globs(v, w, "namespace", &wh->namespaces) ||
+	    parse_globs(v, w, "pod", &wh->pods) ||
+	    parse_globs(v, w, "service_account", &wh->service_accounts))
+		return -1;
+	r->specificity += !!wh->workloads.n + !!wh->namespaces.n +
+			  !!wh->pods.n + !!wh->service_accounts.n;
+	labels = json_object_get(w, "labels");
+	if (!labels)
+		return 0;
+	if (!json_is_object(labels))
+		return jv_fail(v, "labels",
+			       "expected an object of label: value (or an "
+			       "array of values, any of which matches)");
+	json_object_foreach(labels, k, val) {
+		bool ok = json_is_string(val) ||
+			  (json_is_array(val) && json_array_size(val) > 0);
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(val, i, e)
+			ok &= json_is_string(e);
+		if (!ok) {
+			size_t o2 = jv_push_key(v, "labels");
+
+			jv_fail(v, k,
+				"label values must be strings, or non-empty "
+				"arrays of strings");
+			jv_pop(v, o2);
+			return -1;
+		}
+		r->specificity++;
+	}
+	wh->labels = json_incref(labels);
+	return 0;
+}
+
+static int parse_when_process(struct jv *v, json_t *w, struct policy_rule *r)
+{
+	static const char *const keys[] = { "exe", "uid", NULL };
+	struct policy_when *wh = &r->when;
+	json_t *uid;
+
+	if (jv_object(v, w, keys) || parse_globs(v, w, "exe", &wh->exes))
+		return -1;
+	for (size_t i = 0; i < wh->exes.n; i++)
+		if (wh->exes.v[i][0] != '/' && wh->exes.v[i][0] != '*')
+			return jv_fail(v, "exe",
+				       "\"%s\" is not a path: executables are "
+				       "matched by their full path (a glob "
+				       "such as \"*/psql\" or "
+				       "\"/usr/bin/python3*\")",
+				       wh->exes.v[i]);
+	uid = json_object_get(w, "uid");
+	if (uid) {
+		size_t n = json_is_array(uid) ? json_array_size(uid) : 1;
+
+		wh->uids = calloc(n, sizeof(*wh->uids));
+		if (!wh->uids)
+			return jv_fail(v, "uid", "out of memory");
+		for (size_t i = 0; i < n; i++) {
+			json_t *e = json_is_array(uid) ?
+					    json_array_get(uid, i) :
+					    uid;
+
+			if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+			    json_integer_value(e) > UINT32_MAX - 1)
+				return jv_fail(v, "uid",
+					       "expected a uid or a non-empty "
+					       "array of uids");
+			wh->uids[wh->nuids++] = (uint32_t)json_integer_value(e);
+		}
+		if (!wh->nuids)
+			return jv_fail(v, "uid",
+				       "expected a uid or a non-empty array "
+				       "of uids");
+	}
+	r->specificity += !!wh->exes.n + !!wh->nuids;
+	return 0;
+}
+
+static int parse_when_user(struct jv *v, json_t *w, const struct policy *p,
+			   struct policy_rule *r)
+{
+	static const char *const keys[] = { "sub", "email", "groups", "issuer",
+					    NULL };
+	struct policy_when *wh = &r->when;
+
+	if (jv_object(v, w, keys) || parse_globs(v, w, "sub", &wh->subs) ||
+	    parse_globs(v, w, "email", &wh->emails) ||
+	    parse_globs(v, w, "groups", &wh->groups) ||
+	    parse_globs(v, w, "issuer", &wh->issuers))
+		return -1;
+	if (!p->nissuers)
+		return jv_fail(v, NULL,
+			       "rules about users need an issuer: add one to "
+			       "the policy's \"issuers\"");
+	for (size_t i = 0; i < wh->issuers.n; i++) {
+		bool hit = false;
+
+		for (size_t k = 0; k < p->nissuers && !hit; k++)
+			hit = fnmatch(wh->issuers.v[i], p->issuers[k].name,
+				      0) == 0;
+		if (!hit)
+			return jv_fail(v, "issuer",
+				       "\"%s\" names no issuer of the policy",
+				       wh->issuers.v[i]);
+	}
+	wh->user = true;
+	r->specificity += 1 + !!wh->subs.n + !!wh->emails.n + !!wh->groups.n +
+			  !!wh->issuers.n;
+	return 0;
 }
 
 static int find_target(const struct policy *p, const char *name, size_t *idx)
 {
 	for (size_t i = 0; i < p->ntargets; i++)
-		if (strcmp(p->targets[i].name, name) == 0) {
+		if (p->targets[i].name &&
+		    strcmp(p->targets[i].name, name) == 0) {
 			*idx = i;
 			return 0;
 		}
 	return -1;
 }
 
-static int parse_rule_targets(struct jv *v, json_t *j, struct policy *p,
+static int no_target(struct jv *v, const struct policy *p, const char *key,
+		     const char *name)
+{
+	const char *names[65];
+	size_t n = 0;
+	const char *near;
+
+	for (size_t i = 0; i < p->ntargets && n < 64; i++)
+		if (p->targets[i].name)
+			names[n++] = p->targets[i].name;
+	names[n] = NULL;
+	near = jv_suggest(name, names);
+	if (near)
+		return jv_fail(v, key,
+			       "no target named \"%s\": did you mean \"%s\"?",
+			       name, near);
+	return jv_fail(v, key, "no target named \"%s\"", name);
+}
+
+static int parse_when_targets(struct jv *v, json_t *w, const struct policy *p,
 			      struct policy_rule *r)
 {
-	json_t *t = json_object_get(j, "target");
+	json_t *t = json_object_get(w, "target");
 	size_t n, old;
 
 	if (!t)
 		return 0;
-	if (json_is_string(t)) {
-		r->targets = calloc(1, sizeof(*r->targets));
-		if (!r->targets)
-			return jv_fail(v, "target", "out of memory");
-		if (find_target(p, json_string_value(t), &r->targets[0]))
-			return jv_fail(v, "target", "no target named \"%s\"",
-				       json_string_value(t));
-		r->ntargets = 1;
-		return 0;
-	}
-	if (!json_is_array(t) || json_array_size(t) == 0)
+	n = json_is_array(t) ? json_array_size(t) : 1;
+	if (!json_is_string(t) && !(json_is_array(t) && n > 0))
 		return jv_fail(v, "target",
 			       "expected a target name or a non-empty array "
 			       "of target names");
-	n = json_array_size(t);
-	r->targets = calloc(n, sizeof(*r->targets));
-	if (!r->targets)
+	r->when.targets = calloc(n, sizeof(*r->when.targets));
+	if (!r->when.targets)
 		return jv_fail(v, "target", "out of memory");
 	old = jv_push_key(v, "target");
 	for (size_t i = 0; i < n; i++) {
-		json_t *e = json_array_get(t, i);
-		size_t o2 = jv_push_index(v, i);
+		json_t *e = json_is_array(t) ? json_array_get(t, i) : t;
+		size_t o2 = json_is_array(t) ? jv_push_index(v, i) :
+					       strlen(v->path);
+		int bad = 0;
 
 		if (!json_is_string(e))
-			return jv_fail(v, NULL, "expected a target name");
-		if (find_target(p, json_string_value(e), &r->targets[i]))
-			return jv_fail(v, NULL, "no target named \"%s\"",
-				       json_string_value(e));
-		r->ntargets++;
+			bad = jv_fail(v, NULL, "expected a target name");
+		else if (find_target(p, json_string_value(e),
+				     &r->when.targets[i]))
+			bad = no_target(v, p, NULL, json_string_value(e));
+		if (bad) {
+			jv_pop(v, old);
+			return -1;
+		}
+		r->when.ntargets++;
 		jv_pop(v, o2);
 	}
 	jv_pop(v, old);
+	r->specificity++;
 	return 0;
 }
 
-static int parse_rule_workload(struct jv *v, json_t *j, struct policy_rule *r)
+static int parse_when(struct jv *v, json_t *j, const struct policy *p,
+		      struct policy_rule *r)
 {
-	static const char *const keys[] = { "name", "labels", NULL };
-	json_t *w = json_object_get(j, "workload"), *names, *labels;
+	static const char *const keys[] = { "workload", "process", "user",
+					    "target", NULL };
+	json_t *w = json_object_get(j, "when"), *part;
 	size_t old;
 	int ret = -1;
 
 	if (!w)
 		return 0;
-	old = jv_push_key(v, "workload");
-	if (jv_object(v, w, keys))
+	old = jv_push_key(v, "when");
+	if (!json_is_object(w)) {
+		jv_object(v, w, keys);
 		goto out;
-	names = json_object_get(w, "name");
-	if (names) {
-		size_t n = json_is_array(names) ? json_array_size(names) : 1;
-
-		if (!json_is_string(names) &&
-		    !(json_is_array(names) && n > 0)) {
-			jv_fail(v, "name",
-				"expected a workload name or a non-empty array "
-				"of names (globs allowed)");
-			goto out;
-		}
-		r->workloads = calloc(n, sizeof(*r->workloads));
-		if (!r->workloads)
-			goto out;
-		for (size_t i = 0; i < n; i++) {
-			json_t *e = json_is_array(names) ?
-					    json_array_get(names, i) :
-					    names;
-
-			if (!json_is_string(e)) {
-				jv_fail(v, "name", "expected strings");
-				goto out;
-			}
-			r->workloads[i] = strdup(json_string_value(e));
-			if (!r->workloads[i])
-				goto out;
-			r->nworkloads++;
-		}
 	}
-	labels = json_object_get(w, "labels");
-	if (labels) {
-		const char *k;
-		json_t *val;
+	/* Each part on its own: with v->all, an error in one does not hide
+	 * those of the next. */
+	ret = jv_object(v, w, keys);
+	if (ret && !v->all)
+		goto out;
+	if ((part = json_object_get(w, "workload"))) {
+		size_t o2 = jv_push_key(v, "workload");
 
-		if (!json_is_object(labels)) {
-			jv_fail(v, "labels",
-				"expected an object of label: value");
+		ret |= parse_when_workload(v, part, r);
+		jv_pop(v, o2);
+		if (ret && !v->all)
 			goto out;
-		}
-		json_object_foreach(labels, k, val) {
-			if (!json_is_string(val)) {
-				size_t o2 = jv_push_key(v, "labels");
-
-				jv_fail(v, k, "label values must be strings");
-				jv_pop(v, o2);
-				goto out;
-			}
-		}
-		r->labels = json_incref(labels);
 	}
-	ret = 0;
+	if ((part = json_object_get(w, "process"))) {
+		size_t o2 = jv_push_key(v, "process");
+
+		ret |= parse_when_process(v, part, r);
+		jv_pop(v, o2);
+		if (ret && !v->all)
+			goto out;
+	}
+	if ((part = json_object_get(w, "user"))) {
+		size_t o2 = jv_push_key(v, "user");
+
+		ret |= parse_when_user(v, part, p, r);
+		jv_pop(v, o2);
+		if (ret && !v->all)
+			goto out;
+	}
+	ret |= parse_when_targets(v, w, p, r);
 out:
 	jv_pop(v, old);
 	return ret;
@@ -601,12 +994,12 @@ static int parse_rule_sql(struct jv *v, json_t *j, const struct policy *p,
 		jv_fail(v, "permit", "only allow rules permit");
 		goto out;
 	}
-	for (i = 0; i < r->ntargets; i++)
-		if (p->targets[r->targets[i]].proto != PROTO_POSTGRES) {
+	for (i = 0; i < r->when.ntargets; i++)
+		if (p->targets[r->when.targets[i]].proto != PROTO_POSTGRES) {
 			jv_fail(v, NULL,
 				"target \"%s\" is not a postgres target: "
 				"sql rules apply to postgres targets",
-				p->targets[r->targets[i]].name);
+				p->targets[r->when.targets[i]].name);
 			goto out;
 		}
 	ret = 0;
@@ -692,50 +1085,162 @@ out:
 
 static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 {
-	static const char *const keys[] = { "name",   "workload", "target",
-					    "action", "message",  "sql",
-					    "mask",   NULL };
+	static const char *const keys[] = { "name",    "when", "action", "mode",
+					    "message", "sql",  "mask",	 NULL };
 	struct policy_rule *r = &p->rules[idx];
 	const char *name = NULL, *message = NULL;
+	int bad = 0, bad_action;
 
-	if (jv_object(v, j, keys) || jv_string(v, j, "name", true, &name) ||
-	    parse_action(v, j, "action", true, &r->action) ||
-	    jv_string(v, j, "message", false, &message))
+	if (!json_is_object(j))
+		return jv_object(v, j, keys);
+		/* With v->all, every part is checked even after an error. */
+#define STOP_OR_GO()                \
+	do {                        \
+		if (bad && !v->all) \
+			return -1;  \
+	} while (0)
+	if (json_object_get(j, "workload") || json_object_get(j, "target"))
+		bad = jv_fail(v,
+			      json_object_get(j, "workload") ? "workload" :
+							       "target",
+			      "conditions live in \"when\": write \"when\": "
+			      "{\"workload\": …, \"target\": …}");
+	STOP_OR_GO();
+	if (jv_string(v, j, "name", true, &name))
 		return -1;
 	if (!name_ok(name))
 		return jv_fail(v, "name", "contains control characters");
-	if (strcmp(name, "default") == 0)
-		return jv_fail(
-			v, "name",
-			"\"default\" is reserved for the policy default");
+	for (size_t i = 0; i < PSEUDO_N; i++)
+		if (strcmp(name, pseudo_names[i]) == 0)
+			return jv_fail(v, "name",
+				       "\"%s\" is reserved: bridle names its "
+				       "own decisions so",
+				       name);
 	for (size_t i = 0; i < idx; i++)
-		if (strcmp(p->rules[i].name, name) == 0)
+		if (p->rules[i].name && strcmp(p->rules[i].name, name) == 0)
 			return jv_fail(v, "name", "duplicate rule name \"%s\"",
 				       name);
 	r->name = strdup(name);
 	if (!r->name)
 		return jv_fail(v, NULL, "out of memory");
-	if (message) {
-		if (r->action != POLICY_DENY)
-			return jv_fail(v, "message",
-				       "only deny rules carry a message");
-		r->message = strdup(message);
-		if (!r->message)
+	r->mode = POLICY_ENFORCE;
+	bad |= jv_object(v, j, keys);
+	STOP_OR_GO();
+	bad_action = parse_action(v, j, "action", true, true, &r->action);
+	bad |= bad_action;
+	bad |= parse_mode(v, j, &r->mode);
+	STOP_OR_GO();
+	if (jv_string(v, j, "message", false, &message)) {
+		bad = -1;
+	} else if (message && !bad_action) {
+		if (r->action == POLICY_ALLOW)
+			bad = jv_fail(v, "message",
+				      "only deny and review rules carry a "
+				      "message: it is what the agent is told");
+		else if (!(r->message = strdup(message)))
 			return jv_fail(v, NULL, "out of memory");
 	}
-	if (parse_rule_workload(v, j, r) || parse_rule_targets(v, j, p, r) ||
-	    parse_rule_sql(v, j, p, r) || parse_rule_mask(v, j, r))
+	STOP_OR_GO();
+	bad |= parse_when(v, j, p, r);
+	STOP_OR_GO();
+	/* What the sql and mask parts may say depends on the action. */
+	if (bad_action)
 		return -1;
-	return 0;
+	bad |= parse_rule_sql(v, j, p, r);
+	STOP_OR_GO();
+	bad |= parse_rule_mask(v, j, r);
+	STOP_OR_GO();
+#undef STOP_OR_GO
+	if (r->action == POLICY_REVIEW) {
+		bool proto = r->when.ntargets > 0;
+
+		for (size_t i = 0; i < r->when.ntargets; i++)
+			proto &= p->targets[r->when.targets[i]].proto !=
+				 PROTO_TCP;
+		if (!proto)
+			bad = jv_fail(v, "action",
+				      "review holds requests: name the "
+				      "postgres target(s) it applies to in "
+				      "\"when\".\"target\" (tcp targets "
+				      "carry no requests)");
+	}
+	if (r->mode == POLICY_SHADOW)
+		p->has_shadow = true;
+	return bad ? -1 : 0;
+}
+
+/* Parse root[key], an array, calling @one for each element; with v->all
+ * every element is parsed even after a failure. Returns 0 or -1. */
+static int parse_array(struct jv *v, json_t *root, const char *key,
+		       void **items, size_t size, size_t *n,
+		       int (*one)(struct jv *, json_t *, struct policy *,
+				  size_t),
+		       struct policy *p)
+{
+	json_t *a = json_object_get(root, key);
+	size_t old;
+	int ret = 0;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a))
+		return jv_fail(v, key, "expected an array of %s", key);
+	if (!json_array_size(a))
+		return 0;
+	*items = calloc(json_array_size(a), size);
+	if (!*items)
+		return jv_fail(v, key, "out of memory");
+	old = jv_push_key(v, key);
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		size_t o2 = jv_push_index(v, i);
+
+		*n = i + 1;
+		if (one(v, json_array_get(a, i), p, i)) {
+			ret = -1;
+			if (!v->all) {
+				jv_pop(v, old);
+				return -1;
+			}
+		}
+		jv_pop(v, o2);
+	}
+	jv_pop(v, old);
+	return ret;
+}
+
+static void set_version(struct policy *p, json_t *root)
+{
+	char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+	uint8_t md[SHA256_DIGEST_LENGTH];
+
+	snprintf(p->version, sizeof(p->version), "sha256:unknown");
+	if (!text)
+		return;
+	SHA256((const uint8_t *)text, strlen(text), md);
+	free(text);
+	memcpy(p->version, "sha256:", 7);
+	for (int i = 0; i < 8; i++)
+		snprintf(p->version + 7 + i * 2, 3, "%02x", md[i]);
+}
+
+static int parse_target_cb(struct jv *v, json_t *j, struct policy *p, size_t i)
+{
+	return parse_target(v, j, p, i);
+}
+
+static int parse_issuer_cb(struct jv *v, json_t *j, struct policy *p, size_t i)
+{
+	if (!json_is_object(j))
+		return jv_fail(v, NULL, "expected an issuer object");
+	return parse_issuer(v, j, p, i);
 }
 
 struct policy *policy_compile(struct jv *v, json_t *root)
 {
-	static const char *const keys[] = { "default", "targets", "rules",
-					    NULL };
+	static const char *const keys[] = { "mode",    "default", "issuers",
+					    "targets", "rules",	  NULL };
 	struct policy *p;
-	json_t *targets, *rules;
-	size_t old;
+	int bad;
 
 	if (jv_object(v, root, keys))
 		return NULL;
@@ -746,53 +1251,31 @@ struct policy *policy_compile(struct jv *v, json_t *root)
 	}
 	p->refs = 1;
 	p->def = POLICY_DENY;
-	if (parse_action(v, root, "default", false, &p->def))
+	p->mode = POLICY_ENFORCE;
+	bad = parse_action(v, root, "default", false, false, &p->def) ||
+	      parse_mode(v, root, &p->mode);
+	if (bad && !v->all)
 		goto fail;
-
-	targets = json_object_get(root, "targets");
-	if (targets && !json_is_array(targets)) {
-		jv_fail(v, "targets", "expected an array of targets");
+	bad |= parse_array(v, root, "issuers", (void **)&p->issuers,
+			   sizeof(*p->issuers), &p->nissuers, parse_issuer_cb,
+			   p);
+	if (bad && !v->all)
 		goto fail;
-	}
-	if (targets && json_array_size(targets)) {
-		p->targets =
-			calloc(json_array_size(targets), sizeof(*p->targets));
-		if (!p->targets)
-			goto fail;
-		old = jv_push_key(v, "targets");
-		for (size_t i = 0; i < json_array_size(targets); i++) {
-			size_t o2 = jv_push_index(v, i);
-
-			if (parse_target(v, json_array_get(targets, i), p, i)) {
-				p->ntargets = i + 1;
-				goto fail;
-			}
-			p->ntargets = i + 1;
-			jv_pop(v, o2);
-		}
-		jv_pop(v, old);
-	}
-
-	rules = json_object_get(root, "rules");
-	if (rules && !json_is_array(rules)) {
-		jv_fail(v, "rules", "expected an array of rules");
+	bad |= parse_array(v, root, "targets", (void **)&p->targets,
+			   sizeof(*p->targets), &p->ntargets, parse_target_cb,
+			   p);
+	if (bad && !v->all)
+		goto fail;
+	bad |= parse_array(v, root, "rules", (void **)&p->rules,
+			   sizeof(*p->rules), &p->nrules, parse_rule, p);
+	if (bad)
+		goto fail;
+	p->counters = calloc(p->nrules + PSEUDO_N, sizeof(*p->counters));
+	if (!p->counters) {
+		jv_fail(v, NULL, "out of memory");
 		goto fail;
 	}
-	if (rules && json_array_size(rules)) {
-		p->rules = calloc(json_array_size(rules), sizeof(*p->rules));
-		if (!p->rules)
-			goto fail;
-		old = jv_push_key(v, "rules");
-		for (size_t i = 0; i < json_array_size(rules); i++) {
-			size_t o2 = jv_push_index(v, i);
-
-			p->nrules = i + 1;
-			if (parse_rule(v, json_array_get(rules, i), p, i))
-				goto fail;
-			jv_pop(v, o2);
-		}
-		jv_pop(v, old);
-	}
+	set_version(p, root);
 	return p;
 fail:
 	policy_free(p);
@@ -839,83 +1322,264 @@ match_target(const struct policy *p, const struct policy_input *in, size_t *idx)
 	return best;
 }
 
-static bool rule_matches(const struct policy_rule *r, size_t target,
-			 const struct policy_input *in)
+static bool globs_hit(const struct globs *g, const char *s)
 {
-	if (r->ntargets) {
-		bool hit = false;
+	if (!g->n)
+		return true;
+	if (!s)
+		return false;
+	for (size_t i = 0; i < g->n; i++)
+		if (fnmatch(g->v[i], s, 0) == 0)
+			return true;
+	return false;
+}
 
-		for (size_t i = 0; i < r->ntargets && !hit; i++)
-			hit = r->targets[i] == target;
+static bool labels_hit(json_t *want, json_t *have)
+{
+	const char *k;
+	json_t *w;
+
+	json_object_foreach(want, k, w) {
+		json_t *h = have ? json_object_get(have, k) : NULL;
+		bool hit = false;
+		size_t i;
+		json_t *e;
+
+		if (!h)
+			return false;
+		if (json_is_string(w))
+			hit = json_equal(h, w);
+		json_array_foreach(w, i, e)
+			hit |= json_equal(h, e);
 		if (!hit)
 			return false;
-	}
-	if (r->nworkloads) {
-		bool hit = false;
-
-		for (size_t i = 0; i < r->nworkloads && !hit; i++)
-			hit = fnmatch(r->workloads[i], in->workload, 0) == 0;
-		if (!hit)
-			return false;
-	}
-	if (r->labels) {
-		const char *k;
-		json_t *want;
-
-		json_object_foreach(r->labels, k, want) {
-			json_t *have = in->labels ?
-					       json_object_get(in->labels, k) :
-					       NULL;
-
-			if (!have || !json_equal(have, want))
-				return false;
-		}
 	}
 	return true;
 }
 
-void policy_decide(const struct policy *p, const struct policy_input *in,
-		   struct policy_decision *out)
+static bool user_hit(const struct policy_when *w, const struct policy_user *u)
 {
-	const struct policy_rule *allow = NULL;
-	const struct policy_target *t;
-	size_t idx = 0;
+	bool hit;
 
-	out->action = p->def;
-	out->rule = "default";
-	out->target = NULL;
-	out->proto = PROTO_TCP;
-	out->message = NULL;
-	t = match_target(p, in, &idx);
+	if (!u || !globs_hit(&w->subs, u->sub) ||
+	    !globs_hit(&w->emails, u->email) ||
+	    !globs_hit(&w->issuers, u->issuer))
+		return false;
+	if (!w->groups.n)
+		return true;
+	hit = false;
+	for (size_t i = 0; i < u->ngroups && !hit; i++)
+		hit = globs_hit(&w->groups, u->groups[i]);
+	return hit;
+}
+
+enum match { NO, YES, PENDING };
+
+/* Does @r apply to @in at @target? PENDING: only the user, not known yet,
+ * could tell. */
+static enum match rule_matches(const struct policy_rule *r, size_t target,
+			       const struct policy_input *in)
+{
+	const struct policy_when *w = &r->when;
+
+	if (w->ntargets) {
+		bool hit = false;
+
+		for (size_t i = 0; i < w->ntargets && !hit; i++)
+			hit = w->targets[i] == target;
+		if (!hit)
+			return NO;
+	}
+	if (!globs_hit(&w->workloads, in->workload) ||
+	    !globs_hit(&w->namespaces, in->k8s_namespace) ||
+	    !globs_hit(&w->pods, in->pod) ||
+	    !globs_hit(&w->service_accounts, in->service_account) ||
+	    !globs_hit(&w->exes, in->exe))
+		return NO;
+	if (w->labels && !labels_hit(w->labels, in->labels))
+		return NO;
+	if (w->nuids) {
+		bool hit = false;
+
+		for (size_t i = 0; i < w->nuids && !hit; i++)
+			hit = w->uids[i] == in->uid;
+		if (!hit)
+			return NO;
+	}
+	if (w->user) {
+		if (!in->user && in->user_pending)
+			return PENDING;
+		if (!user_hit(w, in->user))
+			return NO;
+	}
+	return YES;
+}
+
+static void trace_add(struct policy_trace *t, const struct policy_rule *r)
+{
 	if (!t)
 		return;
-	out->target = t->name;
-	out->target_idx = idx;
-	out->proto = t->proto;
+	if (t->n < sizeof(t->m) / sizeof(t->m[0]))
+		t->m[t->n] =
+			(struct policy_match){ r->name, r->action, r->mode };
+	t->n++;
+}
+
+/* The winner so far of one action: the most specific, then the first. */
+static void consider(const struct policy_rule **best,
+		     const struct policy_rule *r)
+{
+	if (!*best || r->specificity > (*best)->specificity)
+		*best = r;
+}
+
+static void set_rule(const struct policy *p, struct policy_decision *out,
+		     enum policy_action a, const struct policy_rule *r)
+{
+	out->action = a;
+	out->rule = r->name;
+	out->rule_idx = (size_t)(r - p->rules);
+	out->message = r->message;
+}
+
+static void set_pseudo(const struct policy *p, struct policy_decision *out,
+		       enum policy_action a, int which, const char *message)
+{
+	out->action = a;
+	out->rule = pseudo_names[which];
+	out->rule_idx = p->nrules + (size_t)which;
+	out->message = message;
+}
+
+static bool rule_on(const struct policy_rule *r, bool shadow)
+{
+	return r->mode == POLICY_ENFORCE ||
+	       (shadow && r->mode == POLICY_SHADOW);
+}
+
+/* The connection decision with rules of mode enforce (and shadow, with
+ * @shadow). */
+static void eval_connect(const struct policy *p, const struct policy_input *in,
+			 const struct policy_target *t, size_t idx, bool shadow,
+			 struct policy_decision *out,
+			 struct policy_trace *trace)
+{
+	const struct policy_rule *deny = NULL, *allow = NULL;
+
+	set_pseudo(p, out, p->def, PSEUDO_DEFAULT, NULL);
+	if (t->require_user && !in->user && !in->user_pending) {
+		set_pseudo(p, out, POLICY_DENY, PSEUDO_TOKEN,
+			   "this target requires a user token");
+		return;
+	}
 	for (size_t i = 0; i < p->nrules; i++) {
 		const struct policy_rule *r = &p->rules[i];
+		enum match m;
 
-		if (!rule_matches(r, idx, in))
+		if (!rule_on(r, shadow))
 			continue;
 		/* An sql part speaks of statements: such a rule says nothing
 		 * of a target without them. */
 		if ((r->sql || r->mask) && t->proto != PROTO_POSTGRES)
 			continue;
+		m = rule_matches(r, idx, in);
+		if (m == NO)
+			continue;
+		/* A user's rules decide at login, once the user is known. */
+		if (m == PENDING && r->action == POLICY_DENY)
+			continue;
+		trace_add(trace, r);
 		/* A deny rule with an sql part denies statements, not the
-		 * connection. */
-		if (r->action == POLICY_DENY && !r->sql) {
-			out->action = POLICY_DENY;
-			out->rule = r->name;
-			out->message = r->message;
-			return;
+		 * connection; a review rule holds requests, not the session. */
+		if (r->action == POLICY_DENY && !r->sql)
+			consider(&deny, r);
+		else if (r->action != POLICY_DENY)
+			consider(&allow, r);
+	}
+	if (deny)
+		set_rule(p, out, POLICY_DENY, deny);
+	else if (allow)
+		set_rule(p, out, POLICY_ALLOW, allow);
+}
+
+static int rank(enum policy_action a)
+{
+	return a == POLICY_DENY ? 2 : a == POLICY_REVIEW ? 1 : 0;
+}
+
+/*
+ * Apply the modes: @full was decided with the shadow rules too, @enf (when
+ * the policy has shadow rules) without them. The effective decision goes
+ * to @out, and what shadow mode let through to its would_* fields.
+ */
+static void apply_modes(const struct policy *p,
+			const struct policy_decision *full,
+			const struct policy_decision *enf,
+			struct policy_decision *out)
+{
+	if (p->mode == POLICY_SHADOW) {
+		*out = *full;
+		if (full->action != POLICY_ALLOW) {
+			out->would_rule = full->rule;
+			out->would_idx = full->rule_idx;
+			out->would_action = full->action;
+			out->action = POLICY_ALLOW;
 		}
-		if (!allow && r->action == POLICY_ALLOW)
-			allow = r;
+		return;
 	}
-	if (allow) {
-		out->action = POLICY_ALLOW;
-		out->rule = allow->name;
+	*out = *enf;
+	if (rank(full->action) > rank(enf->action)) {
+		out->would_rule = full->rule;
+		out->would_idx = full->rule_idx;
+		out->would_action = full->action;
 	}
+}
+
+static void decide_common(const struct policy *p, struct policy_decision *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->proto = PROTO_TCP;
+	set_pseudo(p, out, p->def, PSEUDO_DEFAULT, NULL);
+}
+
+void policy_decide_trace(const struct policy *p, const struct policy_input *in,
+			 struct policy_decision *out,
+			 struct policy_trace *trace)
+{
+	struct policy_decision full, enf;
+	const struct policy_target *t;
+	size_t idx = 0;
+
+	decide_common(p, out);
+	t = match_target(p, in, &idx);
+	if (t) {
+		out->target = t->name;
+		out->target_idx = idx;
+		out->proto = t->proto;
+	}
+	if (p->mode == POLICY_OFF) {
+		set_pseudo(p, out, POLICY_ALLOW, PSEUDO_OFF, NULL);
+		return;
+	}
+	if (!t) {
+		full = *out;
+		apply_modes(p, &full, &full, out);
+		return;
+	}
+	full = *out;
+	eval_connect(p, in, t, idx, true, &full, trace);
+	enf = full;
+	if (p->has_shadow && p->mode != POLICY_SHADOW) {
+		enf = *out;
+		eval_connect(p, in, t, idx, false, &enf, NULL);
+	}
+	apply_modes(p, &full, &enf, out);
+}
+
+void policy_decide(const struct policy *p, const struct policy_input *in,
+		   struct policy_decision *out)
+{
+	policy_decide_trace(p, in, out, NULL);
 }
 
 /*
@@ -1389,48 +2053,235 @@ static bool housekeeping(const struct sql_stmt *st)
 	}
 }
 
-void policy_decide_stmt(const struct policy *p, const struct policy_input *in,
-			size_t target, const struct policy_stmt *ps,
-			struct policy_decision *out)
+/*
+ * Does the token's scope list grant every command @st runs on every table
+ * it names? A scope is "sql:COMMAND:TABLE", where COMMAND may be "*" and
+ * TABLE a glob as in rules ("sql:select" alone: any table).
+ */
+static bool scopes_cover(const struct policy_user *u,
+			 const struct policy_stmt *ps)
 {
-	const struct policy_rule *allow = NULL;
+	const struct sql_stmt *st = ps->st;
+	uint32_t need = (1u << stmt_command(st)) | st->dml;
+
+	for (int c = 0; c <= SQL_UTILITY; c++) {
+		const char *cmd = sql_command_name(c);
+		size_t clen = strlen(cmd);
+
+		if (!(need & (1u << c)))
+			continue;
+		/* Every table, or the command alone when it names none. */
+		for (size_t t = 0; t < (st->ntables ? st->ntables : 1); t++) {
+			bool hit = false;
+
+			for (size_t i = 0; i < u->nscopes && !hit; i++) {
+				const char *s = u->scopes[i], *tab;
+				char *glob;
+
+				if (strncmp(s, "sql:", 4))
+					continue;
+				s += 4;
+				if (!strncmp(s, "*", 1) &&
+				    (s[1] == ':' || !s[1]))
+					tab = s + 1;
+				else if (!strncmp(s, cmd, clen) &&
+					 (s[clen] == ':' || !s[clen]))
+					tab = s + clen;
+				else
+					continue;
+				if (!*tab || !strcmp(tab, ":*")) {
+					hit = true;
+					continue;
+				}
+				if (!st->ntables)
+					continue;
+				glob = (char *)(tab + 1);
+				hit = table_matches(ps, &st->tables[t], &glob,
+						    1, true);
+			}
+			if (!hit)
+				return false;
+		}
+	}
+	return true;
+}
+
+static void eval_stmt(const struct policy *p, const struct policy_input *in,
+		      size_t target, const struct policy_stmt *ps, bool shadow,
+		      struct policy_decision *out, struct policy_trace *trace)
+{
+	const struct policy_rule *deny = NULL, *review = NULL, *allow = NULL;
+	const struct policy_target *t = &p->targets[target];
 	bool connects = p->def == POLICY_ALLOW;
 
-	out->action = p->def;
-	out->rule = "default";
-	out->message = NULL;
-	out->target = target < p->ntargets ? p->targets[target].name : NULL;
-	out->target_idx = target;
-	out->proto = target < p->ntargets ? p->targets[target].proto :
-					    PROTO_TCP;
-	if (target >= p->ntargets) {
-		out->action = POLICY_DENY;
+	if (t->require_user && !in->user) {
+		set_pseudo(p, out, POLICY_DENY, PSEUDO_TOKEN,
+			   "this target requires a user token");
+		return;
+	}
+	if (in->user && in->user->expires && in->now > in->user->expires) {
+		set_pseudo(p, out, POLICY_DENY, PSEUDO_TOKEN,
+			   "token expired: reconnect with a fresh token");
 		return;
 	}
 	for (size_t i = 0; i < p->nrules; i++) {
 		const struct policy_rule *r = &p->rules[i];
 
-		if (!rule_matches(r, target, in))
+		if (!rule_on(r, shadow) || rule_matches(r, target, in) != YES)
 			continue;
-		if (r->action == POLICY_DENY &&
-		    (!r->sql || sql_deny_matches(r->sql, ps))) {
-			out->action = POLICY_DENY;
-			out->rule = r->name;
-			out->message = r->message;
-			return;
+		if (r->action != POLICY_ALLOW) {
+			connects |= r->action == POLICY_REVIEW;
+			if (r->sql && !sql_deny_matches(r->sql, ps))
+				continue;
+			trace_add(trace, r);
+			consider(r->action == POLICY_DENY ? &deny : &review, r);
+			continue;
 		}
-		connects |= r->action == POLICY_ALLOW;
-		if (r->action == POLICY_ALLOW && !allow &&
-		    (!r->sql || sql_allow_covers(r->sql, ps)))
-			allow = r;
+		connects = true;
+		if (r->sql && !sql_allow_covers(r->sql, ps))
+			continue;
+		trace_add(trace, r);
+		consider(&allow, r);
 	}
-	if (allow) {
-		out->action = POLICY_ALLOW;
-		out->rule = allow->name;
-	} else if (connects && housekeeping(ps->st)) {
-		out->action = POLICY_ALLOW;
-		out->rule = POLICY_RULE_SESSION;
+	if (deny)
+		set_rule(p, out, POLICY_DENY, deny);
+	else if (review)
+		set_rule(p, out, POLICY_REVIEW, review);
+	else if (allow)
+		set_rule(p, out, POLICY_ALLOW, allow);
+	else if (connects && housekeeping(ps->st))
+		set_pseudo(p, out, POLICY_ALLOW, PSEUDO_SESSION, NULL);
+	else
+		return; /* the default */
+	/* The token narrows what the rules grant. */
+	if (out->action != POLICY_DENY && in->user && in->user->scoped &&
+	    !housekeeping(ps->st) && !scopes_cover(in->user, ps))
+		set_pseudo(p, out, POLICY_DENY, PSEUDO_TOKEN,
+			   "the token's scopes do not allow this statement");
+}
+
+void policy_decide_stmt_trace(const struct policy *p,
+			      const struct policy_input *in, size_t target,
+			      const struct policy_stmt *ps,
+			      struct policy_decision *out,
+			      struct policy_trace *trace)
+{
+	struct policy_decision full, enf;
+
+	decide_common(p, out);
+	if (target >= p->ntargets) {
+		set_pseudo(p, out, POLICY_DENY, PSEUDO_DEFAULT, NULL);
+		return;
 	}
+	out->target = p->targets[target].name;
+	out->target_idx = target;
+	out->proto = p->targets[target].proto;
+	if (p->mode == POLICY_OFF) {
+		set_pseudo(p, out, POLICY_ALLOW, PSEUDO_OFF, NULL);
+		return;
+	}
+	full = *out;
+	eval_stmt(p, in, target, ps, true, &full, trace);
+	enf = full;
+	if (p->has_shadow && p->mode != POLICY_SHADOW) {
+		enf = *out;
+		eval_stmt(p, in, target, ps, false, &enf, NULL);
+	}
+	apply_modes(p, &full, &enf, out);
+}
+
+void policy_decide_stmt(const struct policy *p, const struct policy_input *in,
+			size_t target, const struct policy_stmt *ps,
+			struct policy_decision *out)
+{
+	policy_decide_stmt_trace(p, in, target, ps, out, NULL);
+}
+
+void policy_note(const struct policy *p, const struct policy_decision *d)
+{
+	size_t n = p->nrules + PSEUDO_N;
+	int c = d->action == POLICY_ALLOW  ? CNT_ALLOW :
+		d->action == POLICY_REVIEW ? CNT_REVIEW :
+					     CNT_DENY;
+
+	if (d->would_rule && d->would_idx < n)
+		__atomic_add_fetch(&p->counters[d->would_idx][CNT_SHADOW], 1,
+				   __ATOMIC_RELAXED);
+	if (d->rule_idx < n && !(d->would_rule && d->would_idx == d->rule_idx))
+		__atomic_add_fetch(&p->counters[d->rule_idx][c], 1,
+				   __ATOMIC_RELAXED);
+}
+
+const char *policy_decision_name(const struct policy_decision *d)
+{
+	if (d->would_rule)
+		return d->would_action == POLICY_REVIEW ? "shadow_review" :
+							  "shadow_deny";
+	return policy_action_name(d->action);
+}
+
+static json_t *counters_json(const struct policy *p, size_t i)
+{
+	const uint64_t *c = p->counters[i];
+
+	return json_pack(
+		"{s:I,s:I,s:I,s:I}", "allow",
+		(json_int_t)__atomic_load_n(&c[CNT_ALLOW], __ATOMIC_RELAXED),
+		"deny",
+		(json_int_t)__atomic_load_n(&c[CNT_DENY], __ATOMIC_RELAXED),
+		"review",
+		(json_int_t)__atomic_load_n(&c[CNT_REVIEW], __ATOMIC_RELAXED),
+		"shadow",
+		(json_int_t)__atomic_load_n(&c[CNT_SHADOW], __ATOMIC_RELAXED));
+}
+
+json_t *policy_stats_json(const struct policy *p)
+{
+	json_t *rules = json_array();
+
+	for (size_t i = 0; i < p->nrules + PSEUDO_N; i++) {
+		json_t *r = counters_json(p, i);
+
+		if (i < p->nrules) {
+			json_object_set_new(r, "name",
+					    json_string(p->rules[i].name));
+			json_object_set_new(r, "action",
+					    json_string(policy_action_name(
+						    p->rules[i].action)));
+			json_object_set_new(r, "mode",
+					    json_string(policy_mode_name(
+						    p->rules[i].mode)));
+		} else {
+			json_object_set_new(
+				r, "name",
+				json_string(pseudo_names[i - p->nrules]));
+			json_object_set_new(r, "pseudo", json_true());
+		}
+		json_array_append_new(rules, r);
+	}
+	return json_pack("{s:s,s:s,s:s,s:o}", "version", p->version, "mode",
+			 policy_mode_name(p->mode), "default",
+			 policy_action_name(p->def), "rules", rules);
+}
+
+const char *policy_version(const struct policy *p)
+{
+	return p->version;
+}
+
+enum policy_mode policy_mode_of(const struct policy *p)
+{
+	return p->mode;
+}
+
+size_t policy_issuer_count(const struct policy *p)
+{
+	return p->nissuers;
+}
+
+const struct policy_issuer *policy_issuer_at(const struct policy *p, size_t idx)
+{
+	return idx < p->nissuers ? &p->issuers[idx] : NULL;
 }
 
 /* The stronger of two styles: redact hides most, then hash, then partial. */
@@ -1451,7 +2302,8 @@ int policy_mask_plan(const struct policy *p, const struct policy_input *in,
 		const struct policy_rule *r = &p->rules[i];
 		struct policy_mask_column *nc;
 
-		if (!r->mask || !rule_matches(r, target, in))
+		if (!r->mask || r->mode != POLICY_ENFORCE ||
+		    p->mode == POLICY_OFF || rule_matches(r, target, in) != YES)
 			continue;
 		for (int d = 0; d < MASK_NDETECTORS; d++) {
 			if (!(r->mask->detectors & (1u << d)))
@@ -1490,4 +2342,51 @@ void policy_mask_plan_release(struct policy_mask_plan *m)
 {
 	free(m->columns);
 	memset(m, 0, sizeof(*m));
+}
+
+json_t *policy_warnings(const struct policy *p)
+{
+	json_t *w = json_array();
+
+	for (size_t i = 0; i < p->nrules; i++) {
+		const struct policy_rule *r = &p->rules[i];
+		bool any_token = false;
+
+		if (!r->when.user)
+			continue;
+		for (size_t k = 0; k < p->ntargets; k++) {
+			bool named = !r->when.ntargets;
+
+			for (size_t t = 0; t < r->when.ntargets; t++)
+				named |= r->when.targets[t] == k;
+			if (named && p->targets[k].require_user)
+				any_token = true;
+			else if (named && r->when.ntargets)
+				json_array_append_new(
+					w,
+					json_sprintf(
+						"$.rules[%zu]: rule \"%s\" "
+						"names a user, but target "
+						"\"%s\" takes no user token: "
+						"set \"require_user\": true "
+						"on the target, or the rule "
+						"never applies there",
+						i, r->name,
+						p->targets[k].name));
+		}
+		if (!any_token && !r->when.ntargets)
+			json_array_append_new(
+				w,
+				json_sprintf("$.rules[%zu]: rule \"%s\" names "
+					     "a user, but no target takes user "
+					     "tokens (\"require_user\"): it "
+					     "never applies",
+					     i, r->name));
+	}
+	if (p->mode != POLICY_ENFORCE)
+		json_array_append_new(
+			w, json_sprintf("$.mode: the policy is in %s mode: "
+					"nothing it would deny is denied",
+					policy_mode_name(p->mode)));
+	return w;
 }

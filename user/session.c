@@ -21,12 +21,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "bridle/identity.h"
 #include "bridle/iobuf.h"
 #include "bridle/keys.h"
 #include "bridle/log.h"
@@ -89,6 +91,8 @@ struct session {
 	uint64_t start_ms, last_ms, connect_deadline_ms;
 	void *state; /* the protocol module's; it frees it in release */
 	struct policy *policy; /* a reference: the one decisions use */
+	struct identity_user *user; /* from a verified token, or NULL */
+	char *who; /* identity part of its decision lines, built once */
 	uint64_t policy_gen;
 	size_t target_idx; /* in policy; SIZE_MAX once the target is gone */
 	struct bridle_orig orig;
@@ -371,6 +375,14 @@ int session_log_open(struct enforcer *e, char *err, size_t errlen)
 			 strerror(errno));
 		return -errno;
 	}
+	snprintf(path, sizeof(path), "%s/decisions.jsonl", e->cfg->log_dir);
+	e->decision_log_fd =
+		open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (e->decision_log_fd == -1) {
+		snprintf(err, errlen, "cannot open decision log %s: %s", path,
+			 strerror(errno));
+		return -errno;
+	}
 	return 0;
 }
 
@@ -392,6 +404,8 @@ static json_t *summary_json(const struct session_summary *s)
 					   json_null());
 	if (s->end_reason[0])
 		json_object_set_new(j, "end", json_string(s->end_reason));
+	if (s->user[0])
+		json_object_set_new(j, "user", json_string(s->user));
 	if (s->proto[0])
 		json_object_set_new(j, "protocol", json_string(s->proto));
 	if (s->proto[0] && strcmp(s->proto, "tcp"))
@@ -467,6 +481,139 @@ void session_log_event(struct session *s, const char *event, json_t *fields,
 	else
 		json_decref(line);
 	json_decref(fields);
+}
+
+/* @str as a JSON string (or null) at @out; returns the length written,
+ * which stops short (and the line is cut) when @cap is reached. */
+static size_t json_str(char *out, size_t cap, const char *str)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (!str)
+		return (size_t)snprintf(out, cap, "null") < cap ? 4 : 0;
+	if (cap < 3)
+		return 0;
+	out[o++] = '"';
+	for (const unsigned char *c = (const unsigned char *)str;
+	     *c && o + 8 < cap; c++) {
+		if (*c == '"' || *c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)*c;
+		} else if (*c < 0x20 || *c == 0x7f) {
+			out[o++] = '\\';
+			out[o++] = 'u';
+			out[o++] = '0';
+			out[o++] = '0';
+			out[o++] = hex[*c >> 4];
+			out[o++] = hex[*c & 15];
+		} else {
+			/* UTF-8 passes as it is; invalid bytes were refused
+			 * by the protocol parsers or come from the kernel. */
+			out[o++] = (char)*c;
+		}
+	}
+	out[o++] = '"';
+	return o;
+}
+
+/* "workload":…,"process":{…},"user":…,"target":…: who a session is, for
+ * its decision lines; built once (and again when a user logs in). */
+static char *who_json(const struct session_summary *sum,
+		      const struct identity_user *user)
+{
+	json_t *j = json_pack("{s:s,s:{s:s*,s:i,s:i},s:o,s:s*}", "workload",
+			      sum->workload, "process", "exe",
+			      sum->exe[0] ? sum->exe : NULL, "pid",
+			      (int)sum->pid, "uid", (int)sum->uid, "user",
+			      user ? identity_user_json(user) : json_null(),
+			      "target", sum->target[0] ? sum->target : NULL);
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+					       JSON_ENSURE_ASCII) :
+			 NULL;
+	size_t n;
+
+	json_decref(j);
+	if (!text)
+		return NULL;
+	/* Without the braces: the line puts it between others. */
+	n = strlen(text);
+	memmove(text, text + 1, n - 2);
+	text[n - 2] = '\0';
+	return text;
+}
+
+/*
+ * One line in the decision log: who asked (@who: workload, process, user,
+ * target), what (@request, a summary; @statement, its text with literals
+ * replaced), and what the policy said, by which rule and version. Written
+ * by hand into one buffer and one write(2): every statement has one.
+ */
+static void decision_line(struct enforcer *e, uint64_t session, const char *who,
+			  const struct policy *p,
+			  const struct policy_decision *d, const char *request,
+			  const char *statement)
+{
+	char line[4096], ts[40];
+	size_t o, cap = sizeof(line) - 2;
+	const char *rule = d->would_rule ? d->would_rule : d->rule;
+
+	policy_note(p, d);
+	if (e->decision_log_fd < 0)
+		return;
+	log_timestamp(ts, sizeof(ts));
+	o = (size_t)snprintf(line, cap,
+			     "{\"ts\":\"%s\",\"session\":%llu,%s,"
+			     "\"request\":",
+			     ts, (unsigned long long)session,
+			     who ? who : "\"workload\":null");
+	if (o >= cap)
+		o = cap;
+	o += json_str(line + o, cap - o, request);
+	o += (size_t)snprintf(line + o, cap - o, ",\"statement\":");
+	o = o < cap ? o : cap;
+	o += json_str(line + o, cap - o, statement);
+	o += (size_t)snprintf(
+		line + o, cap - o,
+		",\"decision\":\"%s\",\"rule\":", policy_decision_name(d));
+	o = o < cap ? o : cap;
+	o += json_str(line + o, cap - o, rule);
+	if (d->would_rule && strcmp(d->would_rule, d->rule)) {
+		o += (size_t)snprintf(line + o, cap - o, ",\"allowed_by\":");
+		o = o < cap ? o : cap;
+		o += json_str(line + o, cap - o, d->rule);
+	}
+	if (!d->would_rule && d->message) {
+		o += (size_t)snprintf(line + o, cap - o, ",\"message\":");
+		o = o < cap ? o : cap;
+		o += json_str(line + o, cap - o, d->message);
+	}
+	o += (size_t)snprintf(
+		line + o, cap - o,
+		",\"policy\":{\"version\":\"%s\",\"generation\":%llu}}",
+		policy_version(p),
+		(unsigned long long)__atomic_load_n(&e->policy_generation,
+						    __ATOMIC_RELAXED));
+	if (o >= cap) {
+		/* Cut: still one valid line, marked so. */
+		o = (size_t)snprintf(line, cap,
+				     "{\"ts\":\"%s\",\"session\":%llu,"
+				     "\"decision\":\"%s\",\"truncated\":true}",
+				     ts, (unsigned long long)session,
+				     policy_decision_name(d));
+	}
+	line[o++] = '\n';
+	if (write(e->decision_log_fd, line, o) == -1)
+		log_msg(LOG_WARN, "decision_log",
+			"cannot write the decision log: %s", strerror(errno));
+	if (d->would_rule)
+		log_msg(LOG_INFO, "shadow",
+			"session %llu: %s would be %s by rule \"%s\" "
+			"(shadow mode: allowed)",
+			(unsigned long long)session, request,
+			d->would_action == POLICY_REVIEW ? "held for review" :
+							   "denied",
+			d->would_rule);
 }
 
 /* Keep @s in the worker's ring of recent sessions. Caller holds wk->lock. */
@@ -562,6 +709,8 @@ static void session_free(struct session *s)
 	SSL_free(s->tls_down.ssl);
 	SSL_free(s->tls_up.ssl);
 	policy_free(s->policy);
+	identity_user_free(s->user);
+	free(s->who);
 	free(s);
 }
 
@@ -1124,8 +1273,14 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	}
 	in.workload = w->cfg->name;
 	in.labels = w->cfg->labels;
+	in.k8s_namespace = w->cfg->k8s_namespace;
+	in.pod = w->cfg->pod;
+	in.service_account = w->cfg->service_account;
 	in.exe = sum.exe[0] ? sum.exe : NULL;
 	in.uid = o.uid;
+	in.pid = o.tgid;
+	in.user_pending = true;
+	in.now = (int64_t)time(NULL);
 	in.family = o.family;
 	in.addr = (const uint8_t *)o.addr;
 	in.port = o.port;
@@ -1133,6 +1288,15 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	 * lock, since a reload may free it right after. */
 	pthread_rwlock_rdlock(&e->policy_lock);
 	policy_decide(e->cfg->policy, &in, &d);
+	if (d.target)
+		snprintf(sum.target, sizeof(sum.target), "%s", d.target);
+	{
+		char *who = who_json(&sum, NULL);
+
+		decision_line(e, sum.id, who, e->cfg->policy, &d, "connect",
+			      NULL);
+		free(who);
+	}
 	snprintf(sum.rule, sizeof(sum.rule), "%s", d.rule);
 	if (d.target)
 		snprintf(sum.target, sizeof(sum.target), "%s", d.target);
@@ -1193,6 +1357,30 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 			      gen, d.target_idx);
 }
 
+void session_decision(struct session *s, const struct policy *p,
+		      const struct policy_decision *d, const char *request,
+		      const char *statement)
+{
+	if (!s->who)
+		s->who = who_json(&s->sum, s->user);
+	decision_line(s->e, s->sum.id, s->who, p, d, request, statement);
+}
+
+void session_set_user(struct session *s, struct identity_user *u)
+{
+	identity_user_free(s->user);
+	s->user = u;
+	free(s->who);
+	s->who = NULL;
+	snprintf(s->sum.user, sizeof(s->sum.user), "%s",
+		 u && u->u.sub ? u->u.sub : "");
+}
+
+const struct identity_user *session_user(const struct session *s)
+{
+	return s->user;
+}
+
 const char *session_refusal(const struct session *s)
 {
 	return s->refusal[0] ? s->refusal : NULL;
@@ -1251,8 +1439,14 @@ void session_policy_input(struct session *s, struct policy_input *in)
 	memset(in, 0, sizeof(*in));
 	in->workload = s->wl->cfg->name;
 	in->labels = s->wl->cfg->labels;
+	in->k8s_namespace = s->wl->cfg->k8s_namespace;
+	in->pod = s->wl->cfg->pod;
+	in->service_account = s->wl->cfg->service_account;
 	in->exe = s->sum.exe[0] ? s->sum.exe : NULL;
 	in->uid = s->sum.uid;
+	in->pid = s->sum.pid;
+	in->user = s->user ? &s->user->u : NULL;
+	in->now = (int64_t)time(NULL);
 	in->family = s->orig.family;
 	in->addr = (const uint8_t *)s->orig.addr;
 	in->port = s->orig.port;

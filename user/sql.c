@@ -701,3 +701,29 @@ int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst)
 				 src->rowrefs[i]);
 	return err;
 }
+
+/* "DELETE on public.orders, public.x" for messages. */
+void sql_describe(const struct sql_stmt *st, char *buf, size_t len)
+{
+	size_t off;
+	const char *cmd = sql_command_name(
+		st->command == SQL_PREPARE ? st->inner : st->command);
+
+	off = (size_t)snprintf(buf, len, "%s", cmd);
+	for (size_t i = 0; i < len && cmd[i] && i < off; i++)
+		buf[i] = (char)(buf[i] >= 'a' && buf[i] <= 'z' ? buf[i] - 32 :
+								 buf[i]);
+	for (size_t i = 0; i < st->ntables && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+					i ? ", " : " on ", st->tables[i].name);
+	if (st->flags & SQL_F_PRIV_CHANGE && off < len)
+		off += (size_t)snprintf(buf + off, len - off,
+					" (changes privileges)");
+	if (st->flags & SQL_F_SERVER_FILE && off < len)
+		off += (size_t)snprintf(buf + off, len - off,
+					" (server files or programs)");
+	for (size_t i = 0; i < st->nfunctions && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+					i ? ", " : " calling ",
+					st->functions[i]);
+}

@@ -28,6 +28,9 @@ struct config_workload {
 	char *cgroup; /* absolute path below the cgroup2 mount */
 	char *netns; /* path of a netns file; "/proc/self/ns/net" if unset */
 	json_t *labels; /* object of string → string, never NULL */
+	/* Kubernetes metadata (namespace, pod, service account); NULL when
+	 * not given. */
+	char *k8s_namespace, *pod, *service_account;
 };
 
 struct config {

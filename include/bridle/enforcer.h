@@ -29,6 +29,9 @@ struct session_summary;
 
 struct worker;
 
+/* After a file changes, wait this long for the writes to settle. */
+#define RELOAD_SETTLE_MS 200
+
 struct listener {
 	struct loop_watch watch;
 	struct workload *wl;
@@ -82,7 +85,10 @@ struct enforcer {
 	struct loop_watch control;
 	struct loop_watch events;
 	struct loop_watch signals;
+	struct loop_watch files; /* inotify: config and policy directories */
+	uint64_t reload_at_ms; /* a file changed: reload then; 0: none */
 	int session_log_fd;
+	int decision_log_fd; /* decisions.jsonl: every decision */
 	SSL_CTX *tls_server; /* agent-side TLS (tls.c) */
 	uint64_t next_session_id; /* atomic */
 	uint32_t nsessions; /* atomic: live sessions of all workers */

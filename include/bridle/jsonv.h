@@ -17,11 +17,13 @@ struct jv {
 	char path[256]; /* current JSON path, "$" at the root */
 	char *err; /* caller's buffer for the first error */
 	size_t errlen;
+	json_t *all; /* when set: every error is appended, as a string */
 };
 
 void jv_init(struct jv *v, const char *file, char *err, size_t errlen);
 
-/* Record an error at the current path (plus @key if not NULL). Returns -1. */
+/* Record an error at the current path (plus @key if not NULL). Returns -1.
+ * The first one goes to @err; with v->all set, every one is appended. */
 int jv_fail(struct jv *v, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -29,6 +31,9 @@ int jv_fail(struct jv *v, const char *key, const char *fmt, ...)
 size_t jv_push_key(struct jv *v, const char *key);
 size_t jv_push_index(struct jv *v, size_t index);
 void jv_pop(struct jv *v, size_t old);
+
+/* The choice within two edits of @word (case aside), or NULL: hints. */
+const char *jv_suggest(const char *word, const char *const *choices);
 
 /* @obj must be an object whose keys are all in NULL-terminated @allowed. */
 int jv_object(struct jv *v, json_t *obj, const char *const *allowed);

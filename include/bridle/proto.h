@@ -89,6 +89,16 @@ uint64_t session_id(const struct session *s);
  * workload and target, then @fields, whose reference it takes. */
 void session_log_event(struct session *s, const char *event, json_t *fields,
 		       bool warn);
+/* A line in the decision log for decision @d of @p about @request (a
+ * summary, "SELECT on public.orders") and @statement (its text with
+ * literals replaced, or NULL), and the rule's counter. */
+void session_decision(struct session *s, const struct policy *p,
+		      const struct policy_decision *d, const char *request,
+		      const char *statement);
+/* The user a verified token named: the session owns @u from now on. */
+struct identity_user;
+void session_set_user(struct session *s, struct identity_user *u);
+const struct identity_user *session_user(const struct session *s);
 /* Count requests the module decided, those denied, and values masked. */
 void session_count(struct session *s, unsigned requests, unsigned denied,
 		   uint64_t masked);

@@ -24,6 +24,7 @@ struct session_summary {
 	char proto[12]; /* "tcp", "postgres" */
 	char orig[64]; /* "10.77.0.1:7" or "[fd00::1]:7" */
 	char exe[256];
+	char user[128]; /* the token's subject, "" without a user */
 	uint32_t pid, uid;
 	uint64_t cgroup_id;
 	uint64_t bytes_up, bytes_down;

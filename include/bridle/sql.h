@@ -109,4 +109,7 @@ int sql_stmt_copy(const struct sql_stmt *src, struct sql_stmt *dst);
 
 const char *sql_command_name(enum sql_command c);
 
+/* "DELETE on public.orders, public.x" for messages and logs. */
+void sql_describe(const struct sql_stmt *st, char *buf, size_t len);
+
 #endif

@@ -286,9 +286,10 @@ std_policy() {
     {"name": "secret6", "address": "fd77::1", "port": 9}
   ],
   "rules": [
-    {"name": "agents-echo", "workload": {"labels": {"app": "agent"}},
-     "target": ["echo", "echo6", "http"], "action": "allow"},
-    {"name": "no-secret", "target": ["secret", "secret6"], "action": "deny",
+    {"name": "agents-echo",
+     "when": {"workload": {"labels": {"app": "agent"}}, "target": ["echo", "echo6", "http"]},
+     "action": "allow"},
+    {"name": "no-secret", "when": {"target": ["secret", "secret6"]}, "action": "deny",
      "message": "secrets are off limits"}
   ]
 }

@@ -218,13 +218,13 @@ pg_policy() {
 	     tls: "disable", credentials: {user: "app", password_file: $pw}}
 	  ],
 	  rules: ([
-	    {name: "agents read shop", workload: {labels: {app: "agent"}},
-	     target: "shop-db", action: "allow",
+	    {name: "agents read shop",
+	     when: {workload: {labels: {app: "agent"}}, target: "shop-db"}, action: "allow",
 	     sql: {commands: ["select"], tables: ["public.orders", "public.customers"]},
 	     mask: {columns: ["public.customers.email"],
 	            detectors: ["credit_card", "us_ssn"], style: "redact"}},
-	    {name: "agents write audit", workload: {labels: {app: "agent"}},
-	     target: "shop-db", action: "allow",
+	    {name: "agents write audit",
+	     when: {workload: {labels: {app: "agent"}}, target: "shop-db"}, action: "allow",
 	     sql: {commands: ["insert"], tables: ["public.audit"]}}
 	  ] + (if ($extra | type) == "array" then $extra else [$extra] end))
 	}' || fail "pg_policy: bad extra rules: $extra"

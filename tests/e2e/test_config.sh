@@ -88,7 +88,7 @@ t_policy_check() {
 	local out p=$W/p.json
 	std_policy >"$p"
 	out=$("$BRIDLE" policy check "$p" 2>&1) || fail "policy check of a good policy failed: $out"
-	assert_match "$out" "OK \(policy\)" "good policy"
+	assert_match "$out" "OK \(policy, 5 targets, 2 rules, sha256:[0-9a-f]{16}\)" "good policy"
 	out=$("$BRIDLE" policy check "$p" --json) || fail "policy check --json of a good policy failed: $out"
 	assert_eq "$(jq -r '[.ok, .kind] | join(" ")' <<<"$out")" "true policy" "good policy (--json)"
 
@@ -97,7 +97,7 @@ t_policy_check() {
 	add_workload agent-a "$AGENT_CG" "$POD"
 	write_config "$(std_policy)"
 	out=$("$BRIDLE" policy check "$W/config.json" 2>&1) || fail "policy check of a good config failed: $out"
-	assert_match "$out" "OK \(config\)" "good config"
+	assert_match "$out" "OK \(config," "good config"
 
 	check_bad() { # JQ_EDIT PATH_REGEX REASON_REGEX WHAT
 		std_policy | jq "$1" >"$p"
@@ -108,17 +108,18 @@ t_policy_check() {
 		[ $? = 1 ] || fail "$4: policy check --json exit status"
 		assert_eq "$(jq -r .ok <<<"$out")" false "$4 (--json ok)"
 		assert_match "$(jq -r .error <<<"$out")" "$2" "$4 (--json error)"
+		assert_match "$(jq -r '.errors | join("|")' <<<"$out")" "$2" "$4 (--json errors)"
 	}
 	check_bad '.rules[0].colour = "red"' '\$\.rules\[0\]\.colour' 'unknown key' "unknown key in a rule"
 	check_bad '.extra = 1' '\$\.extra' 'unknown key' "unknown top-level key"
 	check_bad '.targets[1].address = "fd77::1/8"' '\$\.targets\[1\]\.address' 'host bits' "prefix with host bits"
 	check_bad '.targets[0].protocol = "udp"' '\$\.targets\[0\]\.protocol' 'not a supported protocol' "unsupported protocol"
 	check_bad '.targets[0].port = 0' '\$\.targets\[0\]\.port' 'out of range' "port 0"
-	check_bad '.rules[0].target = ["echo", "nope"]' '\$\.rules\[0\]\.target\[1\]' 'no target named "nope"' "unknown target"
+	check_bad '.rules[0].when.target = ["echo", "nope"]' '\$\.rules\[0\]\.when\.target\[1\]' 'no target named "nope"' "unknown target"
 	check_bad '.rules[1].name = .rules[0].name' '\$\.rules\[1\]\.name' 'duplicate rule name' "duplicate rule"
-	check_bad '.rules[0].message = "hi"' '\$\.rules\[0\]\.message' 'only deny rules' "message on an allow rule"
+	check_bad '.rules[0].message = "hi"' '\$\.rules\[0\]\.message' 'only deny and review rules' "message on an allow rule"
 	check_bad '.default = "maybe"' '\$\.default' 'not an action' "bad default"
-	check_bad '.rules[0].workload.labels.app = ["x"]' '\$\.rules\[0\]\.workload\.labels\.app' 'must be strings' "label value not a string"
+	check_bad '.rules[0].when.workload.labels.app = [1]' '\$\.rules\[0\]\.when\.workload\.labels\.app' 'must be strings' "label value not a string"
 	echo '{"default": "deny", "default": "allow"}' >"$p"
 	out=$("$BRIDLE" policy check "$p" 2>&1) && fail "duplicate key accepted"
 	assert_match "$out" "$p:1:[0-9]+: invalid JSON.*duplicate" "duplicate JSON key"

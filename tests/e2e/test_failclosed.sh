@@ -320,7 +320,7 @@ t_shared_netns_refused() {
 	add_workload agent-b "$CG/agent-b" "$POD" '{"app": "other"}'
 	write_config '{"default": "deny",
 	  "targets": [{"name": "echo", "address": "10.77.0.1", "port": 7}],
-	  "rules": [{"name": "a only", "workload": {"name": "agent-a"}, "target": "echo", "action": "allow"}]}'
+	  "rules": [{"name": "a only", "when": {"workload": {"name": "agent-a"}, "target": "echo"}, "action": "allow"}]}'
 	bridle_start_partial
 	local s out
 	s=$(status_json)

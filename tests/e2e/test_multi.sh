@@ -32,8 +32,8 @@ setup_two() {
 	    {"name": "svc-b6", "address": "fd78::1", "port": 7}
 	  ],
 	  "rules": [
-	    {"name": "team-a", "workload": {"labels": {"team": "a"}}, "target": "svc-a", "action": "allow"},
-	    {"name": "team-b", "workload": {"name": "agent-b"}, "target": ["svc-b", "svc-b6", "svc-a"], "action": "allow"}
+	    {"name": "team-a", "when": {"workload": {"labels": {"team": "a"}}, "target": "svc-a"}, "action": "allow"},
+	    {"name": "team-b", "when": {"workload": {"name": "agent-b"}, "target": ["svc-b", "svc-b6", "svc-a"]}, "action": "allow"}
 	  ]
 	}' "${1:-{\}}"
 	start_server a "$SVC_A" -g "A:" -l 10.77.0.1:7 -l '[fd77::1]:7'

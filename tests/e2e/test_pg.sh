@@ -243,8 +243,9 @@ print(cur.fetchone()[0])' 2>&1)
 t_pg_pgbench() {
 	pg_setup
 	pg_bench_init
-	write_config "$(pg_policy '{"name": "agents bench", "workload": {"labels": {"app": "agent"}},
-		"target": "shop-db", "action": "allow",
+	write_config "$(pg_policy '{"name": "agents bench",
+		"when": {"workload": {"labels": {"app": "agent"}}, "target": "shop-db"},
+		"action": "allow",
 		"sql": {"commands": ["select"], "tables": ["public.pgbench_*"]}}')"
 	bridle_start
 	local m out
@@ -307,7 +308,7 @@ t_pg_wrong_credentials() {
 # rule, not a reset; the server never sees a connection.
 t_pg_connection_denied() {
 	pg_setup
-	write_config "$(pg_policy '{"name": "db closed", "target": "shop-db", "action": "deny",
+	write_config "$(pg_policy '{"name": "db closed", "when": {"target": "shop-db"}, "action": "deny",
 		"message": "the shop database is closed for maintenance"}')"
 	bridle_start
 	local out

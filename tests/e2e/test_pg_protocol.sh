@@ -33,8 +33,8 @@ section() {
 
 # agent_rule NAME SQL_JSON: an allow rule of agents on shop-db.
 agent_rule() {
-	jq -n --arg n "$1" --argjson sql "$2" '{name: $n, workload: {labels: {app: "agent"}},
-		target: "shop-db", action: "allow", sql: $sql}'
+	jq -n --arg n "$1" --argjson sql "$2" '{name: $n,
+		when: {workload: {labels: {app: "agent"}}, target: "shop-db"}, action: "allow", sql: $sql}'
 }
 
 # bg_run NAME CMD...: CMD in the background, output in $W/NAME.out, exit

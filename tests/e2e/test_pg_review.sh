@@ -9,8 +9,8 @@ source "$(dirname "$0")/pg.sh"
 PGRAW=$E2E_DIR/pgraw.py
 raw() { pod_pg "$PY" "$PGRAW" --timeout 3 "$PG_HOST" "$PG_PORT" "$@" 2>&1; }
 agent_rule() { # NAME SQL_JSON
-	jq -n --arg n "$1" --argjson sql "$2" '{name: $n, workload: {labels: {app: "agent"}},
-		target: "shop-db", action: "allow", sql: $sql}'
+	jq -n --arg n "$1" --argjson sql "$2" '{name: $n,
+		when: {workload: {labels: {app: "agent"}}, target: "shop-db"}, action: "allow", sql: $sql}'
 }
 # no_secret TEXT WHAT: none of the customers' emails or cards in TEXT.
 no_secret() {
@@ -39,7 +39,7 @@ t_pg_cte_hides_table() {
 # Masks of many hits in many columns: bridle's row buffer grows with them.
 t_pg_mask_many_hits() {
 	pg_setup
-	write_config "$(pg_policy '{"name": "h", "workload": {"labels": {"app": "agent"}}, "target": "shop-db",
+	write_config "$(pg_policy '{"name": "h", "when": {"workload": {"labels": {"app": "agent"}}, "target": "shop-db"},
 		"action": "allow", "sql": {"commands": ["select"], "tables": ["public.orders"]},
 		"mask": {"detectors": ["email"], "style": "hash"}}')"
 	bridle_start
@@ -70,9 +70,9 @@ t_pg_pipeline_masks() {
 # A U&"…" UESCAPE '…' literal changes the identifier: no shared cache key.
 t_pg_uescape_cache() {
 	pg_setup
-	write_config "$(pg_policy '[{"name": "read all", "workload": {"labels": {"app": "agent"}}, "target": "shop-db",
+	write_config "$(pg_policy '[{"name": "read all", "when": {"workload": {"labels": {"app": "agent"}}, "target": "shop-db"},
 		"action": "allow", "sql": {"commands": ["select"]}},
-		{"name": "no hr", "target": "shop-db", "action": "deny", "sql": {"tables": ["hr.*"]}}]')"
+		{"name": "no hr", "when": {"target": "shop-db"}, "action": "deny", "sql": {"tables": ["hr.*"]}}]')"
 	bridle_start
 	local out
 	out=$(pod_psql -tA -v VERBOSITY=verbose -c "select * from U&\"#0068#0072\" UESCAPE '!' .salaries" \

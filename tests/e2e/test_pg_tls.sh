@@ -9,8 +9,9 @@ source "$(dirname "$0")/pg.sh"
 # pg_tls_policy MODE [CA_FILE] [SERVER_NAME]: pg_policy with the target's
 # upstream TLS mode set.
 pg_tls_policy() {
-	pg_policy '[{"name": "tls check", "workload": {"labels": {"app": "agent"}},
-		"target": "shop-db", "action": "allow",
+	pg_policy '[{"name": "tls check",
+		"when": {"workload": {"labels": {"app": "agent"}}, "target": "shop-db"},
+		"action": "allow",
 		"sql": {"commands": ["select"], "tables": ["pg_catalog.pg_stat_ssl"],
 			"functions": ["pg_backend_pid"]}}]' | jq --arg mode "$1" --arg ca "${2:-}" --arg sn "${3:-}" '
 		.targets[0].tls = $mode

@@ -18,8 +18,8 @@ policy_v() {
 	    {name: "p9", address: "10.77.0.1", port: 9}
 	  ],
 	  rules: [
-	    {name: "allowed-now", workload: {name: "agent-*"}, target: $allow, action: "allow"},
-	    {name: "denied-now", target: ([ "p7", "p8", "p9" ] - $allow), action: "deny",
+	    {name: "allowed-now", when: {workload: {name: "agent-*"}, target: $allow}, action: "allow"},
+	    {name: "denied-now", when: {target: ([ "p7", "p8", "p9" ] - $allow)}, action: "deny",
 	     message: "not in this policy generation"}
 	  ]
 	}'

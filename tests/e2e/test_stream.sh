@@ -14,7 +14,7 @@ open_policy() {
     {"name": "svc-net6", "address": "fd77::/64"}
   ],
   "rules": [
-    {"name": "pod-to-svc", "workload": {"name": "agent-a"}, "target": ["svc-net", "svc-net6"], "action": "allow"}
+    {"name": "pod-to-svc", "when": {"workload": {"name": "agent-a"}, "target": ["svc-net", "svc-net6"]}, "action": "allow"}
   ]
 }
 EOF

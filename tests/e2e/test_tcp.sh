@@ -221,7 +221,7 @@ t_ipv6_link_local() {
 	ip -n "$POD" addr add fe80::2/64 dev "v$$0b" nodad || fail "link-local address"
 	write_config '{"default": "deny",
 	  "targets": [{"name": "link-local", "address": "fe80::/64", "port": 7}],
-	  "rules": [{"name": "ll", "target": "link-local", "action": "allow"}]}'
+	  "rules": [{"name": "ll", "when": {"target": "link-local"}, "action": "allow"}]}'
 	start_server echo "$SVC" -l '[::]:7'
 	bridle_start
 	local out

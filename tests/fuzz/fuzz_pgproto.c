@@ -19,6 +19,7 @@
 
 #include "bridle/config.h"
 #include "bridle/enforcer.h"
+#include "bridle/identity.h"
 #include "bridle/proto.h"
 
 struct session {
@@ -39,16 +40,17 @@ static const char policy_json[] =
 	"\"address\": \"10.77.0.1\", \"port\": 5432, \"protocol\": "
 	"\"postgres\", \"credentials\": {\"user\": \"app\", "
 	"\"password_env\": \"BRIDLE_FUZZ_PW\"}}], \"rules\": ["
-	"{\"name\": \"read\", \"target\": \"db\", \"action\": \"allow\", "
-	"\"sql\": {\"commands\": [\"select\", \"insert\", \"copy\"], "
-	"\"tables\": [\"public.*\"]}, \"mask\": {\"columns\": [\"email\", "
-	"\"public.customers.card\"], \"detectors\": [\"email\", "
+	"{\"name\": \"read\", \"when\": {\"target\": \"db\"}, \"action\": "
+	"\"allow\", \"sql\": {\"commands\": [\"select\", \"insert\", "
+	"\"copy\"], \"tables\": [\"public.*\"]}, \"mask\": {\"columns\": "
+	"[\"email\", \"public.customers.card\"], \"detectors\": [\"email\", "
 	"\"credit_card\", \"us_ssn\", \"jwt\"], \"style\": \"partial\"}},"
-	"{\"name\": \"hash\", \"target\": \"db\", \"action\": \"allow\", "
-	"\"mask\": {\"columns\": [\"*ssn*\"], \"style\": \"hash\"}, "
+	"{\"name\": \"hash\", \"when\": {\"target\": \"db\"}, \"action\": "
+	"\"allow\", \"mask\": {\"columns\": [\"*ssn*\"], \"style\": \"hash\"}, "
 	"\"sql\": {\"commands\": [\"select\"], \"tables\": [\"hr.*\"]}},"
-	"{\"name\": \"no deletes\", \"target\": \"db\", \"action\": \"deny\", "
-	"\"message\": \"no\", \"sql\": {\"commands\": [\"delete\"]}}]}";
+	"{\"name\": \"no deletes\", \"when\": {\"target\": \"db\"}, "
+	"\"action\": \"deny\", \"message\": \"no\", \"sql\": {\"commands\": "
+	"[\"delete\"]}}]}";
 
 const char *session_refusal(const struct session *s)
 {
@@ -123,6 +125,31 @@ void session_log_event(struct session *s, const char *event, json_t *fields,
 	(void)event;
 	(void)warn;
 	json_decref(fields);
+}
+
+void session_decision(struct session *s, const struct policy *p,
+		      const struct policy_decision *d, const char *request,
+		      const char *statement)
+{
+	(void)s;
+	(void)request;
+	(void)statement;
+	policy_note(p, d);
+}
+
+static struct identity_user *fuzz_user;
+
+void session_set_user(struct session *s, struct identity_user *u)
+{
+	(void)s;
+	identity_user_free(fuzz_user);
+	fuzz_user = u;
+}
+
+const struct identity_user *session_user(const struct session *s)
+{
+	(void)s;
+	return fuzz_user;
 }
 
 void session_count(struct session *s, unsigned requests, unsigned denied,

@@ -85,14 +85,32 @@ static void check_stmts(const struct policy *p, const struct policy_input *in,
 
 			policy_decide_stmt(p, in, target, &ps, &d);
 			if ((d.action != POLICY_ALLOW &&
-			     d.action != POLICY_DENY) ||
+			     d.action != POLICY_DENY &&
+			     d.action != POLICY_REVIEW) ||
 			    !d.rule)
 				abort();
+			policy_note(p, &d);
 			(void)strlen(d.rule);
 		}
 	if (policy_mask_plan(p, in, target, &plan) == 0)
 		policy_mask_plan_release(&plan);
 }
+
+/* A user with groups and narrowing scopes, for rules about users. */
+static const char *const user_groups[] = { "analysts", "oncall" };
+static const char *const user_scopes[] = { "sql:select:public.*",
+					   "sql:*:hr.x", "openid" };
+static const struct policy_user fuzz_user = {
+	.issuer = "corp",
+	.sub = "alice",
+	.email = "alice@example.com",
+	.groups = user_groups,
+	.ngroups = 2,
+	.scoped = true,
+	.scopes = user_scopes,
+	.nscopes = 3,
+	.expires = 2000000000,
+};
 
 static void check(const struct policy *p)
 {
@@ -103,6 +121,9 @@ static void check(const struct policy *p)
 				.labels = workloads[w].json,
 				.exe = "/usr/bin/agent",
 				.uid = 1000,
+				.user = d % 2 ? &fuzz_user : NULL,
+				.user_pending = d % 3 == 0,
+				.now = 1900000000,
 				.family = dests[d].family,
 				.addr = dests[d].addr,
 				.port = dests[d].port,
@@ -117,13 +138,18 @@ static void check(const struct policy *p)
 			if (!out.rule || (out.proto != PROTO_TCP &&
 					  out.proto != PROTO_POSTGRES))
 				abort();
-			/* No target: the default, and nothing else. */
-			if (!out.target &&
-			    (strcmp(out.rule, "default") != 0 || out.message))
+			/* No target: the default (or "off"), and nothing
+			 * else. */
+			if (!out.target && ((strcmp(out.rule, "default") &&
+					     strcmp(out.rule, "off")) ||
+					    out.message))
 				abort();
-			/* Only denials carry a message. */
-			if (out.message && out.action != POLICY_DENY)
+			/* Only denials carry a message (or what shadow
+			 * mode let through). */
+			if (out.message && out.action != POLICY_DENY &&
+			    !out.would_rule)
 				abort();
+			policy_note(p, &out);
 			(void)strlen(out.rule);
 			if (out.target)
 				(void)strlen(out.target);

@@ -36,9 +36,9 @@ static const char example[] =
 	"  \"policy\": { \"default\": \"deny\",\n"
 	"    \"targets\": [ { \"name\": \"echo\", \"address\": \"10.77.0.1\", "
 	"\"port\": 7, \"protocol\": \"tcp\" } ],\n"
-	"    \"rules\": [ { \"name\": \"agents use echo\", \"workload\": { "
-	"\"labels\": { \"app\": \"agent\" } }, \"target\": \"echo\", "
-	"\"action\": \"allow\" } ] } }\n";
+	"    \"rules\": [ { \"name\": \"agents use echo\", \"when\": { "
+	"\"workload\": { \"labels\": { \"app\": \"agent\" } }, \"target\": "
+	"\"echo\" }, \"action\": \"allow\" } ] } }\n";
 
 static struct config *parse(const char *text, char *err, size_t errlen)
 {
@@ -250,7 +250,7 @@ static const struct bad_case {
 } bad_cases[] = {
 	{ "[]", "$", "expected an object, found an array" },
 	{ "{" WP ", \"listen_prot\": 1}", "$.listen_prot",
-	  "unknown key (allowed: listen_port, control_socket, log_dir" },
+	  "unknown key: did you mean \"listen_port\"? (allowed: listen_port, control_socket, log_dir" },
 	{ "{" WP ", \"listen_port\": 0}", "$.listen_port",
 	  "0 is out of range 1..65535" },
 	{ "{" WP ", \"listen_port\": 65536}", "$.listen_port",
@@ -318,7 +318,7 @@ static const struct bad_case {
 	  "must not be empty" },
 	{ WL("{\"name\": \"a\", \"cgroup\": \"a\", \"namespace\": \"x\"}"),
 	  "$.workloads[0].namespace",
-	  "unknown key (allowed: name, cgroup, netns, labels)" },
+	  "unknown key (allowed: name, cgroup, netns, labels, kubernetes)" },
 	{ WL("{\"name\": \"has space\", \"cgroup\": \"a\"}"),
 	  "$.workloads[0].name",
 	  "\"has space\" is not a workload name (1-63 of A-Z a-z 0-9 . _ -)" },
@@ -365,18 +365,20 @@ static const struct bad_case {
 	  "required key is missing (an object, or the path of a policy file)" },
 	{ POL("5"), "$.policy", "expected an object, found an integer" },
 	{ POL("{\"rulez\": []}"), "$.policy.rulez",
-	  "unknown key (allowed: default, targets, rules)" },
+	  "unknown key: did you mean \"rules\"? (allowed: mode, default, issuers, targets, rules)" },
 	{ POL("{\"targets\": [{\"name\": \"t\", \"address\": \"10.0.0.1/8\"}]}"),
 	  "$.policy.targets[0].address",
 	  "\"10.0.0.1/8\" is not an IP address or CIDR prefix" },
 	{ POL("{\"targets\": [{\"name\": \"t\", \"address\": \"10.0.0.1\"}],"
-	      " \"rules\": [{\"name\": \"r\", \"target\": \"t\","
-	      " \"action\": \"allow\"}, {\"name\": \"s\", \"target\": \"u\","
+	      " \"rules\": [{\"name\": \"r\", \"when\": {\"target\": \"t\"},"
+	      " \"action\": \"allow\"}, {\"name\": \"s\","
+	      " \"when\": {\"target\": \"u\"},"
 	      " \"action\": \"deny\"}]}"),
-	  "$.policy.rules[1].target", "no target named \"u\"" },
-	{ POL("{\"rules\": [{\"name\": \"r\", \"action\": \"allow\","
-	      " \"workload\": {\"labels\": {\"app\": 1}}}]}"),
-	  "$.policy.rules[0].workload.labels.app",
+	  "$.policy.rules[1].when.target", "no target named \"u\"" },
+	{ POL("{\"rules\": [{\"name\": \"r\","
+	      " \"when\": {\"workload\": {\"labels\": {\"app\": 1}}},"
+	      " \"action\": \"allow\"}]}"),
+	  "$.policy.rules[0].when.workload.labels.app",
 	  "label values must be strings" },
 };
 
@@ -685,8 +687,8 @@ static int remove_tmpdir(void **state)
 #define GOOD_POLICY                                                           \
 	"{\"default\": \"allow\", \"targets\": [{\"name\": \"t\","            \
 	" \"address\": \"10.0.0.1\"}, {\"name\": \"u\", \"address\":"         \
-	" \"10.0.0.2\"}], \"rules\": [{\"name\": \"r\", \"target\": \"t\","   \
-	" \"action\": \"deny\"}]}"
+	" \"10.0.0.2\"}], \"rules\": [{\"name\": \"r\","                      \
+	" \"when\": {\"target\": \"t\"}, \"action\": \"deny\"}]}"
 
 static struct config *parse_in_dir(const char *cfgname, const char *policy,
 				   char *err, size_t errlen)
@@ -764,11 +766,12 @@ static void test_policy_file_errors(void **state)
 	put_file(tmpdir, "bad.json",
 		 "{\"targets\": [{\"name\": \"t\", \"address\": \"10.0.0.1\"}],\n"
 		 " \"rules\": [{\"name\": \"r\", \"action\": \"allow\"},\n"
-		 "  {\"name\": \"s\", \"target\": \"nope\", \"action\": "
-		 "\"deny\"}]}\n");
+		 "  {\"name\": \"s\", \"when\": {\"target\": \"nope\"}, "
+		 "\"action\": \"deny\"}]}\n");
 	assert_null(parse_in_dir("config.json", "bad.json", err, sizeof(err)));
 	snprintf(want, sizeof(want),
-		 "%s/bad.json: $.rules[1].target: no target named \"nope\"",
+		 "%s/bad.json: $.rules[1].when.target: "
+		 "no target named \"nope\"",
 		 tmpdir);
 	assert_string_equal(err, want);
 

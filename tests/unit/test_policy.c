@@ -77,9 +77,9 @@ static const struct bad_case {
 } bad_cases[] = {
 	{ "[]", "$", "expected an object, found an array" },
 	{ "{\"defualt\": \"deny\"}", "$.defualt",
-	  "unknown key (allowed: default, targets, rules)" },
+	  "unknown key: did you mean \"default\"? (allowed: mode, default, issuers, targets, rules)" },
 	{ "{\"default\": \"maybe\"}", "$.default",
-	  "\"maybe\" is not an action (allow, deny)" },
+	  "\"maybe\" is not an action (deny, allow)" },
 	{ "{\"default\": 1}", "$.default",
 	  "expected a string, found an integer" },
 	{ "{\"default\": \"\"}", "$.default", "must not be empty" },
@@ -87,7 +87,7 @@ static const struct bad_case {
 	{ "{\"targets\": [1]}", "$.targets[0]",
 	  "expected an object, found an integer" },
 	{ T("\"address\": \"10.0.0.1\", \"host\": \"x\""), "$.targets[0].host",
-	  "unknown key (allowed: name, address, port, protocol, tls, ca_file, server_name, credentials)" },
+	  "unknown key (allowed: name, address, port, protocol, tls, ca_file, server_name, credentials, require_user)" },
 	{ "{\"targets\": [{\"address\": \"10.0.0.1\"}]}", "$.targets[0].name",
 	  "required key is missing" },
 	{ T("\"address\": \"10.0.0.1\", \"name\": \"\"") /* dup key */, NULL,
@@ -123,32 +123,32 @@ static const struct bad_case {
 	{ WITH_RULES("[{\"name\": \"r\"}]"), "$.rules[0].action",
 	  "required key is missing" },
 	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"permit\"}]"),
-	  "$.rules[0].action", "\"permit\" is not an action (allow, deny)" },
+	  "$.rules[0].action", "\"permit\" is not an action (deny, allow, review)" },
 	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		     "\"targets\": \"a\"}]"),
 	  "$.rules[0].targets",
-	  "unknown key (allowed: name, workload, target, action, message, sql, mask)" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
-		     "\"target\": \"a\"}, {\"name\": \"s\", \"action\": "
-		     "\"deny\", \"target\": \"nope\"}]"),
-	  "$.rules[1].target", "no target named \"nope\"" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
-		     "\"target\": []}]"),
-	  "$.rules[0].target",
+	  "unknown key (allowed: name, when, action, mode, message, sql, mask)" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"target\": \"a\"}, "
+		     "\"action\": \"allow\"}, {\"name\": \"s\", \"when\": "
+		     "{\"target\": \"nope\"}, \"action\": \"deny\"}]"),
+	  "$.rules[1].when.target", "no target named \"nope\"" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"target\": []}, "
+		     "\"action\": \"allow\"}]"),
+	  "$.rules[0].when.target",
 	  "expected a target name or a non-empty array of target names" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
-		     "\"target\": 5}]"),
-	  "$.rules[0].target",
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"target\": 5}, "
+		     "\"action\": \"allow\"}]"),
+	  "$.rules[0].when.target",
 	  "expected a target name or a non-empty array of target names" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
-		     "\"target\": [\"a\", \"b\", \"c\"]}]"),
-	  "$.rules[0].target[2]", "no target named \"c\"" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
-		     "\"target\": [\"a\", 1]}]"),
-	  "$.rules[0].target[1]", "expected a target name" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"target\": [\"a\", \"b\", "
+		     "\"c\"]}, \"action\": \"allow\"}]"),
+	  "$.rules[0].when.target[2]", "no target named \"c\"" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"target\": [\"a\", 1]}, "
+		     "\"action\": \"allow\"}]"),
+	  "$.rules[0].when.target[1]", "expected a target name" },
 	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		     "\"message\": \"no\"}]"),
-	  "$.rules[0].message", "only deny rules carry a message" },
+	  "$.rules[0].message", "only deny and review rules carry a message" },
 	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
 		     "\"message\": \"\"}]"),
 	  "$.rules[0].message", "must not be empty" },
@@ -158,32 +158,34 @@ static const struct bad_case {
 	  "$.rules[2].name", "duplicate rule name \"r\"" },
 	{ WITH_RULES("[{\"name\": \"r\\n\", \"action\": \"deny\"}]"),
 	  "$.rules[0].name", "contains control characters" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
-		     "\"workload\": \"agent\"}]"),
-	  "$.rules[0].workload", "expected an object, found a string" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
-		     "\"workload\": {\"namespace\": \"x\"}}]"),
-	  "$.rules[0].workload.namespace",
-	  "unknown key (allowed: name, labels)" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
-		     "\"workload\": {\"name\": []}}]"),
-	  "$.rules[0].workload.name",
-	  "expected a workload name or a non-empty array of names (globs "
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"workload\": \"agent\"}, "
+		     "\"action\": \"deny\"}]"),
+	  "$.rules[0].when.workload", "expected an object, found a string" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"workload\": "
+		     "{\"nmespace\": \"x\"}}, \"action\": \"deny\"}]"),
+	  "$.rules[0].when.workload.nmespace",
+	  "unknown key: did you mean \"namespace\"? (allowed: name, labels, "
+	  "namespace, pod, service_account)" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"workload\": {\"name\": "
+		     "[]}}, \"action\": \"deny\"}]"),
+	  "$.rules[0].when.workload.name",
+	  "expected a string or a non-empty array of strings (globs "
 	  "allowed)" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
-		     "\"workload\": {\"name\": 3}}]"),
-	  "$.rules[0].workload.name",
-	  "expected a workload name or a non-empty array of names" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
-		     "\"workload\": {\"name\": [\"a\", 1]}}]"),
-	  "$.rules[0].workload.name", "expected strings" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
-		     "\"workload\": {\"labels\": [\"app\"]}}]"),
-	  "$.rules[0].workload.labels", "expected an object of label: value" },
-	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
-		     "\"workload\": {\"labels\": {\"app\": \"x\", "
-		     "\"tier\": 2}}}]"),
-	  "$.rules[0].workload.labels.tier", "label values must be strings" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"workload\": {\"name\": "
+		     "3}}, \"action\": \"deny\"}]"),
+	  "$.rules[0].when.workload.name",
+	  "expected a string or a non-empty array of strings" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"workload\": {\"name\": "
+		     "[\"a\", 1]}}, \"action\": \"deny\"}]"),
+	  "$.rules[0].when.workload.name[1]", "expected a non-empty string" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"workload\": {\"labels\": "
+		     "[\"app\"]}}, \"action\": \"deny\"}]"),
+	  "$.rules[0].when.workload.labels",
+	  "expected an object of label: value" },
+	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"workload\": {\"labels\": "
+		     "{\"app\": \"x\", \"tier\": 2}}}, \"action\": \"deny\"}]"),
+	  "$.rules[0].when.workload.labels.tier",
+	  "label values must be strings" },
 
 	/* postgres targets: TLS and credentials. */
 	{ T1("\"protocol\": \"postgres\""), "$.targets[0].credentials",
@@ -226,14 +228,14 @@ static const struct bad_case {
 	  "targets" },
 
 	/* Rules: the sql part. */
-	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
-		   "\"target\": \"web\", \"sql\": {\"commands\": "
+	{ PG_RULES("[{\"name\": \"r\", \"when\": {\"target\": \"web\"}, "
+		   "\"action\": \"allow\", \"sql\": {\"commands\": "
 		   "[\"select\"]}}]"),
 	  "$.rules[0].sql",
 	  "target \"web\" is not a postgres target: sql rules apply to "
 	  "postgres targets" },
-	{ PG_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
-		   "\"target\": [\"db\", \"web\"], \"sql\": {\"tables\": "
+	{ PG_RULES("[{\"name\": \"r\", \"when\": {\"target\": [\"db\", "
+		   "\"web\"]}, \"action\": \"deny\", \"sql\": {\"tables\": "
 		   "[\"x\"]}}]"),
 	  "$.rules[0].sql", "target \"web\" is not a postgres target" },
 	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
@@ -257,7 +259,8 @@ static const struct bad_case {
 	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		   "\"sql\": {\"table\": [\"x\"]}}]"),
 	  "$.rules[0].sql.table",
-	  "unknown key (allowed: commands, tables, functions, permit)" },
+	  "unknown key: did you mean \"tables\"? (allowed: commands, tables, "
+	  "functions, permit)" },
 	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		   "\"sql\": [\"select\"]}]"),
 	  "$.rules[0].sql", "expected an object, found an array" },
@@ -313,7 +316,8 @@ static const struct bad_case {
 	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		   "\"mask\": {\"column\": [\"x\"]}}]"),
 	  "$.rules[0].mask.column",
-	  "unknown key (allowed: columns, detectors, style)" },
+	  "unknown key: did you mean \"columns\"? (allowed: columns, "
+	  "detectors, style)" },
 	{ PG_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		   "\"mask\": {\"detectors\": []}}]"),
 	  "$.rules[0].mask.detectors", "expected a non-empty array of strings" },
@@ -363,11 +367,13 @@ static void test_compile_ok(void **state)
 	policy_free(p);
 
 	p = compile_ok(WITH_RULES(
-		"[{\"name\": \"r\", \"action\": \"allow\", \"target\": \"a\"},"
-		" {\"name\": \"s\", \"action\": \"deny\", \"message\": \"m\","
-		"  \"target\": [\"a\", \"b\"], \"workload\": {\"name\": \"x*\","
-		"  \"labels\": {}}},"
-		" {\"name\": \"t\", \"action\": \"allow\", \"workload\": {}}]"));
+		"[{\"name\": \"r\", \"when\": {\"target\": \"a\"}, \"action\": "
+		"\"allow\"},"
+		" {\"name\": \"s\", \"when\": {\"workload\": {\"name\": \"x*\","
+		"  \"labels\": {}}, \"target\": [\"a\", \"b\"]},"
+		"  \"action\": \"deny\", \"message\": \"m\"},"
+		" {\"name\": \"t\", \"when\": {\"workload\": {}},"
+		"  \"action\": \"allow\"}]"));
 	assert_int_equal(policy_target_count(p), 2);
 	assert_int_equal(policy_rule_count(p), 3);
 	policy_free(p);
@@ -392,8 +398,10 @@ static void test_load_file(void **state)
 	char path[] = "/tmp/bridle-test-policy-XXXXXX";
 	char err[512], want[600];
 	const char *text = WITH_RULES(
-		"[{\"name\": \"r\", \"action\": \"allow\", \"target\": \"a\"},"
-		" {\"name\": \"s\", \"action\": \"allow\", \"target\": \"z\"}]");
+		"[{\"name\": \"r\", \"when\": {\"target\": \"a\"}, \"action\": "
+		"\"allow\"},"
+		" {\"name\": \"s\", \"when\": {\"target\": \"z\"},"
+		"  \"action\": \"allow\"}]");
 	int fd = mkstemp(path);
 	struct policy *p;
 
@@ -403,7 +411,7 @@ static void test_load_file(void **state)
 	close(fd);
 	assert_null(policy_load_file(path, err, sizeof(err)));
 	snprintf(want, sizeof(want),
-		 "%s: $.rules[1].target: no target named \"z\"", path);
+		 "%s: $.rules[1].when.target: no target named \"z\"", path);
 	assert_string_equal(err, want);
 
 	text = WITH_RULES("[]");
@@ -681,24 +689,33 @@ static const char rules_policy[] =
 	"  {\"name\": \"db\", \"address\": \"10.77.0.3/32\", \"port\": 5432},"
 	"  {\"name\": \"any6\", \"address\": \"::/0\"}],"
 	" \"rules\": ["
-	"  {\"name\": \"agents use echo\", \"target\": \"echo\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}}, \"action\": \"allow\"},"
-	"  {\"name\": \"no db for agents\", \"target\": \"db\","
-	"   \"workload\": {\"name\": \"agent-*\"}, \"action\": \"deny\","
+	"  {\"name\": \"agents use echo\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"    \"target\": \"echo\"}, \"action\": \"allow\"},"
+	"  {\"name\": \"no db for agents\","
+	"   \"when\": {\"workload\": {\"name\": \"agent-*\"},"
+	"    \"target\": \"db\"}, \"action\": \"deny\","
 	"   \"message\": \"ask a human\"},"
-	"  {\"name\": \"ops db\", \"target\": [\"db\"],"
-	"   \"workload\": {\"name\": [\"ops\", \"admin-?\"]}, \"action\": \"allow\"},"
-	"  {\"name\": \"team x web\", \"target\": [\"web\", \"echo\"],"
-	"   \"workload\": {\"labels\": {\"app\": \"agent\", \"team\": \"x\"}},"
+	"  {\"name\": \"ops db\","
+	"   \"when\": {\"workload\": {\"name\": [\"ops\", \"admin-?\"]},"
+	"    \"target\": [\"db\"]}, \"action\": \"allow\"},"
+	"  {\"name\": \"team x web\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\","
+	"    \"team\": \"x\"}}, \"target\": [\"web\", \"echo\"]},"
 	"   \"action\": \"allow\"},"
-	"  {\"name\": \"not b\", \"target\": \"web\","
-	"   \"workload\": {\"name\": \"agent-b\"}, \"action\": \"deny\"},"
-	"  {\"name\": \"v6 ok\", \"target\": \"any6\", \"action\": \"allow\"},"
-	"  {\"name\": \"ops anywhere\", \"workload\": {\"name\": \"ops\"},"
+	"  {\"name\": \"not b\","
+	"   \"when\": {\"workload\": {\"name\": \"agent-b\"},"
+	"    \"target\": \"web\"}, \"action\": \"deny\"},"
+	"  {\"name\": \"v6 ok\", \"when\": {\"target\": \"any6\"},"
 	"   \"action\": \"allow\"},"
-	"  {\"name\": \"[x] deny\", \"workload\": {\"name\": \"[xy]-*\"},"
+	"  {\"name\": \"ops anywhere\","
+	"   \"when\": {\"workload\": {\"name\": \"ops\"}},"
+	"   \"action\": \"allow\"},"
+	"  {\"name\": \"[x] deny\","
+	"   \"when\": {\"workload\": {\"name\": \"[xy]-*\"}},"
 	"   \"action\": \"deny\", \"message\": \"xy\"},"
-	"  {\"name\": \"[x] allow\", \"workload\": {\"name\": \"x-*\"},"
+	"  {\"name\": \"[x] allow\","
+	"   \"when\": {\"workload\": {\"name\": \"x-*\"}},"
 	"   \"action\": \"allow\"}"
 	" ]}";
 
@@ -709,12 +726,13 @@ static void test_decide_rules(void **state)
 		enum policy_action action;
 		const char *rule, *target, *message;
 	} cases[] = {
-		/* Labels select; first matching allow is reported. */
+		/* Labels select; the most specific matching allow is
+		 * reported (two labels and a target over one label). */
 		{ { "agent-a", "{\"app\": \"agent\"}", "10.77.0.1", 7 },
 		  POLICY_ALLOW, "agents use echo", "echo", NULL },
 		{ { "agent-a", "{\"app\": \"agent\", \"team\": \"x\"}",
 		    "10.77.0.1", 7 },
-		  POLICY_ALLOW, "agents use echo", "echo", NULL },
+		  POLICY_ALLOW, "team x web", "echo", NULL },
 		{ { "agent-a", "{\"app\": \"agent\", \"team\": \"x\"}",
 		    "10.77.0.2", 80 },
 		  POLICY_ALLOW, "team x web", "web", NULL },
@@ -736,7 +754,7 @@ static void test_decide_rules(void **state)
 		  POLICY_DENY, "not b", "web", NULL },
 		{ { "agent-b", "{\"app\": \"agent\", \"team\": \"x\"}",
 		    "10.77.0.1", 7 },
-		  POLICY_ALLOW, "agents use echo", "echo", NULL },
+		  POLICY_ALLOW, "team x web", "echo", NULL },
 		/* Globs on workload names; deny carries its message. */
 		{ { "agent-a", "{\"app\": \"agent\"}", "10.77.0.3", 5432 },
 		  POLICY_DENY, "no db for agents", "db", "ask a human" },
@@ -825,8 +843,9 @@ static void test_decide_default_allow(void **state)
 	struct policy *p = compile_ok(
 		"{\"default\": \"allow\", \"targets\": ["
 		" {\"name\": \"t\", \"address\": \"10.0.0.1\"}],"
-		" \"rules\": [{\"name\": \"bad out\", \"target\": \"t\","
-		" \"workload\": {\"name\": \"bad\"}, \"action\": \"deny\"}]}");
+		" \"rules\": [{\"name\": \"bad out\","
+		" \"when\": {\"workload\": {\"name\": \"bad\"},"
+		"  \"target\": \"t\"}, \"action\": \"deny\"}]}");
 	struct input good = { "good", NULL, "10.0.0.1", 1 };
 	struct input bad = { "bad", NULL, "10.0.0.1", 1 };
 	struct input elsewhere = { "bad", NULL, "10.0.0.2", 1 };
@@ -875,9 +894,11 @@ static void test_decide_tie_file_order(void **state)
 		" {\"name\": \"first\", \"address\": \"10.0.0.0/24\"},"
 		" {\"name\": \"second\", \"address\": \"10.0.0.0/24\"}],"
 		" \"rules\": ["
-		" {\"name\": \"deny second\", \"target\": \"second\","
+		" {\"name\": \"deny second\","
+		"  \"when\": {\"target\": \"second\"},"
 		"  \"action\": \"deny\"},"
-		" {\"name\": \"allow first\", \"target\": \"first\","
+		" {\"name\": \"allow first\","
+		"  \"when\": {\"target\": \"first\"},"
 		"  \"action\": \"allow\"}]}");
 	struct input in = { "w", NULL, "10.0.0.7", 1 };
 	struct policy_decision d;
@@ -911,45 +932,57 @@ static const char pg_policy[] =
 	"   \"protocol\": \"postgres\", \"tls\": \"require\","
 	"   \"credentials\": {\"user\": \"other\", \"password_env\": \"PGPW\"}}],"
 	" \"rules\": ["
-	"  {\"name\": \"agents read shop\", \"target\": \"db\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}}, \"action\": \"allow\","
+	"  {\"name\": \"agents read shop\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"sql\": {\"commands\": [\"select\", \"copy\", \"explain\"],"
 	"    \"tables\": [\"public.orders\", \"public.customers\"]}},"
-	"  {\"name\": \"agents audit\", \"target\": \"db\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}}, \"action\": \"allow\","
+	"  {\"name\": \"agents audit\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"sql\": {\"commands\": [\"insert\"], \"tables\": [\"public.audit\"]}},"
-	"  {\"name\": \"agents safe functions\", \"target\": \"db\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}}, \"action\": \"allow\","
+	"  {\"name\": \"agents safe functions\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"sql\": {\"commands\": [\"select\"], \"tables\": [\"public.orders\"],"
 	"    \"functions\": [\"public.safe_*\"]}},"
-	"  {\"name\": \"analysts explain\", \"target\": \"db\","
-	"   \"workload\": {\"labels\": {\"app\": \"analyst\"}}, \"action\": \"allow\","
+	"  {\"name\": \"analysts explain\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"analyst\"}},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"sql\": {\"commands\": [\"select\", \"explain\"],"
 	"    \"tables\": [\"public.*\"], \"permit\": [\"explain_analyze\"]}},"
-	"  {\"name\": \"hr reader\", \"target\": \"db\","
-	"   \"workload\": {\"name\": \"hr-bot\"}, \"action\": \"allow\","
+	"  {\"name\": \"hr reader\","
+	"   \"when\": {\"workload\": {\"name\": \"hr-bot\"},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"sql\": {\"commands\": [\"select\"], \"tables\": [\"hr.*\", \"public.*\"]}},"
-	"  {\"name\": \"dba catalog\", \"target\": [\"db\"],"
-	"   \"workload\": {\"name\": \"dba\"}, \"action\": \"allow\","
+	"  {\"name\": \"dba catalog\","
+	"   \"when\": {\"workload\": {\"name\": \"dba\"},"
+	"    \"target\": [\"db\"]}, \"action\": \"allow\","
 	"   \"sql\": {\"commands\": [\"select\"],"
 	"    \"tables\": [\"pg_catalog.*\", \"public.*\"]}},"
-	"  {\"name\": \"ops anything\", \"target\": \"db\","
-	"   \"workload\": {\"name\": \"ops-*\"}, \"action\": \"allow\","
+	"  {\"name\": \"ops anything\","
+	"   \"when\": {\"workload\": {\"name\": \"ops-*\"},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"sql\": {\"functions\": [\"*\"], \"permit\": [\"privilege_change\","
 	"    \"server_file\", \"opaque\", \"select_into\", \"explain_analyze\"]}},"
-	"  {\"name\": \"locked out\", \"target\": \"db\","
-	"   \"workload\": {\"name\": \"locked\"}, \"action\": \"deny\","
+	"  {\"name\": \"locked out\","
+	"   \"when\": {\"workload\": {\"name\": \"locked\"},"
+	"    \"target\": \"db\"}, \"action\": \"deny\","
 	"   \"message\": \"account locked\"},"
-	"  {\"name\": \"no dblink\", \"target\": \"db\", \"action\": \"deny\","
+	"  {\"name\": \"no dblink\", \"when\": {\"target\": \"db\"},"
+	"   \"action\": \"deny\","
 	"   \"sql\": {\"functions\": [\"dblink*\"]}},"
-	"  {\"name\": \"no payroll\", \"target\": \"db\", \"action\": \"deny\","
+	"  {\"name\": \"no payroll\", \"when\": {\"target\": \"db\"},"
+	"   \"action\": \"deny\","
 	"   \"message\": \"payroll is off limits\","
 	"   \"sql\": {\"tables\": [\"hr.payroll\"]}},"
-	"  {\"name\": \"no deletes\", \"target\": \"db\", \"action\": \"deny\","
+	"  {\"name\": \"no deletes\", \"when\": {\"target\": \"db\"},"
+	"   \"action\": \"deny\","
 	"   \"message\": \"deletes go through a ticket\","
 	"   \"sql\": {\"commands\": [\"delete\"]}},"
-	"  {\"name\": \"web for agents\", \"target\": \"web\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}}, \"action\": \"allow\"}"
+	"  {\"name\": \"web for agents\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"    \"target\": \"web\"}, \"action\": \"allow\"}"
 	" ]}";
 
 #define PG_DB 0 /* index of target "db" in pg_policy */
@@ -1314,7 +1347,8 @@ static const char pg_allow_policy[] =
 	"{\"default\": \"allow\", \"targets\": [{\"name\": \"db\","
 	" \"address\": \"10.0.0.1\", \"protocol\": \"postgres\"" PG_CREDS "}],"
 	" \"rules\": ["
-	"  {\"name\": \"readers\", \"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"  {\"name\": \"readers\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}}},"
 	"   \"action\": \"allow\", \"sql\": {\"commands\": [\"select\"],"
 	"   \"tables\": [\"public.orders\"]}},"
 	"  {\"name\": \"no deletes\", \"action\": \"deny\","
@@ -1509,29 +1543,35 @@ static const char mask_policy[] =
 	"  {\"name\": \"db2\", \"address\": \"10.0.0.2\", \"protocol\": \"postgres\""
 	PG_CREDS "}],"
 	" \"rules\": ["
-	"  {\"name\": \"m1\", \"target\": \"db\", \"action\": \"allow\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"  {\"name\": \"m1\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"sql\": {\"commands\": [\"select\"]},"
 	"   \"mask\": {\"columns\": [\"email\", \"customers.phone\"],"
 	"    \"detectors\": [\"email\", \"phone\"], \"style\": \"partial\"}},"
-	"  {\"name\": \"m2\", \"action\": \"allow\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"  {\"name\": \"m2\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}}},"
+	"   \"action\": \"allow\","
 	"   \"mask\": {\"columns\": [\"public.customers.ssn\"],"
 	"    \"detectors\": [\"email\", \"iban\", \"ipv4\"], \"style\": \"hash\"}},"
-	"  {\"name\": \"m3\", \"target\": \"db\", \"action\": \"allow\","
-	"   \"workload\": {\"name\": \"agent-*\"},"
+	"  {\"name\": \"m3\", \"when\": {\"workload\": {\"name\": \"agent-*\"},"
+	"   \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"mask\": {\"detectors\": [\"iban\", \"phone\", \"ipv4\"]}},"
-	"  {\"name\": \"m4\", \"target\": \"db\", \"action\": \"allow\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"  {\"name\": \"m4\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"mask\": {\"detectors\": [\"ipv4\", \"jwt\"], \"style\": \"partial\"}},"
-	"  {\"name\": \"other app\", \"target\": \"db\", \"action\": \"allow\","
-	"   \"workload\": {\"labels\": {\"app\": \"other\"}},"
+	"  {\"name\": \"other app\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"other\"}},"
+	"    \"target\": \"db\"}, \"action\": \"allow\","
 	"   \"mask\": {\"columns\": [\"secret\"], \"detectors\": [\"aws_access_key\"],"
 	"    \"style\": \"hash\"}},"
-	"  {\"name\": \"other target\", \"target\": \"db2\", \"action\": \"allow\","
-	"   \"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"  {\"name\": \"other target\","
+	"   \"when\": {\"workload\": {\"labels\": {\"app\": \"agent\"}},"
+	"    \"target\": \"db2\"}, \"action\": \"allow\","
 	"   \"mask\": {\"columns\": [\"notes\"]}},"
-	"  {\"name\": \"deny unmasked\", \"workload\": {\"name\": \"nobody\"},"
+	"  {\"name\": \"deny unmasked\","
+	"   \"when\": {\"workload\": {\"name\": \"nobody\"}},"
 	"   \"action\": \"deny\"}]}";
 
 static void mask_plan_for(const struct policy *p, const char *workload,
@@ -1749,8 +1789,9 @@ static void test_bug_three_part_name_evades_deny(void **state)
 static void test_bug_sql_rule_opens_tcp(void **state)
 {
 	struct policy *p = compile_ok(PG_RULES(
-		"[{\"name\": \"agents select\", \"action\": \"allow\","
-		" \"workload\": {\"name\": \"agent\"},"
+		"[{\"name\": \"agents select\","
+		" \"when\": {\"workload\": {\"name\": \"agent\"}},"
+		" \"action\": \"allow\","
 		" \"sql\": {\"commands\": [\"select\"], \"tables\": "
 		"[\"public.orders\"]}}]"));
 	struct input to_db = { "agent", NULL, "10.0.0.1", 5432 };

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -33,6 +34,7 @@
 
 #include "bridle/config.h"
 #include "bridle/enforcer.h"
+#include "bridle/identity.h"
 #include "bridle/log.h"
 #include "bridle/mask.h"
 #include "bridle/pg_wire.h"
@@ -49,6 +51,7 @@
 
 enum pg_phase {
 	PH_STARTUP, /* waiting for the agent's first packet */
+	PH_TOKEN, /* asked the agent for its user token (as a password) */
 	PH_UPSSL, /* asked the destination for TLS, waiting for its answer */
 	PH_AUTH, /* logging in upstream */
 	PH_INIT, /* parameters and key, until the first ReadyForQuery */
@@ -157,6 +160,9 @@ struct pg_cache_entry {
 	char *key; /* owned */
 	char *deny; /* the denial's message; NULL when allowed */
 	bool reads_masked;
+	/* For the decision log: valid while gen is the policy's. */
+	struct policy_decision d;
+	char what[160];
 };
 
 struct pg_cancel_entry {
@@ -665,6 +671,14 @@ static size_t cache_key(struct pg *pg, const char *text)
 	return o;
 }
 
+/* Has the session's user token expired? Then nothing runs on it. */
+static bool user_expired(struct pg *pg)
+{
+	const struct identity_user *u = session_user(pg->s);
+
+	return u && u->u.expires && (int64_t)time(NULL) > u->u.expires;
+}
+
 static uint64_t fnv1a(const char *s, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -710,6 +724,9 @@ static struct pg_cache_entry *cache_find(struct pg *pg, size_t klen,
 	struct pg_cache_entry *c;
 
 	*hash = fnv1a(pg->keybuf, klen);
+	/* A token that expired decides again (and is denied). */
+	if (user_expired(pg))
+		return NULL;
 	c = &pg->cache[*hash % PG_CACHE_SLOTS];
 	if (c->key && c->hash == *hash && c->gen == pg->gen &&
 	    c->path_ver == pg->path_ver && strcmp(c->key, pg->keybuf) == 0)
@@ -718,10 +735,13 @@ static struct pg_cache_entry *cache_find(struct pg *pg, size_t klen,
 }
 
 static void cache_store(struct pg *pg, uint64_t hash, const char *deny,
-			bool reads)
+			bool reads, const struct policy_decision *d,
+			const char *what)
 {
 	struct pg_cache_entry *c = &pg->cache[hash % PG_CACHE_SLOTS];
 
+	c->d = *d;
+	snprintf(c->what, sizeof(c->what), "%s", what);
 	free(c->key);
 	free(c->deny);
 	c->key = strdup(pg->keybuf);
@@ -780,32 +800,6 @@ static struct policy *current_policy(struct pg *pg, size_t *target)
 		refresh_attrs(pg);
 	}
 	return p;
-}
-
-/* "DELETE on public.orders, public.x" for messages. */
-static void describe_stmt(const struct sql_stmt *st, char *buf, size_t len)
-{
-	size_t off;
-	const char *cmd = sql_command_name(
-		st->command == SQL_PREPARE ? st->inner : st->command);
-
-	off = (size_t)snprintf(buf, len, "%s", cmd);
-	for (size_t i = 0; i < len && cmd[i] && i < off; i++)
-		buf[i] = (char)(buf[i] >= 'a' && buf[i] <= 'z' ? buf[i] - 32 :
-								 buf[i]);
-	for (size_t i = 0; i < st->ntables && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-					i ? ", " : " on ", st->tables[i].name);
-	if (st->flags & SQL_F_PRIV_CHANGE && off < len)
-		off += (size_t)snprintf(buf + off, len - off,
-					" (changes privileges)");
-	if (st->flags & SQL_F_SERVER_FILE && off < len)
-		off += (size_t)snprintf(buf + off, len - off,
-					" (server files or programs)");
-	for (size_t i = 0; i < st->nfunctions && off < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%s%s",
-					i ? ", " : " calling ",
-					st->functions[i]);
 }
 
 /* Does @t name a table with masked columns? */
@@ -921,19 +915,63 @@ static bool plan_masks_anything(struct pg *pg)
 	return pg->plan.ncolumns || pg->plan.detectors;
 }
 
+/* The text the decision log shows: literals replaced when @klen says
+ * pg->keybuf holds the normalised key of @text, cut to 1 KiB. */
+static void log_text(struct pg *pg, size_t klen, const char *text, char *buf,
+		     size_t len)
+{
+	snprintf(buf, len, "%s",
+		 klen && pg->keybuf[0] == 'N' ? pg->keybuf + 1 : text);
+}
+
+/* The agent's words for a decision that is not an allow. */
+static char *refusal_message(const struct policy_decision *d, const char *what)
+{
+	char *msg = NULL;
+	int r;
+
+	if (d->action == POLICY_REVIEW)
+		r = asprintf(&msg,
+			     "bridle: %s needs a person's approval (rule "
+			     "\"%s\"%s%s), and approvals are not enabled "
+			     "on this enforcer",
+			     what, d->rule, d->message ? ": " : "",
+			     d->message ? d->message : "");
+	else if (d->message)
+		r = asprintf(&msg, "bridle: %s (rule \"%s\")", d->message,
+			     d->rule);
+	else if (strcmp(d->rule, POLICY_RULE_DEFAULT) == 0)
+		r = asprintf(&msg,
+			     "bridle: %s is not allowed: no rule allows it "
+			     "(rule \"default\")",
+			     what);
+	else
+		r = asprintf(&msg, "bridle: %s is denied by rule \"%s\"", what,
+			     d->rule);
+	return r < 0 || !msg ? strdup("bridle: denied") : msg;
+}
+
 /*
  * Decide every statement of @r. Returns NULL when all are allowed, else
- * the denial's message (malloc'ed). @prepare_ok: PREPARE names are
- * remembered (a simple Query); an EXECUTE is decided as what it runs.
+ * the denial's message (malloc'ed). The decision that speaks for the
+ * message (the first refusal, else the first shadowed one, else the
+ * first) goes to @dec and @what, and into the decision log with @logged.
  */
-static char *decide(struct pg *pg, const struct sql_result *r, bool *denied)
+static char *decide(struct pg *pg, const struct sql_result *r,
+		    const char *logged, bool *denied,
+		    struct policy_decision *dec, char *what, size_t wlen)
 {
 	struct policy_input in;
 	size_t target;
 	struct policy *p = current_policy(pg, &target);
-	char what[512], *msg = NULL;
+	char *msg = NULL;
+	bool have = false;
 
 	*denied = true;
+	memset(dec, 0, sizeof(*dec));
+	dec->rule = POLICY_RULE_DEFAULT;
+	dec->rule_idx = SIZE_MAX;
+	snprintf(what, wlen, "statement");
 	session_policy_input(pg->s, &in);
 	if (target == SIZE_MAX)
 		return strdup("bridle: the target of this session is no longer "
@@ -957,38 +995,30 @@ static char *decide(struct pg *pg, const struct sql_result *r, bool *denied)
 		    prep->cls.nstmts == 1)
 			ps.st = &prep->cls.stmts[0];
 		policy_decide_stmt(p, &in, target, &ps, &d);
+		if (!have || d.action != POLICY_ALLOW ||
+		    (d.would_rule && !dec->would_rule)) {
+			*dec = d;
+			sql_describe(ps.st, what, wlen);
+			have = true;
+		}
 		if (d.action == POLICY_ALLOW && ps.st->command == SQL_COPY &&
 		    ps.st->copy_out && plan_masks_anything(pg)) {
-			describe_stmt(ps.st, what, sizeof(what));
 			if (asprintf(&msg,
 				     "bridle: %s is refused: results of this "
 				     "target are masked, and COPY out is not "
 				     "(use SELECT)",
 				     what) < 0)
 				msg = NULL;
+			dec->action = POLICY_DENY;
+			session_decision(pg->s, p, dec, what, logged);
 			return msg ? msg : strdup("bridle: denied");
 		}
 		if (d.action != POLICY_ALLOW) {
-			int r;
-
-			describe_stmt(ps.st, what, sizeof(what));
-			if (d.message)
-				r = asprintf(&msg, "bridle: %s (rule \"%s\")",
-					     d.message, d.rule);
-			else if (strcmp(d.rule, "default") == 0)
-				r = asprintf(
-					&msg,
-					"bridle: %s is not allowed: no rule "
-					"allows it (rule \"default\")",
-					what);
-			else
-				r = asprintf(
-					&msg,
-					"bridle: %s is denied by rule \"%s\"",
-					what, d.rule);
-			return r < 0 || !msg ? strdup("bridle: denied") : msg;
+			session_decision(pg->s, p, dec, what, logged);
+			return refusal_message(&d, what);
 		}
 	}
+	session_decision(pg->s, p, dec, what, logged);
 	*denied = false;
 	return NULL;
 }
@@ -1146,12 +1176,17 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 	size_t klen, target;
 	uint64_t hash = 0;
 	struct pg_cache_entry *c;
+	struct policy_decision dec;
+	struct policy *pol;
+	char what[160], logged[1024];
 
 	if (!text || p != end)
 		return fatal(pg, "08P01", "bridle: malformed Query message");
-	current_policy(pg, &target);
+	pol = current_policy(pg, &target);
 	klen = cache_key(pg, text);
+	log_text(pg, klen, text, logged, sizeof(logged));
 	if (klen && (c = cache_find(pg, klen, &hash))) {
+		session_decision(pg->s, pol, &c->d, c->what, logged);
 		if (c->deny) {
 			log_denied(pg, text, c->deny);
 			return deny_upstream(pg, strdup(c->deny), true);
@@ -1174,11 +1209,11 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 		return deny_upstream(pg, why ? why : strdup("bridle: denied"),
 				     true);
 	}
-	msg = decide(pg, &r, &denied);
+	msg = decide(pg, &r, logged, &denied, &dec, what, sizeof(what));
 	if (klen && cacheable(&r))
 		cache_store(pg, hash,
 			    denied ? (msg ? msg : "bridle: denied") : NULL,
-			    !denied && reads_masked(pg, &r));
+			    !denied && reads_masked(pg, &r), &dec, what);
 	if (denied) {
 		sql_result_free(&r);
 		log_denied(pg, text, msg ? msg : "denied");
@@ -1206,7 +1241,8 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 	const char *name = cstr(&p, end), *text = name ? cstr(&p, end) : NULL;
 	struct pg_stmt *st;
 	bool denied;
-	char *msg;
+	char *msg, what[160], logged[1024];
+	struct policy_decision dec;
 
 	if (!text || end - p < 2)
 		return fatal(pg, "08P01", "bridle: malformed Parse message");
@@ -1229,9 +1265,12 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 		uint64_t hash = 0;
 		struct pg_cache_entry *c;
 
-		current_policy(pg, &target);
+		struct policy *pol = current_policy(pg, &target);
+
 		klen = cache_key(pg, text);
+		log_text(pg, klen, text, logged, sizeof(logged));
 		if (klen && (c = cache_find(pg, klen, &hash))) {
+			session_decision(pg->s, pol, &c->d, c->what, logged);
 			if (c->deny) {
 				log_denied(pg, text, c->deny);
 				stmt_unref(st);
@@ -1272,12 +1311,12 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 			pg, strdup("bridle: a prepared statement must be "
 				   "one statement"));
 	}
-	msg = decide(pg, &st->cls, &denied);
+	msg = decide(pg, &st->cls, logged, &denied, &dec, what, sizeof(what));
 	/* keybuf still holds this text's key: nothing ran since. */
 	if (st->cache_klen && cacheable(&st->cls))
 		cache_store(pg, st->cache_hash,
 			    denied ? (msg ? msg : "bridle: denied") : NULL,
-			    !denied && reads_masked(pg, &st->cls));
+			    !denied && reads_masked(pg, &st->cls), &dec, what);
 	if (denied) {
 		log_denied(pg, text, msg ? msg : "denied");
 		stmt_unref(st);
@@ -1425,9 +1464,10 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 
 		current_policy(pg, &target);
 	}
-	if (po->stmt->gen != pg->gen) {
+	if (po->stmt->gen != pg->gen || user_expired(pg)) {
 		bool denied;
-		char *msg;
+		char *msg, what[160];
+		struct policy_decision dec;
 
 		if (!po->stmt->cls_ok) {
 			if (sql_classify(po->stmt->text, NULL, &po->stmt->cls))
@@ -1437,7 +1477,8 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 						   "allowed"));
 			po->stmt->cls_ok = true;
 		}
-		msg = decide(pg, &po->stmt->cls, &denied);
+		msg = decide(pg, &po->stmt->cls, po->stmt->text, &denied, &dec,
+			     what, sizeof(what));
 
 		if (denied) {
 			log_denied(pg, po->stmt->text, msg ? msg : "denied");
@@ -1665,6 +1706,8 @@ static int on_cancel(struct pg *pg, const struct pg_startup *st)
 	return 0;
 }
 
+static int start_upstream(struct pg *pg, const struct policy_target *t);
+
 static int on_startup(struct pg *pg, const struct pg_startup *st)
 {
 	size_t target;
@@ -1743,29 +1786,100 @@ static int on_startup(struct pg *pg, const struct pg_startup *st)
 	mb_bytes(&m, "", 1);
 	if (m.overflow)
 		return fatal(pg, "08P01", "bridle: startup packet too large");
-	/* The startup packet has no type byte: send from offset 1. */
+	/* The startup packet has no type byte: send from offset 1. It is
+	 * held until the agent's token is checked and TLS is up. */
 	pg_put32(m.buf + 1, (uint32_t)(m.len - 1));
+	pg->startup = malloc(m.len - 1);
+	if (!pg->startup)
+		return -ENOMEM;
+	memcpy(pg->startup, m.buf + 1, m.len - 1);
+	pg->startup_len = m.len - 1;
+	if (t->require_user) {
+		/* AuthenticationCleartextPassword: the password is the
+		 * user's token. */
+		static const uint8_t ask[] = { 'R', 0, 0, 0, 8, 0, 0, 0, 3 };
+
+		if (iobuf_append(session_out(pg->s, PROTO_TO_AGENT), ask,
+				 sizeof(ask)))
+			return -ENOBUFS;
+		pg->phase = PH_TOKEN;
+		return 0;
+	}
+	return start_upstream(pg, t);
+}
+
+/* Send the held startup packet on: after TLS when the target wants it
+ * (never in the clear to a target that requires TLS). */
+static int start_upstream(struct pg *pg, const struct policy_target *t)
+{
 	if (t->tls != POLICY_TLS_DISABLE) {
-		/* Never in the clear to a target that requires TLS: ask
-		 * first, and send the packet once TLS is up. */
 		static const uint8_t sslreq[8] = { 0,	 0,    0,    8,
 						   0x04, 0xd2, 0x16, 0x2f };
 
-		pg->startup = malloc(m.len - 1);
-		if (!pg->startup)
-			return -ENOMEM;
-		memcpy(pg->startup, m.buf + 1, m.len - 1);
-		pg->startup_len = m.len - 1;
 		if (forward(pg, sslreq, sizeof(sslreq)))
 			return -ENOBUFS;
 		pg->phase = PH_UPSSL;
 		return 0;
 	}
-	if (iobuf_append(session_out(pg->s, PROTO_TO_UPSTREAM), m.buf + 1,
-			 m.len - 1))
+	if (iobuf_append(session_out(pg->s, PROTO_TO_UPSTREAM), pg->startup,
+			 pg->startup_len))
 		return -ENOBUFS;
+	free(pg->startup);
+	pg->startup = NULL;
 	pg->phase = PH_AUTH;
 	return 0;
+}
+
+/*
+ * The agent's answer to AuthenticationCleartextPassword: its user token.
+ * A bad token gets 28P01; a user the policy refuses gets 28000; a good
+ * one becomes the session's user, and the login goes on upstream.
+ */
+static int on_token(struct pg *pg, const struct pg_msg *m)
+{
+	size_t target, len;
+	struct policy *p = session_policy(pg->s, &target, NULL);
+	const struct policy_target *t = policy_target_at(p, target);
+	struct identity_user *u;
+	struct policy_input in;
+	struct policy_decision d;
+	char err[256], msg[768];
+
+	if (!t)
+		return fatal(pg, "28000",
+			     "bridle: the target is no longer in the policy");
+	if (m->type != 'p')
+		return fatal(pg, "08P01",
+			     "bridle: expected a password message carrying "
+			     "the user token");
+	len = strnlen((const char *)m->body, m->body_len);
+	if (len + 1 != m->body_len)
+		return fatal(pg, "08P01", "bridle: malformed password message");
+	if (identity_authenticate(p, (const char *)m->body, len,
+				  (int64_t)time(NULL), &u, err, sizeof(err))) {
+		session_log_event(pg->s, "token_rejected",
+				  json_pack("{s:s}", "reason", err), true);
+		snprintf(msg, sizeof(msg), "bridle: user token rejected: %s",
+			 err);
+		return fatal(pg, "28P01", msg);
+	}
+	session_set_user(pg->s, u);
+	session_log_event(pg->s, "user", identity_user_json(u), false);
+	session_policy_input(pg->s, &in);
+	policy_decide(p, &in, &d);
+	session_decision(pg->s, p, &d, "login", NULL);
+	if (d.action != POLICY_ALLOW || !d.target || d.target_idx != target) {
+		if (d.message)
+			snprintf(msg, sizeof(msg), "bridle: %s (rule \"%s\")",
+				 d.message, d.rule);
+		else
+			snprintf(msg, sizeof(msg),
+				 "bridle: user \"%s\" may not reach target "
+				 "\"%s\" (rule \"%s\")",
+				 u->u.sub ? u->u.sub : "?", t->name, d.rule);
+		return fatal(pg, "28000", msg);
+	}
+	return start_upstream(pg, t);
 }
 
 /* The destination's one-byte answer to our SSLRequest. */
@@ -2936,6 +3050,25 @@ static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
 		}
 		if (dir == PROTO_TO_AGENT && pg->phase == PH_UPSSL) {
 			ret = upstream_ssl_answer(pg, b);
+			if (ret)
+				return ret;
+			continue;
+		}
+		if (dir == PROTO_TO_UPSTREAM && pg->phase == PH_TOKEN) {
+			n = pg_parse_message(raw, avail, pg->max_message, &m,
+					     &why);
+			if (n == PG_NEED_MORE)
+				return 0;
+			if (n == PG_INVALID) {
+				iobuf_consume(b, avail);
+				return fatal(
+					pg, "08P01",
+					"bridle: invalid password message");
+			}
+			ret = on_token(pg, &m);
+			/* The token goes no further, not even in memory. */
+			OPENSSL_cleanse(b->data + b->parsed, (size_t)n);
+			iobuf_consume(b, (size_t)n);
 			if (ret)
 				return ret;
 			continue;

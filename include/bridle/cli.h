@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * `bridle policy …`: check, explain. They read files only and never talk to
+ * a running enforcer (stats does, from main.c).
+ */
+#ifndef BRIDLE_CLI_H
+#define BRIDLE_CLI_H
+
+#include <stdbool.h>
+
+/* `bridle policy check FILE [--json]`. Returns the exit status. */
+int cli_policy_check(const char *file, bool json);
+
+/* `bridle policy explain FILE [options]`: @argc/@argv start after
+ * "explain". Returns the exit status. */
+int cli_policy_explain(int argc, char **argv);
+
+#endif
