@@ -144,6 +144,16 @@ static void print_json(json_t *j)
 	fputc('\n', stdout);
 }
 
+/* With --json, print reply @r as it is (and free it): true when done. */
+static bool json_out(const struct opts *o, json_t *r)
+{
+	if (!o->json)
+		return false;
+	print_json(r);
+	json_decref(r);
+	return true;
+}
+
 static int cmd_status(const struct opts *o)
 {
 	json_t *r = call(o, "status"), *w;
@@ -151,11 +161,8 @@ static int cmd_status(const struct opts *o)
 
 	if (!r)
 		return 1;
-	if (o->json) {
-		print_json(r);
-		json_decref(r);
+	if (json_out(o, r))
 		return 0;
-	}
 	printf("bridle pid %lld, up %lld s, listen port %lld, policy "
 	       "generation %lld%s\n",
 	       json_integer_value(json_object_get(r, "pid")),
@@ -254,11 +261,8 @@ static int cmd_policy_stats(const struct opts *o)
 
 	if (!r)
 		return 1;
-	if (o->json) {
-		print_json(r);
-		json_decref(r);
+	if (json_out(o, r))
 		return 0;
-	}
 	rules = json_object_get(json_object_get(r, "policy"), "rules");
 	printf("policy %s, generation %lld\n",
 	       json_string_value(json_object_get(json_object_get(r, "policy"),

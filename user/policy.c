@@ -1457,14 +1457,33 @@ static bool rule_on(const struct policy_rule *r, bool shadow)
 	       (shadow && r->mode == POLICY_SHADOW);
 }
 
+/* What one evaluation looks at: the request, and for a statement the
+ * statement. */
+struct eval_ctx {
+	const struct policy_input *in;
+	size_t target; /* index; valid when t is set */
+	const struct policy_target *t; /* NULL: no target matched */
+	const struct policy_stmt *ps; /* NULL: the connection */
+};
+
 /* The connection decision with rules of mode enforce (and shadow, with
  * @shadow). */
-static void eval_connect(const struct policy *p, const struct policy_input *in,
-			 const struct policy_target *t, size_t idx, bool shadow,
-			 struct policy_decision *out,
+static void eval_connect(const struct policy *p, const struct eval_ctx *c,
+			 bool shadow, struct policy_decision *out,
 			 struct policy_trace *trace)
 {
 	const struct policy_rule *deny = NULL, *allow = NULL;
+	const struct policy_target *t = c->t;
+	size_t idx = c->target;
+	struct policy_input pin;
+	const struct policy_input *in = &pin;
+
+	if (!t)
+		return; /* the default */
+	/* Only a target that asks for a token will learn the user: a rule
+	 * about users never admits a connection to any other. */
+	pin = *c->in;
+	pin.user_pending = pin.user_pending && t->require_user;
 
 	set_pseudo(p, out, p->def, PSEUDO_DEFAULT, NULL);
 	if (t->require_user && !in->user && !in->user_pending) {
@@ -1542,38 +1561,48 @@ static void decide_common(const struct policy *p, struct policy_decision *out)
 	set_pseudo(p, out, p->def, PSEUDO_DEFAULT, NULL);
 }
 
-void policy_decide_trace(const struct policy *p, const struct policy_input *in,
-			 struct policy_decision *out,
+typedef void (*eval_fn)(const struct policy *p, const struct eval_ctx *c,
+			bool shadow, struct policy_decision *out,
+			struct policy_trace *trace);
+
+/*
+ * Evaluate with the modes: once with the shadow rules (what is logged),
+ * and, when the policy has shadow rules, once without (what is done).
+ * @out comes with the target and the default filled in.
+ */
+static void decide_modes(const struct policy *p, const struct eval_ctx *c,
+			 eval_fn eval, struct policy_decision *out,
 			 struct policy_trace *trace)
 {
-	struct policy_decision full, enf;
-	const struct policy_target *t;
-	size_t idx = 0;
+	struct policy_decision full = *out, enf;
 
-	decide_common(p, out);
-	t = match_target(p, in, &idx);
-	if (t) {
-		out->target = t->name;
-		out->target_idx = idx;
-		out->proto = t->proto;
-	}
 	if (p->mode == POLICY_OFF) {
 		set_pseudo(p, out, POLICY_ALLOW, PSEUDO_OFF, NULL);
 		return;
 	}
-	if (!t) {
-		full = *out;
-		apply_modes(p, &full, &full, out);
-		return;
-	}
-	full = *out;
-	eval_connect(p, in, t, idx, true, &full, trace);
+	eval(p, c, true, &full, trace);
 	enf = full;
 	if (p->has_shadow && p->mode != POLICY_SHADOW) {
 		enf = *out;
-		eval_connect(p, in, t, idx, false, &enf, NULL);
+		eval(p, c, false, &enf, NULL);
 	}
 	apply_modes(p, &full, &enf, out);
+}
+
+void policy_decide_trace(const struct policy *p, const struct policy_input *in,
+			 struct policy_decision *out,
+			 struct policy_trace *trace)
+{
+	struct eval_ctx c = { .in = in };
+
+	decide_common(p, out);
+	c.t = match_target(p, in, &c.target);
+	if (c.t) {
+		out->target = c.t->name;
+		out->target_idx = c.target;
+		out->proto = c.t->proto;
+	}
+	decide_modes(p, &c, eval_connect, out, trace);
 }
 
 void policy_decide(const struct policy *p, const struct policy_input *in,
@@ -2106,12 +2135,15 @@ static bool scopes_cover(const struct policy_user *u,
 	return true;
 }
 
-static void eval_stmt(const struct policy *p, const struct policy_input *in,
-		      size_t target, const struct policy_stmt *ps, bool shadow,
-		      struct policy_decision *out, struct policy_trace *trace)
+static void eval_stmt(const struct policy *p, const struct eval_ctx *c,
+		      bool shadow, struct policy_decision *out,
+		      struct policy_trace *trace)
 {
 	const struct policy_rule *deny = NULL, *review = NULL, *allow = NULL;
-	const struct policy_target *t = &p->targets[target];
+	const struct policy_input *in = c->in;
+	const struct policy_stmt *ps = c->ps;
+	const struct policy_target *t = c->t;
+	size_t target = c->target;
 	bool connects = p->def == POLICY_ALLOW;
 
 	if (t->require_user && !in->user) {
@@ -2166,28 +2198,18 @@ void policy_decide_stmt_trace(const struct policy *p,
 			      struct policy_decision *out,
 			      struct policy_trace *trace)
 {
-	struct policy_decision full, enf;
+	struct eval_ctx c = { .in = in, .target = target, .ps = ps };
 
 	decide_common(p, out);
 	if (target >= p->ntargets) {
 		set_pseudo(p, out, POLICY_DENY, PSEUDO_DEFAULT, NULL);
 		return;
 	}
-	out->target = p->targets[target].name;
+	c.t = &p->targets[target];
+	out->target = c.t->name;
 	out->target_idx = target;
-	out->proto = p->targets[target].proto;
-	if (p->mode == POLICY_OFF) {
-		set_pseudo(p, out, POLICY_ALLOW, PSEUDO_OFF, NULL);
-		return;
-	}
-	full = *out;
-	eval_stmt(p, in, target, ps, true, &full, trace);
-	enf = full;
-	if (p->has_shadow && p->mode != POLICY_SHADOW) {
-		enf = *out;
-		eval_stmt(p, in, target, ps, false, &enf, NULL);
-	}
-	apply_modes(p, &full, &enf, out);
+	out->proto = c.t->proto;
+	decide_modes(p, &c, eval_stmt, out, trace);
 }
 
 void policy_decide_stmt(const struct policy *p, const struct policy_input *in,

@@ -390,6 +390,22 @@ static void test_users_and_scopes(void **state)
 	policy_decide(p, &in, &d);
 	assert_int_equal(d.action, POLICY_ALLOW);
 	assert_string_equal(d.rule, "analysts read");
+	/* A rule about users admits no connection to a target without
+	 * tokens, even before the login. */
+	{
+		char *t2 = with_issuers(
+			"{" ISSUERS ", \"targets\": [{\"name\": \"raw\", "
+			"\"address\": \"10.0.0.5\"}], \"rules\": [{\"name\": "
+			"\"users\", \"when\": {\"user\": {}}, \"action\": "
+			"\"allow\"}]}");
+		struct policy *p2 = compile_ok(t2);
+
+		policy_decide(p2, &in, &d);
+		assert_int_equal(d.action, POLICY_DENY);
+		assert_string_equal(d.rule, "default");
+		policy_free(p2);
+		free(t2);
+	}
 	/* Without a token at all: the target requires one. */
 	in.user_pending = false;
 	policy_decide(p, &in, &d);
