@@ -483,6 +483,17 @@ void session_log_event(struct session *s, const char *event, json_t *fields,
 	json_decref(fields);
 }
 
+void session_flush_decisions(struct worker *wk)
+{
+	if (!wk->declog_len)
+		return;
+	if (wk->e->decision_log_fd >= 0 &&
+	    write(wk->e->decision_log_fd, wk->declog, wk->declog_len) == -1)
+		log_msg(LOG_WARN, "decision_log",
+			"cannot write the decision log: %s", strerror(errno));
+	wk->declog_len = 0;
+}
+
 /* @str as a JSON string (or null) at @out; returns the length written,
  * which stops short (and the line is cut) when @cap is reached. */
 static size_t json_str(char *out, size_t cap, const char *str)
@@ -547,13 +558,15 @@ static char *who_json(const struct session_summary *sum,
  * One line in the decision log: who asked (@who: workload, process, user,
  * target), what (@request, a summary; @statement, its text with literals
  * replaced), and what the policy said, by which rule and version. Written
- * by hand into one buffer and one write(2): every statement has one.
+ * by hand: every statement has one. The lines of a batch of events go out
+ * together (session_reap), in one write(2) of the worker's buffer.
  */
-static void decision_line(struct enforcer *e, uint64_t session, const char *who,
+static void decision_line(struct worker *wk, uint64_t session, const char *who,
 			  const struct policy *p,
 			  const struct policy_decision *d, const char *request,
 			  const char *statement)
 {
+	struct enforcer *e = wk->e;
 	char line[4096], ts[40];
 	size_t o, cap = sizeof(line) - 2;
 	const char *rule = d->would_rule ? d->would_rule : d->rule;
@@ -603,9 +616,10 @@ static void decision_line(struct enforcer *e, uint64_t session, const char *who,
 				     policy_decision_name(d));
 	}
 	line[o++] = '\n';
-	if (write(e->decision_log_fd, line, o) == -1)
-		log_msg(LOG_WARN, "decision_log",
-			"cannot write the decision log: %s", strerror(errno));
+	if (wk->declog_len + o > sizeof(wk->declog))
+		session_flush_decisions(wk);
+	memcpy(wk->declog + wk->declog_len, line, o);
+	wk->declog_len += o;
 	if (d->would_rule)
 		log_msg(LOG_INFO, "shadow",
 			"session %llu: %s would be %s by rule \"%s\" "
@@ -718,6 +732,7 @@ void session_reap(void *arg)
 {
 	struct worker *wk = arg;
 
+	session_flush_decisions(wk);
 	while (wk->graveyard) {
 		struct session *s = wk->graveyard;
 
@@ -1293,7 +1308,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	{
 		char *who = who_json(&sum, NULL);
 
-		decision_line(e, sum.id, who, e->cfg->policy, &d, "connect",
+		decision_line(wk, sum.id, who, e->cfg->policy, &d, "connect",
 			      NULL);
 		free(who);
 	}
@@ -1363,7 +1378,7 @@ void session_decision(struct session *s, const struct policy *p,
 {
 	if (!s->who)
 		s->who = who_json(&s->sum, s->user);
-	decision_line(s->e, s->sum.id, s->who, p, d, request, statement);
+	decision_line(s->wk, s->sum.id, s->who, p, d, request, statement);
 }
 
 void session_set_user(struct session *s, struct identity_user *u)

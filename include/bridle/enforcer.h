@@ -56,6 +56,9 @@ struct worker {
 	bool draining;
 	uint64_t drain_deadline_ms;
 	bool stopped; /* loop returned; read by the main thread */
+	/* Decision-log lines of the current batch of events. */
+	char declog[65536];
+	size_t declog_len;
 };
 
 struct workload {

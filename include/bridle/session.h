@@ -44,6 +44,10 @@ void session_tick(void *worker);
 /* Free the worker's sessions closed during the last batch of events. */
 void session_reap(void *worker);
 
+/* Write the worker's buffered decision-log lines (after each batch of
+ * events, and at exit). */
+void session_flush_decisions(struct worker *wk);
+
 /* Close every live session of @wk (drain deadline or exit). */
 void session_close_all(struct worker *wk, const char *reason);
 
