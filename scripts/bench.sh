@@ -71,7 +71,8 @@
 # `BENCH_PARTS=pg make bench`.
 # pg knobs: BENCH_PG_SECONDS (5), BENCH_PG_REPS (3), BENCH_PG_SCALE (10),
 # BENCH_PG_VARIANTS ("direct bridle pgbouncer haproxy"),
-# BENCH_PG_MODES ("simple extended"), BENCH_PG_CLIENTS ("1 16").
+# BENCH_PG_MODES ("simple extended"), BENCH_PG_CLIENTS ("1 16"),
+# BENCH_PG_DECISION_LOG (all; or refusals: bridle's decision_log).
 # With the defaults the pg part takes about 4.5 minutes (tcp: 2.5).
 set -euo pipefail
 
@@ -107,6 +108,7 @@ PG_SCALE=${BENCH_PG_SCALE:-10}
 PG_VARIANTS=${BENCH_PG_VARIANTS:-direct bridle pgbouncer haproxy}
 PG_MODES=${BENCH_PG_MODES:-simple extended}
 PG_CLIENTS=${BENCH_PG_CLIENTS:-1 16}
+PG_DECISION_LOG=${BENCH_PG_DECISION_LOG:-all}
 OUT=${BENCH_OUT:-$ROOT/build/bench}
 BRIDLE=$ROOT/build/bridle
 TB=$ROOT/build/tools/tcpbench
@@ -830,6 +832,7 @@ pg_bridle_start() {
   "workloads": [ { "name": "bench-pg", "cgroup": "$ID/pod$i",
                    "netns": "/run/netns/$ID-pod$i",
                    "labels": { "app": "bench" } } ],
+  "decision_log": "$PG_DECISION_LOG",
   "policy": {
     "default": "deny",
     "targets": [ { "name": "shop-db", "address": "$SRV_IP", "port": $PG_PORT,

@@ -394,11 +394,12 @@ static struct config *config_from_json(json_t *root, const char *name,
 					    "mask_key_file",
 					    "tls_cert_file",
 					    "tls_key_file",
+					    "decision_log",
 					    NULL };
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle",
 		   *pin_dir = "/sys/fs/bpf/bridle";
-	const char *relay = "auto";
+	const char *relay = "auto", *declog = "all";
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
 		 bufsz = 65536, maxs = 10000, maxw = 0, recent = 256,
 		 workers = 0, maxmsg = 1 << 20;
@@ -446,8 +447,20 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_string(&v, root, "mask_key_file", false, &mask_key_file) ||
 	    jv_string(&v, root, "tls_cert_file", false, &cert) ||
 	    jv_string(&v, root, "tls_key_file", false, &key) ||
+	    jv_string(&v, root, "decision_log", false, &declog) ||
 	    parse_resolvers(&v, root, c))
 		goto fail;
+	if (strcmp(declog, "all") == 0) {
+		c->decision_log = DECISION_LOG_ALL;
+	} else if (strcmp(declog, "refusals") == 0) {
+		c->decision_log = DECISION_LOG_REFUSALS;
+	} else {
+		jv_fail(&v, "decision_log",
+			"\"%s\" is not a decision log level (all: every "
+			"decision; refusals: all but allowed statements)",
+			declog);
+		goto fail;
+	}
 	if (strcmp(relay, "auto") == 0) {
 		c->relay = RELAY_AUTO;
 	} else if (strcmp(relay, "copy") == 0) {

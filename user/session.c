@@ -574,6 +574,10 @@ static void decision_line(struct worker *wk, uint64_t session, const char *who,
 	policy_note(p, d);
 	if (e->decision_log_fd < 0)
 		return;
+	/* A statement allowed outright: left out at level "refusals". */
+	if (e->cfg->decision_log == DECISION_LOG_REFUSALS && statement &&
+	    d->action == POLICY_ALLOW && !d->would_rule)
+		return;
 	log_timestamp(ts, sizeof(ts));
 	o = (size_t)snprintf(line, cap,
 			     "{\"ts\":\"%s\",\"session\":%llu,%s,"

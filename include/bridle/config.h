@@ -53,6 +53,13 @@ struct config {
 	uint8_t mask_key[64]; /* the "hash" masking style's key */
 	size_t mask_key_len;
 	enum relay_mode { RELAY_AUTO, RELAY_COPY, RELAY_SPLICE } relay;
+	/* decisions.jsonl: every decision, or all but allowed statements
+	 * (connections and logins, refusals, reviews and shadow decisions
+	 * stay); the per-rule counters count everything either way. */
+	enum decision_log {
+		DECISION_LOG_ALL,
+		DECISION_LOG_REFUSALS
+	} decision_log;
 	uint32_t max_sessions;
 	uint32_t max_sessions_per_workload;
 	uint32_t recent_sessions; /* closed sessions kept for `bridle sessions` */
