@@ -57,6 +57,29 @@ static struct config *parse_ok(const char *text)
 
 /* ---- good configurations -------------------------------------------- */
 
+/* Kubernetes metadata of a workload, and the decision log's level. */
+static void test_kubernetes_and_decision_log(void **state)
+{
+	struct config *c = parse_ok(
+		"{\"decision_log\": \"refusals\", \"policy\": {}, "
+		"\"workloads\": [{\"name\": \"a\", \"cgroup\": \"a\", "
+		"\"kubernetes\": {\"namespace\": \"prod\", \"pod\": "
+		"\"a-1\", \"service_account\": \"agent\"}}, {\"name\": "
+		"\"b\", \"cgroup\": \"b\"}]}");
+
+	(void)state;
+	assert_int_equal(c->decision_log, DECISION_LOG_REFUSALS);
+	assert_string_equal(c->workloads[0].k8s_namespace, "prod");
+	assert_string_equal(c->workloads[0].pod, "a-1");
+	assert_string_equal(c->workloads[0].service_account, "agent");
+	assert_null(c->workloads[1].k8s_namespace);
+	assert_null(c->workloads[1].pod);
+	config_free(c);
+	c = parse_ok("{\"policy\": {}, \"workloads\": []}");
+	assert_int_equal(c->decision_log, DECISION_LOG_ALL);
+	config_free(c);
+}
+
 static void test_example(void **state)
 {
 	struct config *c = parse_ok(example);
@@ -319,6 +342,15 @@ static const struct bad_case {
 	{ WL("{\"name\": \"a\", \"cgroup\": \"a\", \"namespace\": \"x\"}"),
 	  "$.workloads[0].namespace",
 	  "unknown key (allowed: name, cgroup, netns, labels, kubernetes)" },
+	{ WL("{\"name\": \"a\", \"cgroup\": \"a\", \"kubernetes\": "
+	     "{\"namespace\": \"x\", \"node\": \"n\"}}"),
+	  "$.workloads[0].kubernetes.node",
+	  "unknown key (allowed: namespace, pod, service_account)" },
+	{ WL("{\"name\": \"a\", \"cgroup\": \"a\", \"kubernetes\": "
+	     "{\"pod\": 5}}"),
+	  "$.workloads[0].kubernetes.pod", "expected a string, found an integer" },
+	{ "{" WP ", \"decision_log\": \"verbose\"}", "$.decision_log",
+	  "\"verbose\" is not a decision log level" },
 	{ WL("{\"name\": \"has space\", \"cgroup\": \"a\"}"),
 	  "$.workloads[0].name",
 	  "\"has space\" is not a workload name (1-63 of A-Z a-z 0-9 . _ -)" },
@@ -1039,6 +1071,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_example),
+		cmocka_unit_test(test_kubernetes_and_decision_log),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_cgroup_within),
 		cmocka_unit_test(test_all_keys),
