@@ -4,6 +4,7 @@
  * unverified "iss" only to know which keys to verify it with; everything
  * the policy then uses comes from the verified payload.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,7 @@ void identity_user_free(struct identity_user *u)
 		free(u->scopes[i]);
 	free(u->scopes);
 	jwt_claims_release(&u->claims);
+	free(u->issuer);
 	free(u);
 }
 
@@ -170,11 +172,17 @@ int identity_authenticate(const struct policy *p, const char *token, size_t len,
 		free(u);
 		return -1;
 	}
-	snprintf(u->issuer, sizeof(u->issuer), "%s", is->name);
+	u->issuer = strdup(is->name);
+	if (!u->issuer)
+		goto nomem;
 	u->u.issuer = u->issuer;
 	u->u.sub = u->claims.sub;
 	u->u.email = u->claims.email;
-	u->u.expires = u->claims.exp ? u->claims.exp + is->skew_s : 0;
+	/* exp + skew, without overflow (a far exp is "never", not UB). */
+	u->u.expires = !u->claims.exp ? 0 :
+		       u->claims.exp > INT64_MAX - (int64_t)is->skew_s ?
+					INT64_MAX :
+					u->claims.exp + is->skew_s;
 	if (claim_strings(json_object_get(u->claims.payload, is->groups_claim),
 			  false, (char ***)&u->groups, &ng))
 		goto nomem;

@@ -85,3 +85,56 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 	va_end(ap);
 	log_json(level, event, json_pack("{s:s}", "msg", msg));
 }
+
+size_t log_utf8_char(const unsigned char *s)
+{
+	unsigned c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	/* RFC 3629: no overlongs, no surrogates, nothing past U+10FFFF. */
+	if (c >= 0xc2 && c <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		unsigned lo = c == 0xe0 ? 0xa0 : 0x80,
+			 hi = c == 0xed ? 0x9f : 0xbf;
+
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 :
+									   0;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		unsigned lo = c == 0xf0 ? 0x90 : 0x80,
+			 hi = c == 0xf4 ? 0x8f : 0xbf;
+
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
+				       (s[3] & 0xc0) == 0x80 ?
+			       4 :
+			       0;
+	}
+	return 0;
+}
+
+size_t log_utf8(char *dst, size_t cap, const char *src)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t o = 0;
+
+	if (!cap)
+		return 0;
+	while (*s) {
+		size_t n = log_utf8_char(s);
+		const unsigned char *from = s;
+
+		if (!n) { /* U+FFFD for the byte */
+			from = (const unsigned char *)"\xef\xbf\xbd";
+			n = 3;
+		}
+		if (o + n + 1 > cap)
+			break;
+		memcpy(dst + o, from, n);
+		o += n;
+		s += from == s ? n : 1;
+	}
+	dst[o] = '\0';
+	return o;
+}

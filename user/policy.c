@@ -76,13 +76,21 @@ struct policy_rule {
 enum { CNT_ALLOW, CNT_DENY, CNT_REVIEW, CNT_SHADOW, CNT_N };
 
 /* Pseudo-rules follow the file's rules in the counters. */
-enum { PSEUDO_DEFAULT, PSEUDO_SESSION, PSEUDO_TOKEN, PSEUDO_OFF, PSEUDO_N };
+enum {
+	PSEUDO_DEFAULT,
+	PSEUDO_SESSION,
+	PSEUDO_TOKEN,
+	PSEUDO_OFF,
+	PSEUDO_BRIDLE,
+	PSEUDO_N
+};
 
 static const char *const pseudo_names[PSEUDO_N] = {
 	[PSEUDO_DEFAULT] = POLICY_RULE_DEFAULT,
 	[PSEUDO_SESSION] = POLICY_RULE_SESSION,
 	[PSEUDO_TOKEN] = POLICY_RULE_TOKEN,
 	[PSEUDO_OFF] = POLICY_RULE_OFF,
+	[PSEUDO_BRIDLE] = POLICY_RULE_BRIDLE,
 };
 
 struct policy {
@@ -570,15 +578,19 @@ static int parse_issuer(struct jv *v, json_t *j, struct policy *p, size_t idx)
 	const char *name = NULL;
 	char err[256];
 
-	if (jv_object(v, j, keys) || jv_string(v, j, "name", true, &name))
+	if (jv_string(v, j, "name", true, &name))
 		return -1;
+	/* Named first: rules naming an issuer with errors get no errors of
+	 * their own for it. */
 	is->name = strdup(name);
 	if (!is->name)
 		return jv_fail(v, NULL, "out of memory");
+	if (jv_object(v, j, keys) && !v->all)
+		return -1;
 	if (!name_ok(name))
 		return jv_fail(v, "name", "contains control characters");
 	for (size_t i = 0; i < idx; i++)
-		if (strcmp(p->issuers[i].name, name) == 0)
+		if (p->issuers[i].name && strcmp(p->issuers[i].name, name) == 0)
 			return jv_fail(v, "name",
 				       "duplicate issuer name \"%s\"", name);
 	if (opt_strdup(v, j, "issuer", &is->issuer) ||
@@ -754,7 +766,8 @@ static int parse_when_user(struct jv *v, json_t *w, const struct policy *p,
 		bool hit = false;
 
 		for (size_t k = 0; k < p->nissuers && !hit; k++)
-			hit = fnmatch(wh->issuers.v[i], p->issuers[k].name,
+			hit = p->issuers[k].name &&
+			      fnmatch(wh->issuers.v[i], p->issuers[k].name,
 				      0) == 0;
 		if (!hit)
 			return jv_fail(v, "issuer",
@@ -1322,14 +1335,15 @@ match_target(const struct policy *p, const struct policy_input *in, size_t *idx)
 	return best;
 }
 
-static bool globs_hit(const struct globs *g, const char *s)
+/* @flags: fnmatch's; e-mail addresses match without regard to case. */
+static bool globs_hit(const struct globs *g, const char *s, int flags)
 {
 	if (!g->n)
 		return true;
 	if (!s)
 		return false;
 	for (size_t i = 0; i < g->n; i++)
-		if (fnmatch(g->v[i], s, 0) == 0)
+		if (fnmatch(g->v[i], s, flags) == 0)
 			return true;
 	return false;
 }
@@ -1361,15 +1375,15 @@ static bool user_hit(const struct policy_when *w, const struct policy_user *u)
 {
 	bool hit;
 
-	if (!u || !globs_hit(&w->subs, u->sub) ||
-	    !globs_hit(&w->emails, u->email) ||
-	    !globs_hit(&w->issuers, u->issuer))
+	if (!u || !globs_hit(&w->subs, u->sub, 0) ||
+	    !globs_hit(&w->emails, u->email, FNM_CASEFOLD) ||
+	    !globs_hit(&w->issuers, u->issuer, 0))
 		return false;
 	if (!w->groups.n)
 		return true;
 	hit = false;
 	for (size_t i = 0; i < u->ngroups && !hit; i++)
-		hit = globs_hit(&w->groups, u->groups[i]);
+		hit = globs_hit(&w->groups, u->groups[i], 0);
 	return hit;
 }
 
@@ -1390,11 +1404,11 @@ static enum match rule_matches(const struct policy_rule *r, size_t target,
 		if (!hit)
 			return NO;
 	}
-	if (!globs_hit(&w->workloads, in->workload) ||
-	    !globs_hit(&w->namespaces, in->k8s_namespace) ||
-	    !globs_hit(&w->pods, in->pod) ||
-	    !globs_hit(&w->service_accounts, in->service_account) ||
-	    !globs_hit(&w->exes, in->exe))
+	if (!globs_hit(&w->workloads, in->workload, 0) ||
+	    !globs_hit(&w->namespaces, in->k8s_namespace, 0) ||
+	    !globs_hit(&w->pods, in->pod, 0) ||
+	    !globs_hit(&w->service_accounts, in->service_account, 0) ||
+	    !globs_hit(&w->exes, in->exe, 0))
 		return NO;
 	if (w->labels && !labels_hit(w->labels, in->labels))
 		return NO;
@@ -2217,6 +2231,13 @@ void policy_decide_stmt(const struct policy *p, const struct policy_input *in,
 			struct policy_decision *out)
 {
 	policy_decide_stmt_trace(p, in, target, ps, out, NULL);
+}
+
+void policy_refused(const struct policy *p, const char *message,
+		    struct policy_decision *out)
+{
+	decide_common(p, out);
+	set_pseudo(p, out, POLICY_DENY, PSEUDO_BRIDLE, message);
 }
 
 void policy_note(const struct policy *p, const struct policy_decision *d)

@@ -36,6 +36,12 @@
 #include "bridle/session.h"
 #include "bridle/tls.h"
 
+/* A decision line: who (at most DECISION_WHO_MAX), then fields with their
+ * budgets (rule, allowed_by, message 512 each, request 512, statement
+ * 2048) and the fixed parts. */
+#define DECISION_WHO_MAX 3072
+#define DECISION_LINE_MAX 8192
+
 #define ACCEPT_BATCH 64
 
 /*
@@ -494,35 +500,62 @@ void session_flush_decisions(struct worker *wk)
 	wk->declog_len = 0;
 }
 
-/* @str as a JSON string (or null) at @out; returns the length written,
- * which stops short (and the line is cut) when @cap is reached. */
-static size_t json_str(char *out, size_t cap, const char *str)
+/*
+ * @str as a JSON string (or null) at @out, in at most @budget bytes (and
+ * @cap): control characters escaped, what is not UTF-8 written as U+FFFD,
+ * and a string too long cut between characters and ended with "…". The
+ * agent's bytes can neither break the line nor push out its other fields.
+ */
+static size_t json_str(char *out, size_t cap, size_t budget, const char *str)
 {
 	static const char hex[] = "0123456789abcdef";
+	const unsigned char *c = (const unsigned char *)str;
 	size_t o = 0;
 
+	if (budget > cap)
+		budget = cap;
 	if (!str)
-		return (size_t)snprintf(out, cap, "null") < cap ? 4 : 0;
-	if (cap < 3)
+		return budget >= 4 ? (memcpy(out, "null", 4), 4) : 0;
+	if (budget < 8)
 		return 0;
 	out[o++] = '"';
-	for (const unsigned char *c = (const unsigned char *)str;
-	     *c && o + 8 < cap; c++) {
-		if (*c == '"' || *c == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)*c;
-		} else if (*c < 0x20 || *c == 0x7f) {
-			out[o++] = '\\';
-			out[o++] = 'u';
-			out[o++] = '0';
-			out[o++] = '0';
-			out[o++] = hex[*c >> 4];
-			out[o++] = hex[*c & 15];
-		} else {
-			/* UTF-8 passes as it is; invalid bytes were refused
-			 * by the protocol parsers or come from the kernel. */
-			out[o++] = (char)*c;
+	while (*c) {
+		size_t n = log_utf8_char(c), need;
+		enum { RAW, BAD, CTL, ESC } kind;
+
+		kind = !n		       ? BAD :
+		       *c < 0x20 || *c == 0x7f ? CTL :
+		       *c == '"' || *c == '\\' ? ESC :
+						 RAW;
+		need = kind == BAD ? 3 : kind == CTL ? 6 : kind == ESC ? 2 : n;
+		/* Room for this, or for "…" and the quote. */
+		if (o + need + 4 > budget) {
+			memcpy(out + o, "\xe2\x80\xa6", 3);
+			o += 3;
+			break;
 		}
+		switch (kind) {
+		case BAD:
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			break;
+		case CTL:
+			out[o] = '\\';
+			out[o + 1] = 'u';
+			out[o + 2] = '0';
+			out[o + 3] = '0';
+			out[o + 4] = hex[*c >> 4];
+			out[o + 5] = hex[*c & 15];
+			break;
+		case ESC:
+			out[o] = '\\';
+			out[o + 1] = (char)*c;
+			break;
+		case RAW:
+			memcpy(out + o, c, n);
+			break;
+		}
+		o += need;
+		c += n ? n : 1;
 	}
 	out[o++] = '"';
 	return o;
@@ -545,6 +578,30 @@ static char *who_json(const struct session_summary *sum,
 	size_t n;
 
 	json_decref(j);
+	/* A user with claims too large for a line: its subject only. */
+	if (text && strlen(text) > DECISION_WHO_MAX && user) {
+		char sub[256];
+
+		free(text);
+		log_utf8(sub, sizeof(sub), user->u.sub ? user->u.sub : "");
+		j = json_pack("{s:s,s:{s:s*,s:i,s:i},s:{s:s,s:s,s:b},s:s*}",
+			      "workload", sum->workload, "process", "exe",
+			      sum->exe[0] ? sum->exe : NULL, "pid",
+			      (int)sum->pid, "uid", (int)sum->uid, "user",
+			      "issuer", "-", "sub", sub, "claims_cut", 1,
+			      "target", sum->target[0] ? sum->target : NULL);
+		text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER |
+						 JSON_ENSURE_ASCII) :
+			   NULL;
+		json_decref(j);
+	}
+	if (!text || strlen(text) > DECISION_WHO_MAX) {
+		/* Never a line without who: at least the workload. */
+		free(text);
+		j = json_pack("{s:s}", "workload", sum->workload);
+		text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+	}
 	if (!text)
 		return NULL;
 	/* Without the braces: the line puts it between others. */
@@ -554,12 +611,24 @@ static char *who_json(const struct session_summary *sum,
 	return text;
 }
 
+/* ",\"key\":" then @val as a JSON string in at most @budget bytes. */
+static size_t field(char *out, size_t cap, const char *key, size_t budget,
+		    const char *val)
+{
+	size_t o = (size_t)snprintf(out, cap, ",\"%s\":", key);
+
+	if (o >= cap)
+		return cap;
+	return o + json_str(out + o, cap - o, budget, val);
+}
+
 /*
  * One line in the decision log: who asked (@who: workload, process, user,
  * target), what (@request, a summary; @statement, its text with literals
  * replaced), and what the policy said, by which rule and version. Written
  * by hand: every statement has one. The lines of a batch of events go out
- * together (session_reap), in one write(2) of the worker's buffer.
+ * together (session_reap), in one write(2) of the worker's buffer. Every
+ * field has its budget, so the agent's text cannot push out the others.
  */
 static void decision_line(struct worker *wk, uint64_t session, const char *who,
 			  const struct policy *p,
@@ -567,7 +636,7 @@ static void decision_line(struct worker *wk, uint64_t session, const char *who,
 			  const char *statement)
 {
 	struct enforcer *e = wk->e;
-	char line[4096], ts[40];
+	char line[DECISION_LINE_MAX], ts[40];
 	size_t o, cap = sizeof(line) - 2;
 	const char *rule = d->would_rule ? d->would_rule : d->rule;
 
@@ -581,44 +650,30 @@ static void decision_line(struct worker *wk, uint64_t session, const char *who,
 	log_timestamp(ts, sizeof(ts));
 	o = (size_t)snprintf(line, cap,
 			     "{\"ts\":\"%s\",\"session\":%llu,%s,"
-			     "\"request\":",
+			     "\"decision\":\"%s\"",
 			     ts, (unsigned long long)session,
-			     who ? who : "\"workload\":null");
-	if (o >= cap)
-		o = cap;
-	o += json_str(line + o, cap - o, request);
-	o += (size_t)snprintf(line + o, cap - o, ",\"statement\":");
+			     who ? who : "\"workload\":null",
+			     policy_decision_name(d));
 	o = o < cap ? o : cap;
-	o += json_str(line + o, cap - o, statement);
-	o += (size_t)snprintf(
-		line + o, cap - o,
-		",\"decision\":\"%s\",\"rule\":", policy_decision_name(d));
-	o = o < cap ? o : cap;
-	o += json_str(line + o, cap - o, rule);
-	if (d->would_rule && strcmp(d->would_rule, d->rule)) {
-		o += (size_t)snprintf(line + o, cap - o, ",\"allowed_by\":");
-		o = o < cap ? o : cap;
-		o += json_str(line + o, cap - o, d->rule);
-	}
-	if (!d->would_rule && d->message) {
-		o += (size_t)snprintf(line + o, cap - o, ",\"message\":");
-		o = o < cap ? o : cap;
-		o += json_str(line + o, cap - o, d->message);
-	}
+	o += field(line + o, cap - o, "rule", 512, rule);
+	if (d->would_rule && strcmp(d->would_rule, d->rule))
+		o += field(line + o, cap - o, "allowed_by", 512, d->rule);
+	if (!d->would_rule && d->message)
+		o += field(line + o, cap - o, "message", 512, d->message);
+	o += field(line + o, cap - o, "request", 512, request);
+	o += field(line + o, cap - o, "statement", 2048, statement);
 	o += (size_t)snprintf(
 		line + o, cap - o,
 		",\"policy\":{\"version\":\"%s\",\"generation\":%llu}}",
 		policy_version(p),
 		(unsigned long long)__atomic_load_n(&e->policy_generation,
 						    __ATOMIC_RELAXED));
-	if (o >= cap) {
-		/* Cut: still one valid line, marked so. */
+	if (o >= cap) /* cannot happen with the budgets; never a torn line */
 		o = (size_t)snprintf(line, cap,
 				     "{\"ts\":\"%s\",\"session\":%llu,"
 				     "\"decision\":\"%s\",\"truncated\":true}",
 				     ts, (unsigned long long)session,
 				     policy_decision_name(d));
-	}
 	line[o++] = '\n';
 	if (wk->declog_len + o > sizeof(wk->declog))
 		session_flush_decisions(wk);
@@ -1280,8 +1335,14 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	sum.uid = o.uid;
 	sum.cgroup_id = o.cgroup_id;
 	snprintf(path, sizeof(path), "/proc/%u/exe", o.tgid);
-	n = readlink(path, sum.exe, sizeof(sum.exe) - 1);
-	sum.exe[n > 0 ? n : 0] = '\0';
+	{
+		char raw[sizeof(sum.exe)];
+
+		/* Any bytes at all: made UTF-8 for the logs and JSON. */
+		n = readlink(path, raw, sizeof(raw) - 1);
+		raw[n > 0 ? n : 0] = '\0';
+		log_utf8(sum.exe, sizeof(sum.exe), raw);
+	}
 	/* The kernel says which enrolled cgroup the process is in; it must
 	 * be the workload whose namespace this listener serves. */
 	if (o.workload_cgroup != w->cgroup_id || o.pod_id != w->pod_id) {

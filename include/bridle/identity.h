@@ -23,7 +23,7 @@ struct identity_user {
 	const char **groups;
 	char **scopes;
 	size_t nscopes;
-	char issuer[128];
+	char *issuer; /* the issuer's name: a copy, the user outlives reloads */
 };
 
 /*

@@ -24,4 +24,16 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 /* RFC 3339 UTC time with microseconds into @buf (at least 32 bytes). */
 void log_timestamp(char *buf, size_t len);
 
+/*
+ * Copy @src into @dst (@cap bytes, NUL included) as valid UTF-8: a byte
+ * that does not start a well-formed character becomes U+FFFD, and a cut
+ * falls between characters. For bytes from agents and processes (statement
+ * text, executable paths) on their way into JSON logs. Returns the length.
+ */
+size_t log_utf8(char *dst, size_t cap, const char *src);
+
+/* The length of the well-formed UTF-8 character at @s (1-4), or 0 when
+ * it is not one. */
+size_t log_utf8_char(const unsigned char *s);
+
 #endif

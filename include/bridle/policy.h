@@ -129,6 +129,7 @@ struct policy_decision {
 #define POLICY_RULE_DEFAULT "default"
 #define POLICY_RULE_TOKEN "token" /* missing, expired or narrowing token */
 #define POLICY_RULE_OFF "off" /* the policy's mode is off */
+#define POLICY_RULE_BRIDLE "bridle" /* refused before any rule: unparsable… */
 
 /* A rule that matched a request, for `bridle policy explain`. */
 struct policy_match {
@@ -207,6 +208,12 @@ void policy_decide_stmt_trace(const struct policy *p,
 			      const struct policy_stmt *ps,
 			      struct policy_decision *out,
 			      struct policy_trace *trace);
+
+/* A refusal no rule made (a statement that does not parse, a reserved
+ * name, a FunctionCall): rule "bridle" with @message (kept, not copied),
+ * for the decision log and the counters. */
+void policy_refused(const struct policy *p, const char *message,
+		    struct policy_decision *out);
 
 /* Count decision @d in the per-rule counters of @p (thread-safe). */
 void policy_note(const struct policy *p, const struct policy_decision *d);

@@ -32,6 +32,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include <pg_query.h>
+
 #include "bridle/config.h"
 #include "bridle/enforcer.h"
 #include "bridle/identity.h"
@@ -82,6 +84,7 @@ struct pg_stmt {
 	int refs;
 	char *name;
 	char *text;
+	char *logged; /* for the decision log: literals replaced */
 	struct sql_result cls;
 	bool cls_ok; /* classified (a cached decision skips it) */
 	/* Sent, not yet confirmed by the server (ParseComplete, or the
@@ -163,6 +166,7 @@ struct pg_cache_entry {
 	/* For the decision log: valid while gen is the policy's. */
 	struct policy_decision d;
 	char what[160];
+	char *logged; /* the statement as the decision log shows it */
 };
 
 struct pg_cancel_entry {
@@ -400,6 +404,7 @@ static void stmt_unref(struct pg_stmt *st)
 		return;
 	free(st->name);
 	free(st->text);
+	free(st->logged);
 	sql_result_free(&st->cls);
 	cols_unref(st->cols);
 	free(st);
@@ -613,10 +618,25 @@ static size_t cache_key(struct pg *pg, const char *text)
 
 	if (len + 2 > PG_CACHE_MAX_KEY)
 		return 0;
-	for (size_t i = 0; plain && i < len; i++)
-		if (text[i] == '\'' && i > 0 &&
+	/* A prefix on an opening quote: E'', B'', X'', U&''. Strings and
+	 * quoted identifiers are skipped whole, so a closing quote after a
+	 * letter ('abc') is not taken for one. */
+	for (size_t i = 0; plain && i < len; i++) {
+		char q = text[i];
+
+		if (q != '\'' && q != '"')
+			continue;
+		if (q == '\'' && i > 0 &&
 		    (isalnum((unsigned char)text[i - 1]) || text[i - 1] == '&'))
-			plain = false; /* E'', B'', X'', U&'' */
+			plain = false;
+		for (i++; i < len; i++)
+			if (text[i] == q) {
+				if (i + 1 < len && text[i + 1] == q)
+					i++; /* '' or "" inside */
+				else
+					break;
+			}
+	}
 	if (!plain) {
 		k[0] = 'X';
 		memcpy(k + 1, text, len + 1);
@@ -736,7 +756,7 @@ static struct pg_cache_entry *cache_find(struct pg *pg, size_t klen,
 
 static void cache_store(struct pg *pg, uint64_t hash, const char *deny,
 			bool reads, const struct policy_decision *d,
-			const char *what)
+			const char *what, const char *logged)
 {
 	struct pg_cache_entry *c = &pg->cache[hash % PG_CACHE_SLOTS];
 
@@ -744,16 +764,19 @@ static void cache_store(struct pg *pg, uint64_t hash, const char *deny,
 	snprintf(c->what, sizeof(c->what), "%s", what);
 	free(c->key);
 	free(c->deny);
+	free(c->logged);
 	c->key = strdup(pg->keybuf);
 	c->deny = deny ? strdup(deny) : NULL;
+	c->logged = strdup(logged);
 	c->hash = hash;
 	c->gen = pg->gen;
 	c->path_ver = pg->path_ver;
 	c->reads_masked = reads;
-	if (!c->key || (deny && !c->deny)) {
+	if (!c->key || (deny && !c->deny) || !c->logged) {
 		free(c->key);
 		free(c->deny);
-		c->key = c->deny = NULL;
+		free(c->logged);
+		c->key = c->deny = c->logged = NULL;
 	}
 }
 
@@ -915,13 +938,39 @@ static bool plan_masks_anything(struct pg *pg)
 	return pg->plan.ncolumns || pg->plan.detectors;
 }
 
-/* The text the decision log shows: literals replaced when @klen says
- * pg->keybuf holds the normalised key of @text, cut to 1 KiB. */
+/*
+ * The text the decision log shows, with every literal replaced: the
+ * cache key when @klen says pg->keybuf holds the plain form of @text, else
+ * PostgreSQL's own normaliser ($1, $2…); a statement neither can read is
+ * not shown, only its length. The log never holds a literal's value.
+ */
 static void log_text(struct pg *pg, size_t klen, const char *text, char *buf,
 		     size_t len)
 {
-	snprintf(buf, len, "%s",
-		 klen && pg->keybuf[0] == 'N' ? pg->keybuf + 1 : text);
+	PgQueryNormalizeResult n;
+
+	if (klen && pg->keybuf[0] == 'N') {
+		snprintf(buf, len, "%s", pg->keybuf + 1);
+		return;
+	}
+	n = pg_query_normalize(text);
+	if (!n.error && n.normalized_query)
+		snprintf(buf, len, "%s", n.normalized_query);
+	else
+		snprintf(buf, len, "(a statement of %zu bytes, not parsed)",
+			 strlen(text));
+	pg_query_free_normalize_result(n);
+}
+
+/* A refusal no rule made, in the decision log as rule "bridle". */
+static void refused_line(struct pg *pg, const char *msg, const char *logged)
+{
+	size_t target;
+	struct policy *p = session_policy(pg->s, &target, NULL);
+	struct policy_decision d;
+
+	policy_refused(p, msg, &d);
+	session_decision(pg->s, p, &d, "statement", logged);
 }
 
 /* The agent's words for a decision that is not an allow. */
@@ -973,9 +1022,12 @@ static char *decide(struct pg *pg, const struct sql_result *r,
 	dec->rule_idx = SIZE_MAX;
 	snprintf(what, wlen, "statement");
 	session_policy_input(pg->s, &in);
-	if (target == SIZE_MAX)
-		return strdup("bridle: the target of this session is no longer "
-			      "in the policy");
+	if (target == SIZE_MAX) {
+		msg = strdup("bridle: the target of this session is no longer "
+			     "in the policy");
+		refused_line(pg, msg ? msg : "target gone", logged);
+		return msg;
+	}
 	for (size_t i = 0; i < r->nstmts; i++) {
 		const struct sql_stmt *st = &r->stmts[i];
 		struct policy_stmt ps = {
@@ -986,9 +1038,12 @@ static char *decide(struct pg *pg, const struct sql_result *r,
 		struct policy_decision d;
 		struct pg_stmt *prep = NULL;
 
-		if (st->prepared && strncmp(st->prepared, "bridle", 6) == 0)
-			return strdup("bridle: statement names starting with "
-				      "\"bridle\" are reserved");
+		if (st->prepared && strncmp(st->prepared, "bridle", 6) == 0) {
+			msg = strdup("bridle: statement names starting with "
+				     "\"bridle\" are reserved");
+			refused_line(pg, msg ? msg : "reserved name", logged);
+			return msg;
+		}
 		/* EXECUTE runs what PREPARE named: decide that. */
 		if (st->command == SQL_EXECUTE && st->prepared &&
 		    (prep = stmt_find(pg, st->prepared)) && prep->cls_ok &&
@@ -1025,7 +1080,8 @@ static char *decide(struct pg *pg, const struct sql_result *r,
 
 /* Side effects of allowed statements on what later decisions need. */
 static void note_allowed(struct pg *pg, const struct sql_result *r,
-			 const char *text, struct pg_expect *x)
+			 const char *text, const char *logged,
+			 struct pg_expect *x)
 {
 	for (size_t i = 0; i < r->nstmts; i++) {
 		const struct sql_stmt *st = &r->stmts[i];
@@ -1044,6 +1100,7 @@ static void note_allowed(struct pg *pg, const struct sql_result *r,
 			ps->refs = 1;
 			ps->name = strdup(st->prepared);
 			ps->text = strdup(text);
+			ps->logged = strdup(logged);
 			/* The prepared statement alone, as EXECUTE runs it. */
 			ps->cls.stmts = calloc(1, sizeof(*ps->cls.stmts));
 			ps->cls_ok = ps->name && ps->text && ps->cls.stmts &&
@@ -1090,14 +1147,23 @@ static void note_allowed(struct pg *pg, const struct sql_result *r,
 	}
 }
 
-static void log_denied(struct pg *pg, const char *text, const char *msg)
+/*
+ * A denied statement in the session log (and bridle's). @logged: its text
+ * for the decision log when no rule decided (it does not parse, a
+ * reserved name…): then it goes there too, as rule "bridle"; NULL when
+ * the decision log has it already.
+ */
+static void log_denied(struct pg *pg, const char *text, const char *msg,
+		       const char *logged)
 {
 	char t[1024];
 
-	snprintf(t, sizeof(t), "%s", text);
+	log_utf8(t, sizeof(t), text);
 	session_log_event(pg->s, "statement_denied",
 			  json_pack("{s:s,s:s}", "statement", t, "reason", msg),
 			  true);
+	if (logged)
+		refused_line(pg, msg, logged);
 }
 
 /*
@@ -1184,11 +1250,10 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 		return fatal(pg, "08P01", "bridle: malformed Query message");
 	pol = current_policy(pg, &target);
 	klen = cache_key(pg, text);
-	log_text(pg, klen, text, logged, sizeof(logged));
 	if (klen && (c = cache_find(pg, klen, &hash))) {
-		session_decision(pg->s, pol, &c->d, c->what, logged);
+		session_decision(pg->s, pol, &c->d, c->what, c->logged);
 		if (c->deny) {
-			log_denied(pg, text, c->deny);
+			log_denied(pg, text, c->deny, NULL);
 			return deny_upstream(pg, strdup(c->deny), true);
 		}
 		x = expect_push(pg, X_QUERY);
@@ -1196,6 +1261,7 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 		session_count(pg->s, 1, 0, 0);
 		return forward(pg, raw, len);
 	}
+	log_text(pg, klen, text, logged, sizeof(logged));
 	if (sql_classify(text, NULL, &r)) {
 		char *why = NULL;
 
@@ -1205,7 +1271,7 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 			     r.error) < 0)
 			why = NULL;
 		sql_result_free(&r);
-		log_denied(pg, text, why ? why : "unparseable");
+		log_denied(pg, text, why ? why : "unparseable", logged);
 		return deny_upstream(pg, why ? why : strdup("bridle: denied"),
 				     true);
 	}
@@ -1213,15 +1279,16 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 	if (klen && cacheable(&r))
 		cache_store(pg, hash,
 			    denied ? (msg ? msg : "bridle: denied") : NULL,
-			    !denied && reads_masked(pg, &r), &dec, what);
+			    !denied && reads_masked(pg, &r), &dec, what,
+			    logged);
 	if (denied) {
 		sql_result_free(&r);
-		log_denied(pg, text, msg ? msg : "denied");
+		log_denied(pg, text, msg ? msg : "denied", NULL);
 		return deny_upstream(pg, msg ? msg : strdup("bridle: denied"),
 				     true);
 	}
 	x = expect_push(pg, X_QUERY);
-	note_allowed(pg, &r, text, x);
+	note_allowed(pg, &r, text, logged, x);
 	x->mask_computed = reads_masked(pg, &r);
 	sql_result_free(&r);
 	session_count(pg->s, 1, 0, 0);
@@ -1246,10 +1313,13 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 
 	if (!text || end - p < 2)
 		return fatal(pg, "08P01", "bridle: malformed Parse message");
-	if (strncmp(name, "bridle", 6) == 0)
+	if (strncmp(name, "bridle", 6) == 0) {
+		refused_line(pg, "reserved statement name",
+			     "(a Parse of a statement named bridle…)");
 		return deny_extended(pg, strdup("bridle: statement names "
 						"starting with \"bridle\" "
 						"are reserved"));
+	}
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
@@ -1268,11 +1338,13 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 		struct policy *pol = current_policy(pg, &target);
 
 		klen = cache_key(pg, text);
-		log_text(pg, klen, text, logged, sizeof(logged));
 		if (klen && (c = cache_find(pg, klen, &hash))) {
-			session_decision(pg->s, pol, &c->d, c->what, logged);
+			session_decision(pg->s, pol, &c->d, c->what, c->logged);
+			/* A later Execute may decide it again (after a
+			 * reload, on expiry): with this text. */
+			st->logged = strdup(c->logged);
 			if (c->deny) {
-				log_denied(pg, text, c->deny);
+				log_denied(pg, text, c->deny, NULL);
 				stmt_unref(st);
 				return deny_extended(pg, strdup(c->deny));
 			}
@@ -1282,6 +1354,8 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 		}
 		st->cache_hash = hash;
 		st->cache_klen = klen;
+		log_text(pg, klen, text, logged, sizeof(logged));
+		st->logged = strdup(logged);
 	}
 	if (sql_classify(text, NULL, &st->cls)) {
 		char *why = NULL;
@@ -1291,21 +1365,22 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 			     "allowed: %s",
 			     st->cls.error) < 0)
 			why = NULL;
-		log_denied(pg, text, why ? why : "unparseable");
+		log_denied(pg, text, why ? why : "unparseable", logged);
 		stmt_unref(st);
 		return deny_extended(pg, why ? why : strdup("bridle: denied"));
 	}
 	st->cls_ok = true;
 	if (st->cls.nstmts == 1 && (st->cls.stmts[0].command == SQL_PREPARE ||
 				    st->cls.stmts[0].command == SQL_EXECUTE)) {
-		log_denied(pg, text, "SQL PREPARE/EXECUTE in a Parse message");
+		log_denied(pg, text, "SQL PREPARE/EXECUTE in a Parse message",
+			   logged);
 		stmt_unref(st);
 		return deny_extended(
 			pg, strdup("bridle: PREPARE and EXECUTE go in a simple "
 				   "query, not in a Parse message"));
 	}
 	if (st->cls.nstmts > 1) {
-		log_denied(pg, text, "several statements in one Parse");
+		log_denied(pg, text, "several statements in one Parse", logged);
 		stmt_unref(st);
 		return deny_extended(
 			pg, strdup("bridle: a prepared statement must be "
@@ -1316,13 +1391,14 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 	if (st->cache_klen && cacheable(&st->cls))
 		cache_store(pg, st->cache_hash,
 			    denied ? (msg ? msg : "bridle: denied") : NULL,
-			    !denied && reads_masked(pg, &st->cls), &dec, what);
+			    !denied && reads_masked(pg, &st->cls), &dec, what,
+			    logged);
 	if (denied) {
-		log_denied(pg, text, msg ? msg : "denied");
+		log_denied(pg, text, msg ? msg : "denied", NULL);
 		stmt_unref(st);
 		return deny_extended(pg, msg ? msg : strdup("bridle: denied"));
 	}
-	note_allowed(pg, &st->cls, text, NULL);
+	note_allowed(pg, &st->cls, text, logged, NULL);
 	st->reads_masked = reads_masked(pg, &st->cls);
 	st->gen = pg->gen;
 allowed:
@@ -1477,11 +1553,14 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 						   "allowed"));
 			po->stmt->cls_ok = true;
 		}
-		msg = decide(pg, &po->stmt->cls, po->stmt->text, &denied, &dec,
-			     what, sizeof(what));
+		msg = decide(pg, &po->stmt->cls,
+			     po->stmt->logged ? po->stmt->logged :
+						"(a prepared statement)",
+			     &denied, &dec, what, sizeof(what));
 
 		if (denied) {
-			log_denied(pg, po->stmt->text, msg ? msg : "denied");
+			log_denied(pg, po->stmt->text, msg ? msg : "denied",
+				   NULL);
 			return deny_extended(
 				pg, msg ? msg : strdup("bridle: denied"));
 		}
@@ -1591,7 +1670,8 @@ static int agent_message(struct pg *pg, const uint8_t *raw, size_t len,
 		pg->phase = PH_DONE;
 		return forward(pg, raw, len);
 	case 'F':
-		log_denied(pg, "(FunctionCall)", "FunctionCall refused");
+		log_denied(pg, "(FunctionCall)", "FunctionCall refused",
+			   "(FunctionCall)");
 		return deny_upstream(pg,
 				     strdup("bridle: the FunctionCall message "
 					    "is not allowed; call the function "
@@ -3228,6 +3308,7 @@ static void pg_release(struct session *s)
 	for (size_t i = 0; i < PG_CACHE_SLOTS; i++) {
 		free(pg->cache[i].key);
 		free(pg->cache[i].deny);
+		free(pg->cache[i].logged);
 	}
 	free(pg->scratch);
 	free(pg->user);
