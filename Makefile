@@ -28,7 +28,7 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_LIB   := user/jsonv.c user/policy.c user/policy_eval.c user/config.c user/iobuf.c user/keys.c user/log.c user/pg_wire.c user/sql.c user/scram.c user/mask.c user/jwt.c user/identity.c user/jwks.c
+FUZZ_LIB   := user/jsonv.c user/policy.c user/policy_eval.c user/config.c user/iobuf.c user/keys.c user/log.c user/pg_wire.c user/sql.c user/scram.c user/mask.c user/jwt.c user/identity.c user/jwks.c user/record.c
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 

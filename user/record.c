@@ -1,0 +1,569 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Session recordings: the file format, its writer and its verifying
+ * reader (see include/bridle/record.h). The writer hands every record to
+ * write(2) before it returns, compressed with a sync flush so the bytes
+ * on disk decode up to the last record; the reader trusts nothing it
+ * reads: lengths, markers and the compressed stream are all checked, and
+ * every record must carry the keyed chain value its bytes give.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <zlib.h>
+
+#include "bridle/log.h"
+#include "bridle/record.h"
+
+#define CHAIN_LABEL "bridle-rec-1\n"
+#define MAX_KEY 64
+#define MAX_BLOCK_OUT (64u << 20) /* decoded bytes of one block, at most */
+
+struct record_writer {
+	int fd;
+	z_stream z;
+	bool in_block;
+	bool failed;
+	uint32_t in_blk; /* records in the open block */
+	uint64_t seq; /* the next record's */
+	uint8_t h[32]; /* the chain value of the last record */
+	uint8_t key[MAX_KEY];
+	size_t keylen;
+	uint8_t *buf; /* what one append writes */
+	size_t len, cap;
+};
+
+static EVP_MAC *hmac;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+
+static void hmac_fetch(void)
+{
+	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+/* h = HMAC-SHA256(key, prev || data). */
+static int chain(const uint8_t *key, size_t keylen, const uint8_t prev[32],
+		 size_t prevlen, const void *data, size_t len, uint8_t out[32])
+{
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC_CTX *ctx;
+	size_t outl = 0;
+	int ok;
+
+	pthread_once(&hmac_once, hmac_fetch);
+	ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	ok = ctx && EVP_MAC_init(ctx, key, keylen, params) &&
+	     EVP_MAC_update(ctx, prev, prevlen) &&
+	     EVP_MAC_update(ctx, data, len) &&
+	     EVP_MAC_final(ctx, out, &outl, 32) && outl == 32;
+	EVP_MAC_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[b[i] >> 4];
+		out[2 * i + 1] = d[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int buf_put(struct record_writer *w, const void *p, size_t n)
+{
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap : 4096;
+		uint8_t *nb;
+
+		while (cap < w->len + n)
+			cap *= 2;
+		nb = realloc(w->buf, cap);
+		if (!nb)
+			return -ENOMEM;
+		w->buf = nb;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+	return 0;
+}
+
+/* Write the whole buffer (short writes and EINTR retried). */
+static int buf_flush(struct record_writer *w)
+{
+	size_t off = 0;
+
+	while (off < w->len) {
+		ssize_t n = write(w->fd, w->buf + off, w->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+
+			w->failed = true;
+			return -e;
+		}
+		off += (size_t)n;
+	}
+	w->len = 0;
+	return 0;
+}
+
+/* Compress @n bytes of @p (or finish, with @flush Z_FINISH) into buf. */
+static int deflate_into(struct record_writer *w, const void *p, size_t n,
+			int flush)
+{
+	uint8_t out[16384];
+	int r;
+
+	w->z.next_in = (Bytef *)p;
+	w->z.avail_in = (uInt)n;
+	do {
+		w->z.next_out = out;
+		w->z.avail_out = sizeof(out);
+		r = deflate(&w->z, flush);
+		if (r == Z_STREAM_ERROR)
+			return -EIO;
+		if (buf_put(w, out, sizeof(out) - w->z.avail_out))
+			return -ENOMEM;
+	} while (w->z.avail_out == 0 ||
+		 (flush == Z_FINISH && r != Z_STREAM_END));
+	return 0;
+}
+
+struct record_writer *record_create(const char *path, uint64_t session,
+				    const uint8_t *key, size_t keylen,
+				    char *err, size_t errlen)
+{
+	struct record_writer *w;
+	uint8_t nonce[16], zero[32] = {};
+	char nhex[33], *hdr;
+	json_t *h;
+	struct timespec ts;
+	int r;
+
+	if (!keylen || keylen > MAX_KEY) {
+		snprintf(err, errlen, "a recording key of 1 to %d bytes",
+			 MAX_KEY);
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND,
+		     0600);
+	if (w->fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", path,
+			 strerror(errno));
+		free(w);
+		return NULL;
+	}
+	memcpy(w->key, key, keylen);
+	w->keylen = keylen;
+	w->seq = 1;
+	/* A nonce binds the chain to this file: records of another session
+	 * (even one with the same id) do not verify in it. */
+	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+		snprintf(err, errlen, "no randomness");
+		goto fail;
+	}
+	hex(nonce, sizeof(nonce), nhex);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	h = json_pack("{s:I,s:s,s:I}", "session", (json_int_t)session, "nonce",
+		      nhex, "started_ms",
+		      (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+	hdr = h ? json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(h);
+	if (!hdr) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	r = chain(w->key, w->keylen, zero, 0, hdr, strlen(hdr), w->h);
+	if (!r)
+		r = buf_put(w, RECORD_MAGIC, strlen(RECORD_MAGIC)) ||
+		    buf_put(w, hdr, strlen(hdr)) || buf_put(w, "\n", 1);
+	free(hdr);
+	if (r || buf_flush(w)) {
+		snprintf(err, errlen, "cannot write %s: %s", path,
+			 strerror(errno ? errno : EIO));
+		goto fail;
+	}
+	return w;
+fail:
+	close(w->fd);
+	unlink(path);
+	OPENSSL_cleanse(w->key, sizeof(w->key));
+	free(w->buf);
+	free(w);
+	return NULL;
+}
+
+static int close_block(struct record_writer *w)
+{
+	char tail[128], hh[65];
+	int r;
+
+	if (!w->in_block)
+		return 0;
+	r = deflate_into(w, NULL, 0, Z_FINISH);
+	deflateEnd(&w->z);
+	w->in_block = false;
+	if (r)
+		return r;
+	hex(w->h, 32, hh);
+	snprintf(tail, sizeof(tail), "\nEND %u %s\n", w->in_blk, hh);
+	w->in_blk = 0;
+	return buf_put(w, tail, strlen(tail)) ? -ENOMEM : 0;
+}
+
+int record_append(struct record_writer *w, const char *kind, json_t *fields)
+{
+	struct timespec mono, wall;
+	json_t *rec;
+	char *text = NULL, hh[65];
+	int r = -ENOMEM;
+
+	if (w->failed) {
+		json_decref(fields);
+		return -EIO;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &wall);
+	rec = json_pack("{s:I,s:I,s:I,s:s}", "seq", (json_int_t)w->seq,
+			"mono_ns",
+			(json_int_t)mono.tv_sec * 1000000000 + mono.tv_nsec,
+			"wall_ms",
+			(json_int_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
+			"kind", kind);
+	if (rec && fields)
+		json_object_update_missing(rec, fields);
+	json_decref(fields);
+	text = rec ? json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(rec);
+	if (!text || strlen(text) + 80 > RECORD_MAX_LINE)
+		goto out;
+	if (chain(w->key, w->keylen, w->h, 32, text, strlen(text), w->h)) {
+		r = -EIO;
+		goto out;
+	}
+	hex(w->h, 32, hh);
+	if (!w->in_block) {
+		char head[40];
+
+		memset(&w->z, 0, sizeof(w->z));
+		if (deflateInit2(&w->z, 6, Z_DEFLATED, -15, 8,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
+			goto out;
+		w->in_block = true;
+		snprintf(head, sizeof(head), "BLK %llu\n",
+			 (unsigned long long)w->seq);
+		if (buf_put(w, head, strlen(head)))
+			goto out;
+	}
+	{
+		size_t tl = strlen(text);
+
+		text[tl] = '\0';
+		if ((r = deflate_into(w, text, tl, Z_NO_FLUSH)) ||
+		    (r = deflate_into(w, "\t", 1, Z_NO_FLUSH)) ||
+		    (r = deflate_into(w, hh, 64, Z_NO_FLUSH)) ||
+		    (r = deflate_into(w, "\n", 1, Z_SYNC_FLUSH)))
+			goto out;
+	}
+	w->seq++;
+	if (++w->in_blk >= RECORD_BLOCK_RECORDS && (r = close_block(w)))
+		goto out;
+	r = buf_flush(w);
+out:
+	if (r)
+		w->failed = true;
+	free(text);
+	return r;
+}
+
+int record_sync(struct record_writer *w)
+{
+	return fsync(w->fd) ? -errno : 0;
+}
+
+int record_close(struct record_writer *w)
+{
+	int r = w->failed ? -EIO : close_block(w);
+
+	if (!r)
+		r = buf_flush(w);
+	if (!r && fsync(w->fd))
+		r = -errno;
+	if (w->in_block)
+		deflateEnd(&w->z);
+	if (close(w->fd) && !r)
+		r = -errno;
+	OPENSSL_cleanse(w->key, sizeof(w->key));
+	free(w->buf);
+	free(w);
+	return r;
+}
+
+uint64_t record_count(const struct record_writer *w)
+{
+	return w->seq - 1;
+}
+
+/* ------------------------------------------------------------- reading */
+
+static int fail(struct record_report *r, int64_t seq, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct record_report *r, int64_t seq, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->bad_seq = seq;
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* "<prefix><decimal>" then @end at @p; returns the byte after it. */
+static const uint8_t *parse_num(const uint8_t *p, const uint8_t *end,
+				uint64_t *out)
+{
+	uint64_t v = 0;
+	const uint8_t *s = p;
+
+	while (p < end && *p >= '0' && *p <= '9' && p - s < 19)
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	if (p == s)
+		return NULL;
+	*out = v;
+	return p;
+}
+
+static bool unhex(const uint8_t *s, uint8_t out[32])
+{
+	for (int i = 0; i < 64; i++) {
+		int c = s[i], v = c >= '0' && c <= '9' ? c - '0' :
+				  c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+							 -1;
+
+		if (v < 0)
+			return false;
+		if (i % 2)
+			out[i / 2] |= (uint8_t)v;
+		else
+			out[i / 2] = (uint8_t)(v << 4);
+	}
+	return true;
+}
+
+/* One decoded line "<json>\t<hex>": verify it against the chain. */
+static int one_record(const uint8_t *line, size_t n, const uint8_t *key,
+		      size_t keylen, uint8_t h[32], uint64_t seq,
+		      void (*cb)(json_t *, void *), void *arg,
+		      struct record_report *r)
+{
+	uint8_t want[32], got[32];
+	json_t *j, *s;
+	json_error_t je;
+	size_t jl;
+
+	if (n < 66 || line[n - 65] != '\t' || !unhex(line + n - 64, want))
+		return fail(r, (int64_t)seq,
+			    "record %llu: malformed (no chain value)",
+			    (unsigned long long)seq);
+	jl = n - 65;
+	if (chain(key, keylen, h, 32, line, jl, got) ||
+	    CRYPTO_memcmp(got, want, 32) != 0)
+		return fail(r, (int64_t)seq,
+			    "record %llu: does not verify (changed, reordered, "
+			    "spliced from another session, or sealed with "
+			    "another key)",
+			    (unsigned long long)seq);
+	j = json_loadb((const char *)line, jl, 0, &je);
+	s = json_object_get(j, "seq");
+	if (!json_is_object(j) || !json_is_integer(s) ||
+	    (uint64_t)json_integer_value(s) != seq) {
+		json_decref(j);
+		return fail(r, (int64_t)seq,
+			    "record %llu: verifies but is not record %llu",
+			    (unsigned long long)seq, (unsigned long long)seq);
+	}
+	memcpy(h, got, 32);
+	r->records++;
+	r->ended = json_is_string(json_object_get(j, "kind")) &&
+		   strcmp(json_string_value(json_object_get(j, "kind")),
+			  "end") == 0;
+	if (cb)
+		cb(j, arg);
+	json_decref(j);
+	return 0;
+}
+
+int record_verify(const uint8_t *data, size_t len, const uint8_t *key,
+		  size_t keylen, void (*cb)(json_t *record, void *arg),
+		  void *arg, struct record_report *r)
+{
+	const uint8_t *p = data, *end = data + len, *nl;
+	uint8_t h[32], zero[32] = {};
+	uint64_t seq = 1;
+	uint8_t *out = NULL;
+	size_t ocap = 0;
+	int ret = -1;
+
+	memset(r, 0, sizeof(*r));
+	r->bad_seq = -1;
+	if (len < strlen(RECORD_MAGIC) ||
+	    memcmp(data, RECORD_MAGIC, strlen(RECORD_MAGIC)) != 0)
+		return fail(r, -1, "not a bridle recording (bad magic)");
+	p += strlen(RECORD_MAGIC);
+	nl = memchr(p, '\n',
+		    (size_t)(end - p) < 4096 ? (size_t)(end - p) : 4096);
+	if (!nl)
+		return fail(r, -1, "header: no end of line");
+	if (chain(key, keylen, zero, 0, p, (size_t)(nl - p), h))
+		return fail(r, -1, "cannot compute HMAC");
+	p = nl + 1;
+	while (p < end) {
+		size_t off = (size_t)(p - data), olen = 0, start;
+		uint64_t first;
+		uint32_t nrec = 0;
+		z_stream z = {};
+		int zr = Z_OK;
+		const uint8_t *q;
+
+		if ((size_t)(end - p) < 4 || memcmp(p, "BLK ", 4) ||
+		    !(q = parse_num(p + 4, end, &first)) || q >= end ||
+		    *q != '\n') {
+			fail(r, (int64_t)seq, "byte %zu: no block marker", off);
+			goto out;
+		}
+		if (first != seq) {
+			fail(r, (int64_t)seq,
+			     "byte %zu: the block starts at record %llu, "
+			     "record %llu was next (records removed, "
+			     "reordered or spliced)",
+			     off, (unsigned long long)first,
+			     (unsigned long long)seq);
+			goto out;
+		}
+		p = q + 1;
+		if (inflateInit2(&z, -15) != Z_OK) {
+			fail(r, (int64_t)seq, "out of memory");
+			goto out;
+		}
+		z.next_in = (Bytef *)p;
+		z.avail_in = (uInt)((size_t)(end - p) > UINT32_MAX ?
+					    UINT32_MAX :
+					    (size_t)(end - p));
+		/* Decode it all, the buffer growing as needed (to a cap). */
+		for (;;) {
+			if (olen == ocap) {
+				uint8_t *nb;
+
+				if (ocap >= MAX_BLOCK_OUT)
+					break;
+				ocap = ocap ? ocap * 4 : 65536;
+				nb = realloc(out, ocap);
+				if (!nb) {
+					inflateEnd(&z);
+					fail(r, (int64_t)seq, "out of memory");
+					goto out;
+				}
+				out = nb;
+			}
+			z.next_out = out + olen;
+			z.avail_out = (uInt)(ocap - olen);
+			zr = inflate(&z, Z_NO_FLUSH);
+			olen = ocap - z.avail_out;
+			if (zr != Z_OK || z.avail_in == 0)
+				break;
+		}
+		/* Every whole line decoded, even from a torn or damaged
+		 * block: what was written before the damage verifies. */
+		start = 0;
+		for (size_t i = 0; i < olen; i++) {
+			if (out[i] != '\n')
+				continue;
+			if (one_record(out + start, i - start, key, keylen, h,
+				       seq, cb, arg, r)) {
+				inflateEnd(&z);
+				goto out;
+			}
+			seq++;
+			nrec++;
+			start = i + 1;
+		}
+		if (zr != Z_STREAM_END) {
+			inflateEnd(&z);
+			if ((zr == Z_OK || zr == Z_BUF_ERROR) &&
+			    z.avail_in == 0) {
+				/* The input ended: a torn tail. */
+				r->torn = true;
+				ret = 0;
+			} else {
+				fail(r, (int64_t)seq,
+				     "byte %zu: the compressed block is damaged "
+				     "after record %llu",
+				     off, (unsigned long long)(seq - 1));
+			}
+			goto out;
+		}
+		if (start != olen) {
+			inflateEnd(&z);
+			fail(r, (int64_t)seq,
+			     "record %llu: the block ends inside it",
+			     (unsigned long long)seq);
+			goto out;
+		}
+		p += z.total_in;
+		inflateEnd(&z);
+		/* The block's seal: its count and its last chain value, as
+		 * the writer wrote it; a prefix of it is a torn tail. */
+		{
+			char seal[128], hh[65];
+			size_t sl, have = (size_t)(end - p);
+
+			hex(h, 32, hh);
+			sl = (size_t)snprintf(seal, sizeof(seal),
+					      "\nEND %u %s\n", nrec, hh);
+			if (have < sl && memcmp(p, seal, have) == 0) {
+				r->torn = true;
+				ret = 0;
+				goto out;
+			}
+			if (have < sl || memcmp(p, seal, sl) != 0) {
+				fail(r, (int64_t)seq,
+				     "byte %zu: the block's seal is missing or "
+				     "does not match its records",
+				     (size_t)(p - data));
+				goto out;
+			}
+			q = p + sl;
+		}
+		r->blocks++;
+		p = q;
+	}
+	ret = 0;
+out:
+	free(out);
+	return ret;
+}
