@@ -103,8 +103,10 @@ e2e: all
 	@./tests/e2e/run.sh
 
 # The examples of docs/policy.md, loaded and explained: they cannot rot.
+# Then the commands that need no enforcer (tests/cli).
 doc-test: all
 	@python3 tests/docs/test_policy_doc.py $(BUILD)/bridle docs/policy.md
+	@for t in tests/cli/test_*.sh; do $$t $(BUILD)/bridle || exit 1; done
 
 # The end-to-end suite again with bridle built with ThreadSanitizer: the
 # first data race aborts bridle, and the case that ran it fails.

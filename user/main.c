@@ -35,6 +35,7 @@ static const char usage_text[] =
 	"                                  every error, with its JSON path\n"
 	"  policy explain FILE [options]   decide a described request offline\n"
 	"  policy stats [--json]           decisions per rule, live\n"
+	"  verify --key-file K FILE|DIR    verify session recordings [--json]\n"
 	"  unenroll --cgroup PATH          remove pinned programs of a cgroup\n"
 	"  version                         print the version\n"
 	"\n"
@@ -334,7 +335,9 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	/* explain has options of its own. */
+	/* explain and verify have options of their own. */
+	if (strcmp(cmd, "verify") == 0)
+		return cli_verify(argc - 1, argv + 1);
 	if (strcmp(cmd, "policy") == 0 && argc > 2 &&
 	    strcmp(argv[2], "explain") == 0)
 		return cli_policy_explain(argc - 2, argv + 2);

@@ -15,4 +15,8 @@ int cli_policy_check(const char *file, bool json);
  * "explain". Returns the exit status. */
 int cli_policy_explain(int argc, char **argv);
 
+/* `bridle verify --key-file K [--json] FILE|DIR...`: each recording
+ * verified (record.h). Returns the exit status: 1 when one fails. */
+int cli_verify(int argc, char **argv);
+
 #endif
