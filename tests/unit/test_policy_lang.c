@@ -28,6 +28,8 @@
 #include "bridle/policy.h"
 #include "bridle/sql.h"
 
+#include "ed25519_tokens.h"
+
 #define NOW 1900000000
 
 static struct policy *compile_all(const char *text, json_t *errors)
@@ -599,82 +601,12 @@ static void test_version(void **state)
 
 static EVP_PKEY *key, *other;
 
-static char *b64url(const uint8_t *in, size_t len)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-				  "qrstuvwxyz0123456789-_";
-	char *out = malloc(len * 4 / 3 + 4), *o = out;
-	uint32_t acc = 0;
-	int bits = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		acc = acc << 8 | in[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			*o++ = tab[(acc >> bits) & 63];
-		}
-	}
-	if (bits)
-		*o++ = tab[(acc << (6 - bits)) & 63];
-	*o = 0;
-	return out;
-}
-
-static char *token(EVP_PKEY *k, const char *kid, const char *payload)
-{
-	char hdr[128], *h, *pl, *signing, *sig64, *out;
-	uint8_t sig[64];
-	size_t siglen = sizeof(sig);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-	snprintf(hdr, sizeof(hdr), "{\"alg\":\"EdDSA\",\"kid\":\"%s\"}", kid);
-	h = b64url((const uint8_t *)hdr, strlen(hdr));
-	pl = b64url((const uint8_t *)payload, strlen(payload));
-	assert_true(asprintf(&signing, "%s.%s", h, pl) > 0);
-	assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, k), 1);
-	assert_int_equal(EVP_DigestSign(ctx, sig, &siglen,
-					(const uint8_t *)signing,
-					strlen(signing)),
-			 1);
-	sig64 = b64url(sig, siglen);
-	assert_true(asprintf(&out, "%s.%s", signing, sig64) > 0);
-	EVP_MD_CTX_free(ctx);
-	free(h);
-	free(pl);
-	free(signing);
-	free(sig64);
-	return out;
-}
-
 static int setup(void **state)
 {
-	uint8_t pub[32];
-	size_t len = sizeof(pub);
-	char *x;
-	FILE *f;
-	int fd;
-
 	(void)state;
-	key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	key = ed_key_and_jwks("k1", jwks_path, sizeof(jwks_path));
 	other = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	if (!key || !other ||
-	    !EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pub,
-					     sizeof(pub), &len))
-		return -1;
-	x = b64url(pub, len);
-	snprintf(jwks_path, sizeof(jwks_path), "/tmp/bridle-jwks-XXXXXX");
-	fd = mkstemp(jwks_path);
-	f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f)
-		return -1;
-	fprintf(f,
-		"{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", "
-		"\"kid\": \"k1\", \"x\": \"%s\"}]}",
-		x);
-	fclose(f);
-	free(x);
-	return 0;
+	return key && other ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -722,7 +654,7 @@ static void test_identity(void **state)
 			 "{\"iss\": \"https://idp.example\", \"aud\": "
 			 "\"bridle\", %s}",
 			 cases[i].claims);
-		tok = token(cases[i].other_key ? other : key, cases[i].kid,
+		tok = ed_token(cases[i].other_key ? other : key, cases[i].kid,
 			    payload);
 		err[0] = '\0';
 		r = identity_authenticate(p, tok, strlen(tok), NOW, &u, err,
@@ -741,7 +673,7 @@ static void test_identity(void **state)
 		free(tok);
 	}
 	/* Wrong audience; unknown issuer. */
-	tok = token(key, "k1",
+	tok = ed_token(key, "k1",
 		    "{\"iss\": \"https://idp.example\", \"aud\": \"other\", "
 		    "\"sub\": \"a\", \"exp\": 1900000100}");
 	assert_int_equal(identity_authenticate(p, tok, strlen(tok), NOW, &u,
@@ -749,7 +681,7 @@ static void test_identity(void **state)
 			 -1);
 	assert_string_equal(err, "wrong audience");
 	free(tok);
-	tok = token(key, "k1",
+	tok = ed_token(key, "k1",
 		    "{\"iss\": \"https://evil.example\", \"aud\": \"bridle\", "
 		    "\"sub\": \"a\", \"exp\": 1900000100}");
 	assert_int_equal(identity_authenticate(p, tok, strlen(tok), NOW, &u,
@@ -767,7 +699,7 @@ static void test_identity(void **state)
 			 -1);
 	/* Claims: groups (array), scopes (a space-separated string),
 	 * expiry with the skew (60 s by default). */
-	tok = token(key, "k1",
+	tok = ed_token(key, "k1",
 		    "{\"iss\": \"https://idp.example\", \"aud\": [\"x\", "
 		    "\"bridle\"], \"sub\": \"alice\", \"email\": "
 		    "\"alice@example.com\", \"groups\": [\"analysts\", 7, "

@@ -24,6 +24,8 @@
 #include "bridle/identity.h"
 #include "bridle/policy.h"
 
+#include "ed25519_tokens.h"
+
 #define NOW 1900000000
 
 static char jwks_path[64];
@@ -93,52 +95,9 @@ static void test_check_issuer_without_name(void **state)
 	}
 }
 
-static char *b64url(const uint8_t *in, size_t len)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
-				  "qrstuvwxyz0123456789-_";
-	char *out = malloc(len * 4 / 3 + 4), *o = out;
-	uint32_t acc = 0;
-	int bits = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		acc = acc << 8 | in[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			*o++ = tab[(acc >> bits) & 63];
-		}
-	}
-	if (bits)
-		*o++ = tab[(acc << (6 - bits)) & 63];
-	*o = 0;
-	return out;
-}
-
 static char *token(const char *payload)
 {
-	static const char hdr[] = "{\"alg\":\"EdDSA\",\"kid\":\"k1\"}";
-	char *h, *pl, *signing, *sig64, *out;
-	uint8_t sig[64];
-	size_t siglen = sizeof(sig);
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-	h = b64url((const uint8_t *)hdr, strlen(hdr));
-	pl = b64url((const uint8_t *)payload, strlen(payload));
-	assert_true(asprintf(&signing, "%s.%s", h, pl) > 0);
-	assert_int_equal(EVP_DigestSignInit(ctx, NULL, NULL, NULL, key), 1);
-	assert_int_equal(EVP_DigestSign(ctx, sig, &siglen,
-					(const uint8_t *)signing,
-					strlen(signing)),
-			 1);
-	sig64 = b64url(sig, siglen);
-	assert_true(asprintf(&out, "%s.%s", signing, sig64) > 0);
-	EVP_MD_CTX_free(ctx);
-	free(h);
-	free(pl);
-	free(signing);
-	free(sig64);
-	return out;
+	return ed_token(key, "k1", payload);
 }
 
 static const uint8_t db_addr[4] = { 10, 0, 0, 5 };
@@ -201,31 +160,9 @@ static void test_long_issuer_name(void **state)
 
 static int setup(void **state)
 {
-	uint8_t pub[32];
-	size_t len = sizeof(pub);
-	char *x;
-	FILE *f;
-	int fd;
-
 	(void)state;
-	key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-	if (!key ||
-	    !EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pub,
-					     sizeof(pub), &len))
-		return -1;
-	x = b64url(pub, len);
-	snprintf(jwks_path, sizeof(jwks_path), "/tmp/bridle-rv-jwks-XXXXXX");
-	fd = mkstemp(jwks_path);
-	f = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (!f)
-		return -1;
-	fprintf(f,
-		"{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", "
-		"\"kid\": \"k1\", \"x\": \"%s\"}]}",
-		x);
-	fclose(f);
-	free(x);
-	return 0;
+	key = ed_key_and_jwks("k1", jwks_path, sizeof(jwks_path));
+	return key ? 0 : -1;
 }
 
 static int teardown(void **state)
