@@ -76,8 +76,8 @@ static EVP_PKEY *ed_key_and_jwks(const char *kid, char *path, size_t len)
 	FILE *f;
 	int fd;
 
-	if (!k || !EVP_PKEY_get_octet_string_param(
-			  k, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &n)) {
+	if (!k || !EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY,
+						   pub, sizeof(pub), &n)) {
 		EVP_PKEY_free(k);
 		return NULL;
 	}
