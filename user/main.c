@@ -164,13 +164,17 @@ static int cmd_status(const struct opts *o)
 		return 1;
 	if (json_out(o, r))
 		return 0;
-	printf("bridle pid %lld, up %lld s, listen port %lld, policy "
-	       "generation %lld%s\n",
+	printf("bridle pid %lld, up %lld s, listen port %lld, policy %s "
+	       "generation %lld (%s mode)%s\n",
 	       json_integer_value(json_object_get(r, "pid")),
 	       json_integer_value(json_object_get(r, "uptime_ms")) / 1000,
 	       json_integer_value(json_object_get(r, "listen_port")),
+	       json_string_value(json_object_get(json_object_get(r, "policy"), "version")) ?:
+		       "?",
 	       json_integer_value(json_object_get(json_object_get(r, "policy"),
 						  "generation")),
+	       json_string_value(json_object_get(json_object_get(r, "policy"), "mode")) ?:
+		       "?",
 	       json_is_true(json_object_get(r, "draining")) ? " (draining)" :
 							      "");
 	printf("%-20s %-6s %-8s %-8s %-9s %s\n", "WORKLOAD", "READY",
@@ -204,10 +208,10 @@ static int cmd_sessions(const struct opts *o)
 		json_decref(r);
 		return 0;
 	}
-	printf("%-6s %-8s %-14s %-7s %-22s %-12s %-6s %-20s %10s %10s %8s "
-	       "%s\n",
-	       "ID", "STATE", "WORKLOAD", "PID", "DESTINATION", "TARGET",
-	       "ACTION", "RULE", "BYTES_UP", "BYTES_DN", "MS",
+	printf("%-6s %-8s %-14s %-7s %-12s %-22s %-12s %-6s %-20s %10s %10s "
+	       "%8s %s\n",
+	       "ID", "STATE", "WORKLOAD", "PID", "USER", "DESTINATION",
+	       "TARGET", "ACTION", "RULE", "BYTES_UP", "BYTES_DN", "MS",
 	       "REQUESTS(DENIED,MASKED)");
 	json_array_foreach(json_object_get(r, "sessions"), i, s) {
 		json_t *p = json_object_get(s, "process");
@@ -223,12 +227,13 @@ static int cmd_sessions(const struct opts *o)
 					 json_object_get(q, "denied")),
 				 json_integer_value(
 					 json_object_get(q, "masked_values")));
-		printf("%-6lld %-8s %-14s %-7lld %-22s %-12s %-6s %-20s %10lld "
-		       "%10lld %8lld %s\n",
+		printf("%-6lld %-8s %-14s %-7lld %-12s %-22s %-12s %-6s %-20s "
+		       "%10lld %10lld %8lld %s\n",
 		       json_integer_value(json_object_get(s, "id")),
 		       json_string_value(json_object_get(s, "state")),
 		       json_string_value(json_object_get(s, "workload")),
 		       json_integer_value(json_object_get(p, "pid")),
+		       json_string_value(json_object_get(s, "user")) ?: "-",
 		       json_string_value(
 			       json_object_get(s, "original_destination")),
 		       json_string_value(json_object_get(s, "target")) ?: "-",

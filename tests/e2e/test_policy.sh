@@ -244,6 +244,13 @@ t_policy_token_scopes() {
 	assert_eq "$(dlog_count '(.request | test("^DELETE")) and .decision == "allow" and .user.sub == "bob"')" 1 "decision log: bob's DELETE"
 	sessions_json >"$W/sessions.json" 2>&1
 	status_json >"$W/status.json" 2>&1
+	# The sessions list names the user of each token session.
+	assert_match "$(jq -r '[.[] | .user // empty] | unique | join(" ")' "$W/sessions.json")" 'alice' \
+		"bridle sessions --json: the token's subject"
+	assert_match "$(ctl sessions | awk 'NR > 1 {print $5}' | sort -u | tr '\n' ' ')" 'alice' \
+		"bridle sessions: a USER column"
+	assert_match "$(ctl status | head -n1)" 'policy sha256:[0-9a-f]{16} generation 1 \(enforce mode\)' \
+		"bridle status: the policy's version and mode"
 	bridle_stop
 	for t in "${toks[@]}"; do
 		local hits
