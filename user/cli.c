@@ -156,10 +156,7 @@ struct explain {
 	const char *target, *dest, *sql, *claims, *token, *issuer;
 	char *search_path;
 	bool json;
-	struct identity_user *verified;
-	struct policy_user user;
-	char **groups, **scopes;
-	size_t ngroups, nscopes;
+	struct identity_user *verified; /* from --token or --claims */
 	json_t *claims_j;
 };
 
@@ -260,7 +257,7 @@ static void print_decision(const char *what, json_t *d)
 }
 
 /* The user from --claims (taken as verified: explain is about rules) or
- * --token (verified for real). */
+ * --token (verified for real), made as the enforcer makes it. */
 static int explain_user(const struct policy *p, struct explain *x)
 {
 	const struct policy_issuer *is = NULL;
@@ -304,51 +301,12 @@ static int explain_user(const struct policy *p, struct explain *x)
 				    "the policy names no issuer");
 		return -1;
 	}
-	x->user.issuer = is->name;
-	x->user.sub = json_string_value(json_object_get(x->claims_j, "sub"));
-	x->user.email =
-		json_string_value(json_object_get(x->claims_j, "email"));
-	{
-		json_t *g = json_object_get(x->claims_j, is->groups_claim), *e;
-		size_t i;
-
-		x->groups = calloc(json_array_size(g) + 1, sizeof(char *));
-		json_array_foreach(g, i, e)
-			if (json_is_string(e))
-				x->groups[x->ngroups++] =
-					(char *)json_string_value(e);
-		if (json_is_string(g))
-			x->groups[x->ngroups++] = (char *)json_string_value(g);
+	if (identity_user_from_claims(is, x->claims_j, &x->verified, err,
+				      sizeof(err))) {
+		fprintf(stderr, "bridle: --claims: %s\n", err);
+		return -1;
 	}
-	x->user.groups = (const char *const *)x->groups;
-	x->user.ngroups = x->ngroups;
-	if (is->scopes_claim) {
-		json_t *sc = json_object_get(x->claims_j, is->scopes_claim), *e;
-		char *save = NULL, *tok, *copy;
-		size_t i;
-
-		x->scopes = calloc(json_array_size(sc) + 64, sizeof(char *));
-		json_array_foreach(sc, i, e)
-			if (json_is_string(e))
-				x->scopes[x->nscopes++] =
-					strdup(json_string_value(e));
-		if (json_is_string(sc)) {
-			copy = strdup(json_string_value(sc));
-			for (tok = strtok_r(copy, " ", &save);
-			     tok && x->nscopes < 64;
-			     tok = strtok_r(NULL, " ", &save))
-				x->scopes[x->nscopes++] = strdup(tok);
-			free(copy);
-		}
-		x->user.scoped = true;
-		x->user.scopes = (const char *const *)x->scopes;
-		x->user.nscopes = x->nscopes;
-	}
-	if (json_is_integer(json_object_get(x->claims_j, "exp")))
-		x->user.expires = json_integer_value(
-					  json_object_get(x->claims_j, "exp")) +
-				  is->skew_s;
-	x->in.user = &x->user;
+	x->in.user = &x->verified->u;
 	return 0;
 }
 
@@ -578,10 +536,6 @@ int cli_policy_explain(int argc, char **argv)
 	}
 	ret = explain_run(p, cfg, &x);
 out:
-	for (i = 0; i < x.nscopes; i++)
-		free(x.scopes[i]);
-	free(x.scopes);
-	free(x.groups);
 	json_decref(x.claims_j);
 	identity_user_free(x.verified);
 	json_decref(x.labels);

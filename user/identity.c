@@ -111,6 +111,48 @@ void identity_user_free(struct identity_user *u)
 	free(u);
 }
 
+/*
+ * The user @u's claims name, under issuer @is: subject, e-mail, groups,
+ * scopes, expiry with the skew. On failure @u is freed and @err says why.
+ */
+static int user_of(const struct policy_issuer *is, struct identity_user *u,
+		   char *err, size_t errlen)
+{
+	size_t ng = 0;
+
+	u->issuer = strdup(is->name);
+	if (!u->issuer)
+		goto nomem;
+	u->u.issuer = u->issuer;
+	u->u.sub = u->claims.sub;
+	u->u.email = u->claims.email;
+	/* exp + skew, without overflow (a far exp is "never", not UB). */
+	u->u.expires = !u->claims.exp ? 0 :
+		       u->claims.exp > INT64_MAX - (int64_t)is->skew_s ?
+					INT64_MAX :
+					u->claims.exp + is->skew_s;
+	if (claim_strings(json_object_get(u->claims.payload, is->groups_claim),
+			  false, (char ***)&u->groups, &ng))
+		goto nomem;
+	u->u.groups = u->groups;
+	u->u.ngroups = ng;
+	if (is->scopes_claim) {
+		if (claim_strings(json_object_get(u->claims.payload,
+						  is->scopes_claim),
+				  true, &u->scopes, &u->nscopes))
+			goto nomem;
+		u->u.scoped = true;
+		u->u.scopes = (const char *const *)u->scopes;
+		u->u.nscopes = u->nscopes;
+	}
+	return 0;
+nomem:
+	u->u.ngroups = ng;
+	identity_user_free(u);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
 int identity_authenticate(const struct policy *p, const char *token, size_t len,
 			  int64_t now, struct identity_user **out, char *err,
 			  size_t errlen)
@@ -119,7 +161,6 @@ int identity_authenticate(const struct policy *p, const char *token, size_t len,
 	struct identity_user *u;
 	struct jwt_expect ex;
 	char *iss;
-	size_t ng = 0;
 	int ret;
 
 	*out = NULL;
@@ -172,38 +213,33 @@ int identity_authenticate(const struct policy *p, const char *token, size_t len,
 		free(u);
 		return -1;
 	}
-	u->issuer = strdup(is->name);
-	if (!u->issuer)
-		goto nomem;
-	u->u.issuer = u->issuer;
-	u->u.sub = u->claims.sub;
-	u->u.email = u->claims.email;
-	/* exp + skew, without overflow (a far exp is "never", not UB). */
-	u->u.expires = !u->claims.exp ? 0 :
-		       u->claims.exp > INT64_MAX - (int64_t)is->skew_s ?
-					INT64_MAX :
-					u->claims.exp + is->skew_s;
-	if (claim_strings(json_object_get(u->claims.payload, is->groups_claim),
-			  false, (char ***)&u->groups, &ng))
-		goto nomem;
-	u->u.groups = u->groups;
-	u->u.ngroups = ng;
-	if (is->scopes_claim) {
-		if (claim_strings(json_object_get(u->claims.payload,
-						  is->scopes_claim),
-				  true, &u->scopes, &u->nscopes))
-			goto nomem;
-		u->u.scoped = true;
-		u->u.scopes = (const char *const *)u->scopes;
-		u->u.nscopes = u->nscopes;
-	}
+	if (user_of(is, u, err, errlen))
+		return -1;
 	*out = u;
 	return 0;
-nomem:
-	u->u.ngroups = ng;
-	identity_user_free(u);
-	snprintf(err, errlen, "out of memory");
-	return -1;
+}
+
+int identity_user_from_claims(const struct policy_issuer *is, json_t *claims,
+			      struct identity_user **out, char *err,
+			      size_t errlen)
+{
+	struct identity_user *u = calloc(1, sizeof(*u));
+	json_t *exp = json_object_get(claims, "exp");
+
+	*out = NULL;
+	if (!u) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	u->claims.payload = json_incref(claims);
+	u->claims.sub = json_string_value(json_object_get(claims, "sub"));
+	u->claims.email = json_string_value(json_object_get(claims, "email"));
+	u->claims.iss = json_string_value(json_object_get(claims, "iss"));
+	u->claims.exp = json_is_integer(exp) ? json_integer_value(exp) : 0;
+	if (user_of(is, u, err, errlen))
+		return -1;
+	*out = u;
+	return 0;
 }
 
 json_t *identity_user_json(const struct identity_user *u)

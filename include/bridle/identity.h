@@ -37,6 +37,13 @@ int identity_authenticate(const struct policy *p, const char *token, size_t len,
 			  size_t errlen);
 void identity_user_free(struct identity_user *u);
 
+/* The user JSON object @claims names under issuer @is, taken as verified
+ * (`bridle policy explain --claims`). Returns 0 and a new user, or -1
+ * with @err. */
+int identity_user_from_claims(const struct policy_issuer *is, json_t *claims,
+			      struct identity_user **out, char *err,
+			      size_t errlen);
+
 /* {"issuer", "sub", "email", "groups"} for logs; a new reference. */
 json_t *identity_user_json(const struct identity_user *u);
 
