@@ -399,7 +399,9 @@ static struct config *config_from_json(json_t *root, const char *name,
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle",
 		   *pin_dir = "/sys/fs/bpf/bridle";
-	const char *relay = "auto", *declog = "all";
+	static const char *const relays[] = { "auto", "copy", "splice", NULL };
+	static const char *const declogs[] = { "all", "refusals", NULL };
+	int relay = RELAY_AUTO, declog = DECISION_LOG_ALL;
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
 		 bufsz = 65536, maxs = 10000, maxw = 0, recent = 256,
 		 workers = 0, maxmsg = 1 << 20;
@@ -441,38 +443,19 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_uint(&v, root, "recent_sessions", false, 0, 100000, &recent) ||
 	    jv_uint(&v, root, "workers", false, 1, CONFIG_MAX_WORKERS,
 		    &workers) ||
-	    jv_string(&v, root, "relay", false, &relay) ||
+	    jv_enum(&v, root, "relay", relays, "a relay mode", &relay) ||
 	    jv_uint(&v, root, "max_message_size", false, 1024, 1 << 30,
 		    &maxmsg) ||
 	    jv_string(&v, root, "mask_key_file", false, &mask_key_file) ||
 	    jv_string(&v, root, "tls_cert_file", false, &cert) ||
 	    jv_string(&v, root, "tls_key_file", false, &key) ||
-	    jv_string(&v, root, "decision_log", false, &declog) ||
+	    jv_enum(&v, root, "decision_log", declogs, "a decision log level",
+		    &declog) ||
 	    parse_resolvers(&v, root, c))
 		goto fail;
-	if (strcmp(declog, "all") == 0) {
-		c->decision_log = DECISION_LOG_ALL;
-	} else if (strcmp(declog, "refusals") == 0) {
-		c->decision_log = DECISION_LOG_REFUSALS;
-	} else {
-		jv_fail(&v, "decision_log",
-			"\"%s\" is not a decision log level (all: every "
-			"decision; refusals: all but allowed statements)",
-			declog);
-		goto fail;
-	}
-	if (strcmp(relay, "auto") == 0) {
-		c->relay = RELAY_AUTO;
-	} else if (strcmp(relay, "copy") == 0) {
-		c->relay = RELAY_COPY;
-	} else if (strcmp(relay, "splice") == 0) {
-		c->relay = RELAY_SPLICE;
-	} else {
-		jv_fail(&v, "relay",
-			"\"%s\" is not a relay mode (auto, copy, splice)",
-			relay);
-		goto fail;
-	}
+	/* In the order of enum relay_mode and enum decision_log. */
+	c->relay = (enum relay_mode)relay;
+	c->decision_log = (enum decision_log)declog;
 	if (control[0] != '/' ||
 	    strlen(control) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		jv_fail(&v, "control_socket",

@@ -193,6 +193,28 @@ int jv_string(struct jv *v, json_t *obj, const char *key, bool required,
 	return 0;
 }
 
+int jv_enum(struct jv *v, json_t *obj, const char *key,
+	    const char *const *words, const char *what, int *out)
+{
+	const char *s = NULL;
+	char list[128] = "";
+	size_t off = 0;
+
+	if (jv_string(v, obj, key, false, &s))
+		return -1;
+	if (!s)
+		return 0;
+	for (int i = 0; words[i]; i++) {
+		if (strcmp(s, words[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
+					i ? ", " : "", words[i]);
+	}
+	return jv_fail(v, key, "\"%s\" is not %s (%s)", s, what, list);
+}
+
 int jv_uint(struct jv *v, json_t *obj, const char *key, bool required,
 	    uint64_t min, uint64_t max, uint64_t *out)
 {

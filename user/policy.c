@@ -229,28 +229,6 @@ void policy_free(struct policy *p)
 	free(p);
 }
 
-static int parse_word(struct jv *v, json_t *obj, const char *key,
-		      const char *const *words, const char *what, int *out)
-{
-	const char *s = NULL;
-	char list[128] = "";
-	size_t off = 0;
-
-	if (jv_string(v, obj, key, false, &s))
-		return -1;
-	if (!s)
-		return 0;
-	for (int i = 0; words[i]; i++) {
-		if (strcmp(s, words[i]) == 0) {
-			*out = i;
-			return 0;
-		}
-		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s",
-					i ? ", " : "", words[i]);
-	}
-	return jv_fail(v, key, "\"%s\" is not %s (%s)", s, what, list);
-}
-
 static int parse_action(struct jv *v, json_t *obj, const char *key,
 			bool required, bool review, enum policy_action *out)
 {
@@ -262,7 +240,7 @@ static int parse_action(struct jv *v, json_t *obj, const char *key,
 		return jv_fail(v, key,
 			       "required key is missing (allow, deny%s)",
 			       review ? ", review" : "");
-	if (parse_word(v, obj, key, review ? words : two, "an action", &a))
+	if (jv_enum(v, obj, key, review ? words : two, "an action", &a))
 		return -1;
 	*out = (enum policy_action)a;
 	return 0;
@@ -273,7 +251,7 @@ static int parse_mode(struct jv *v, json_t *obj, enum policy_mode *out)
 	static const char *const words[] = { "enforce", "shadow", "off", NULL };
 	int m = (int)*out;
 
-	if (parse_word(v, obj, "mode", words, "a mode", &m))
+	if (jv_enum(v, obj, "mode", words, "a mode", &m))
 		return -1;
 	*out = (enum policy_mode)m;
 	return 0;

@@ -47,6 +47,10 @@ int jv_string(struct jv *v, json_t *obj, const char *key, bool required,
 int jv_uint(struct jv *v, json_t *obj, const char *key, bool required,
 	    uint64_t min, uint64_t max, uint64_t *out);
 int jv_bool(struct jv *v, json_t *obj, const char *key, bool *out);
+/* obj[key], one of NULL-terminated @words: its index in *out. Else the
+ * error names @what ("a mode") and lists the words. */
+int jv_enum(struct jv *v, json_t *obj, const char *key,
+	    const char *const *words, const char *what, int *out);
 
 /* Parse a whole file; on error fills @err with file:line:column: reason. */
 json_t *jv_load_file(const char *path, char *err, size_t errlen);
