@@ -28,7 +28,7 @@
 
 #include <openssl/crypto.h>
 
-static void print_json(json_t *j)
+void cli_print_json(json_t *j)
 {
 	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
@@ -116,7 +116,7 @@ int cli_policy_check(const char *file, bool json)
 					    json_string(policy_version(p)));
 		else /* the first, as older versions gave it */
 			json_object_set(j, "error", json_array_get(errors, 0));
-		print_json(j);
+		cli_print_json(j);
 		json_decref(j);
 	} else {
 		json_array_foreach(errors, i, e)
@@ -406,7 +406,7 @@ static int explain_run(struct policy *p, struct config *cfg, struct explain *x)
 	}
 	json_object_set_new(out, "policy", json_string(policy_version(p)));
 	if (x->json) {
-		print_json(out);
+		cli_print_json(out);
 	} else {
 		json_t *e;
 		size_t i;
@@ -685,7 +685,7 @@ int cli_verify(int argc, char **argv)
 			closedir(d);
 	}
 	if (out) {
-		print_json(out);
+		cli_print_json(out);
 		json_decref(out);
 	}
 	OPENSSL_cleanse(key, keylen);

@@ -139,18 +139,12 @@ static json_t *call(const struct opts *o, const char *cmd)
 	return r;
 }
 
-static void print_json(json_t *j)
-{
-	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	fputc('\n', stdout);
-}
-
 /* With --json, print reply @r as it is (and free it): true when done. */
 static bool json_out(const struct opts *o, json_t *r)
 {
 	if (!o->json)
 		return false;
-	print_json(r);
+	cli_print_json(r);
 	json_decref(r);
 	return true;
 }
@@ -204,7 +198,7 @@ static int cmd_sessions(const struct opts *o)
 	if (!r)
 		return 1;
 	if (o->json) {
-		print_json(json_object_get(r, "sessions"));
+		cli_print_json(json_object_get(r, "sessions"));
 		json_decref(r);
 		return 0;
 	}

@@ -6,7 +6,11 @@
 #ifndef BRIDLE_CLI_H
 #define BRIDLE_CLI_H
 
+#include <jansson.h>
 #include <stdbool.h>
+
+/* A --json answer on stdout: indented, in the order it was built. */
+void cli_print_json(json_t *j);
 
 /* `bridle policy check FILE [--json]`. Returns the exit status. */
 int cli_policy_check(const char *file, bool json);
