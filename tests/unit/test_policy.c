@@ -22,21 +22,13 @@
 
 #include "bridle/policy.h"
 
+#include "policy_text.h"
+
 #define FILE_NAME "p.json"
 
 static struct policy *compile(const char *text, char *err, size_t errlen)
 {
-	json_error_t je;
-	struct policy *p;
-	struct jv v;
-	json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-
-	if (!root)
-		fail_msg("test policy does not parse: %s\n%s", je.text, text);
-	jv_init(&v, FILE_NAME, err, errlen);
-	p = policy_compile(&v, root);
-	json_decref(root);
-	return p;
+	return compile_text(text, err, errlen, NULL);
 }
 
 static struct policy *compile_ok(const char *text)

@@ -29,24 +29,16 @@
 #include "bridle/sql.h"
 
 #include "ed25519_tokens.h"
+#include "policy_text.h"
 
 #define NOW 1900000000
 
+/* Compile @text collecting every error (as `bridle policy check`). */
 static struct policy *compile_all(const char *text, json_t *errors)
 {
 	char err[1024];
-	json_error_t je;
-	struct policy *p;
-	struct jv v;
-	json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 
-	if (!root)
-		fail_msg("test policy does not parse: %s\n%s", je.text, text);
-	jv_init(&v, "p.json", err, sizeof(err));
-	v.all = errors;
-	p = policy_compile(&v, root);
-	json_decref(root);
-	return p;
+	return compile_text(text, err, sizeof(err), errors);
 }
 
 static struct policy *compile_ok(const char *text)

@@ -24,6 +24,8 @@
 #include "bridle/identity.h"
 #include "bridle/policy.h"
 
+#include "policy_text.h"
+
 #include "ed25519_tokens.h"
 
 #define NOW 1900000000
@@ -35,18 +37,8 @@ static EVP_PKEY *key;
 static struct policy *compile_all(const char *text, json_t *errors)
 {
 	char err[1024];
-	json_error_t je;
-	struct policy *p;
-	struct jv v;
-	json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &je);
 
-	if (!root)
-		fail_msg("test policy does not parse: %s\n%s", je.text, text);
-	jv_init(&v, "p.json", err, sizeof(err));
-	v.all = errors;
-	p = policy_compile(&v, root);
-	json_decref(root);
-	return p;
+	return compile_text(text, err, sizeof(err), errors);
 }
 
 static char *fmt(const char *f, ...)
