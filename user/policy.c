@@ -536,7 +536,8 @@ fail:
 	return -1;
 }
 
-static int parse_when_workload(struct jv *v, json_t *w, struct policy_rule *r)
+static int parse_when_workload(struct jv *v, json_t *w, const struct policy *p,
+			       struct policy_rule *r)
 {
 	static const char *const keys[] = {
 		"name", "labels", "namespace", "pod", "service_account", NULL
@@ -545,6 +546,8 @@ static int parse_when_workload(struct jv *v, json_t *w, struct policy_rule *r)
 	json_t *labels;
 	const char *k;
 	json_t *val;
+
+	(void)p; /* the parts of "when" share one signature */
 
 	if (jv_object(v, w, keys) ||
 	    parse_globs(v, w, "name", &wh->workloads) ||
@@ -584,11 +587,14 @@ static int parse_when_workload(struct jv *v, json_t *w, struct policy_rule *r)
 	return 0;
 }
 
-static int parse_when_process(struct jv *v, json_t *w, struct policy_rule *r)
+static int parse_when_process(struct jv *v, json_t *w, const struct policy *p,
+			      struct policy_rule *r)
 {
 	static const char *const keys[] = { "exe", "uid", NULL };
 	struct policy_when *wh = &r->when;
 	json_t *uid;
+
+	(void)p; /* the parts of "when" share one signature */
 
 	if (jv_object(v, w, keys) || parse_globs(v, w, "exe", &wh->exes))
 		return -1;
@@ -737,6 +743,15 @@ static int parse_when(struct jv *v, json_t *j, const struct policy *p,
 {
 	static const char *const keys[] = { "workload", "process", "user",
 					    "target", NULL };
+	static const struct {
+		const char *key;
+		int (*parse)(struct jv *, json_t *, const struct policy *,
+			     struct policy_rule *);
+	} parts[] = {
+		{ "workload", parse_when_workload },
+		{ "process", parse_when_process },
+		{ "user", parse_when_user },
+	};
 	json_t *w = json_object_get(j, "when"), *part;
 	size_t old;
 	int ret = -1;
@@ -753,26 +768,13 @@ static int parse_when(struct jv *v, json_t *j, const struct policy *p,
 	ret = jv_object(v, w, keys);
 	if (ret && !v->all)
 		goto out;
-	if ((part = json_object_get(w, "workload"))) {
-		size_t o2 = jv_push_key(v, "workload");
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		size_t o2;
 
-		ret |= parse_when_workload(v, part, r);
-		jv_pop(v, o2);
-		if (ret && !v->all)
-			goto out;
-	}
-	if ((part = json_object_get(w, "process"))) {
-		size_t o2 = jv_push_key(v, "process");
-
-		ret |= parse_when_process(v, part, r);
-		jv_pop(v, o2);
-		if (ret && !v->all)
-			goto out;
-	}
-	if ((part = json_object_get(w, "user"))) {
-		size_t o2 = jv_push_key(v, "user");
-
-		ret |= parse_when_user(v, part, p, r);
+		if (!(part = json_object_get(w, parts[i].key)))
+			continue;
+		o2 = jv_push_key(v, parts[i].key);
+		ret |= parts[i].parse(v, part, p, r);
 		jv_pop(v, o2);
 		if (ret && !v->all)
 			goto out;
