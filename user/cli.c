@@ -6,7 +6,6 @@
  * deciding rule and every rule that matched.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,7 +22,6 @@
 #include "bridle/jsonv.h"
 #include "bridle/jwks.h"
 #include "bridle/policy.h"
-#include "bridle/record.h"
 #include "bridle/sql.h"
 
 #include <openssl/crypto.h>
@@ -543,156 +541,4 @@ out:
 	policy_free(p);
 	config_free(cfg);
 	return ret;
-}
-
-/* The whole of @path, or NULL with @err. */
-static uint8_t *read_all(const char *path, size_t *len, char *err,
-			 size_t errlen)
-{
-	struct stat st;
-	uint8_t *b = NULL;
-	size_t off = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "cannot read %s: %s", path,
-			 fd < 0 ? strerror(errno) : "not a regular file");
-		goto out;
-	}
-	b = malloc((size_t)st.st_size + 1);
-	while (b && off < (size_t)st.st_size) {
-		ssize_t n = read(fd, b + off, (size_t)st.st_size - off);
-
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	if (!b || off != (size_t)st.st_size) {
-		snprintf(err, errlen, "cannot read %s", path);
-		free(b);
-		b = NULL;
-	}
-	*len = off;
-out:
-	if (fd >= 0)
-		close(fd);
-	return b;
-}
-
-/* Verify one recording: a line (or a JSON object in @out). */
-static bool verify_one(const char *path, const uint8_t *key, size_t keylen,
-		       json_t *out)
-{
-	struct record_report r;
-	char err[512];
-	size_t len;
-	uint8_t *b = read_all(path, &len, err, sizeof(err));
-	int ret;
-	const char *state;
-
-	if (!b) {
-		if (out)
-			json_array_append_new(out, json_pack("{s:s,s:b,s:s}",
-							     "file", path, "ok",
-							     0, "error", err));
-		else
-			fprintf(stderr, "%s: %s\n", path, err);
-		return false;
-	}
-	ret = record_verify(b, len, key, keylen, NULL, NULL, &r);
-	free(b);
-	state = ret	 ? "FAILED" :
-		r.torn	 ? "OK up to a torn tail (the writer stopped inside a "
-			   "block)" :
-		!r.ended ? "OK, not ended (open, or cut between blocks)" :
-			   "OK";
-	if (out) {
-		json_t *j = json_pack("{s:s,s:b,s:I,s:I,s:b,s:b}", "file", path,
-				      "ok", ret == 0, "records",
-				      (json_int_t)r.records, "blocks",
-				      (json_int_t)r.blocks, "torn", r.torn,
-				      "ended", r.ended);
-
-		if (ret) {
-			json_object_set_new(j, "error", json_string(r.error));
-			json_object_set_new(j, "bad_record",
-					    json_integer(r.bad_seq));
-		}
-		json_array_append_new(out, j);
-	} else if (ret) {
-		fprintf(stderr, "%s: FAILED after %llu good records: %s\n",
-			path, (unsigned long long)r.records, r.error);
-	} else {
-		printf("%s: %s, %llu records\n", path, state,
-		       (unsigned long long)r.records);
-	}
-	return ret == 0;
-}
-
-int cli_verify(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "key-file", required_argument, NULL, 'k' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *key_file = NULL;
-	bool json = false, all_ok = true;
-	uint8_t *key;
-	size_t keylen;
-	char err[512];
-	json_t *out;
-	int c;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c == 'k')
-			key_file = optarg;
-		else if (c == 'j')
-			json = true;
-		else
-			goto usage;
-	}
-	if (!key_file || optind >= argc)
-		goto usage;
-	key = read_all(key_file, &keylen, err, sizeof(err));
-	if (!key || keylen < 16 || keylen > 64) {
-		fprintf(stderr, "bridle: %s\n",
-			key ? "the key file must hold 16 to 64 bytes" : err);
-		free(key);
-		return 2;
-	}
-	out = json ? json_array() : NULL;
-	for (int i = optind; i < argc; i++) {
-		struct stat st;
-		DIR *d;
-		struct dirent *e;
-
-		if (stat(argv[i], &st) || !S_ISDIR(st.st_mode)) {
-			all_ok &= verify_one(argv[i], key, keylen, out);
-			continue;
-		}
-		d = opendir(argv[i]);
-		while (d && (e = readdir(d))) {
-			char p[4096];
-
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p, sizeof(p), "%s/%s", argv[i], e->d_name);
-			all_ok &= verify_one(p, key, keylen, out);
-		}
-		if (d)
-			closedir(d);
-	}
-	if (out) {
-		cli_print_json(out);
-		json_decref(out);
-	}
-	OPENSSL_cleanse(key, keylen);
-	free(key);
-	return all_ok ? 0 : 1;
-usage:
-	fprintf(stderr, "usage: bridle verify --key-file FILE [--json] "
-			"RECORDING|DIR...\n");
-	return 2;
 }

@@ -15,9 +15,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "bridle/config.h"
+#include "bridle/record.h"
 
 int config_cgroup2_root(const char *mounts_path, char *out, size_t outlen)
 {
@@ -55,6 +57,8 @@ void config_free(struct config *c)
 	free(c->path);
 	free(c->control_socket);
 	free(c->log_dir);
+	free(c->record_dir);
+	OPENSSL_cleanse(c->record_key, sizeof(c->record_key));
 	free(c->pin_dir);
 	free(c->cgroup_root);
 	free(c->resolvers);
@@ -108,6 +112,15 @@ static bool same_str(const char *a, const char *b)
 bool config_same_workloads(const struct config *a, const struct config *b)
 {
 	if (a->listen_port != b->listen_port || a->nworkloads != b->nworkloads)
+		return false;
+	/* The recorder is set up at start. */
+	if (!same_str(a->record_dir, b->record_dir) ||
+	    a->record_key_len != b->record_key_len ||
+	    CRYPTO_memcmp(a->record_key, b->record_key, sizeof(a->record_key)) ||
+	    a->record_fsync_ms != b->record_fsync_ms ||
+	    a->record_on_error != b->record_on_error ||
+	    a->record_max_bytes != b->record_max_bytes ||
+	    a->record_max_age_hours != b->record_max_age_hours)
 		return false;
 	for (size_t i = 0; i < a->nworkloads; i++) {
 		const struct config_workload *x = &a->workloads[i],
@@ -370,6 +383,29 @@ static int load_mask_key(struct jv *v, const char *path, struct config *c)
 	return 0;
 }
 
+/* record_dir and its key go together; the key only its owner reads. */
+static int parse_recording(struct jv *v, const char *dir, const char *key,
+			   struct config *c)
+{
+	char why[512];
+	int n;
+
+	if (!dir && !key)
+		return 0;
+	if (!dir || !key)
+		return jv_fail(v, dir ? "record_key_file" : "record_dir",
+			       "record_dir and record_key_file go together "
+			       "(the key seals every recording)");
+	if (dir[0] != '/')
+		return jv_fail(v, "record_dir", "must be an absolute path");
+	n = record_key_load(key, true, c->record_key, why, sizeof(why));
+	if (n < 0)
+		return jv_fail(v, "record_key_file", "%s", why);
+	c->record_key_len = (size_t)n;
+	c->record_dir = strdup(dir);
+	return c->record_dir ? 0 : jv_fail(v, "record_dir", "out of memory");
+}
+
 static struct config *config_from_json(json_t *root, const char *name,
 				       const char *cgroup_root, char *err,
 				       size_t errlen)
@@ -395,13 +431,23 @@ static struct config *config_from_json(json_t *root, const char *name,
 					    "tls_cert_file",
 					    "tls_key_file",
 					    "decision_log",
+					    "record_dir",
+					    "record_key_file",
+					    "record_fsync_ms",
+					    "record_on_error",
+					    "record_max_bytes",
+					    "record_max_age_hours",
 					    NULL };
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle",
 		   *pin_dir = "/sys/fs/bpf/bridle";
 	static const char *const relays[] = { "auto", "copy", "splice", NULL };
 	static const char *const declogs[] = { "all", "refusals", NULL };
-	int relay = RELAY_AUTO, declog = DECISION_LOG_ALL;
+	static const char *const onerr[] = { "refuse", "continue", NULL };
+	int relay = RELAY_AUTO, declog = DECISION_LOG_ALL,
+	    rec_onerr = RECORD_ON_ERROR_REFUSE;
+	uint64_t rec_fsync = 1000, rec_max_bytes = 0, rec_max_age = 0;
+	const char *rec_dir = NULL, *rec_key = NULL;
 	uint64_t port = 15001, ct = 5000, idle = 3600000, drain = 10000,
 		 bufsz = 65536, maxs = 10000, maxw = 0, recent = 256,
 		 workers = 0, maxmsg = 1 << 20;
@@ -451,11 +497,26 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_string(&v, root, "tls_key_file", false, &key) ||
 	    jv_enum(&v, root, "decision_log", declogs, "a decision log level",
 		    &declog) ||
-	    parse_resolvers(&v, root, c))
+	    jv_string(&v, root, "record_dir", false, &rec_dir) ||
+	    jv_string(&v, root, "record_key_file", false, &rec_key) ||
+	    jv_uint(&v, root, "record_fsync_ms", false, 10, 60000,
+		    &rec_fsync) ||
+	    jv_enum(&v, root, "record_on_error", onerr,
+		    "what to do when a record cannot be written", &rec_onerr) ||
+	    jv_uint(&v, root, "record_max_bytes", false, 0, UINT64_MAX / 2,
+		    &rec_max_bytes) ||
+	    jv_uint(&v, root, "record_max_age_hours", false, 0, 24 * 3650,
+		    &rec_max_age) ||
+	    parse_resolvers(&v, root, c) ||
+	    parse_recording(&v, rec_dir, rec_key, c))
 		goto fail;
 	/* In the order of enum relay_mode and enum decision_log. */
 	c->relay = (enum relay_mode)relay;
 	c->decision_log = (enum decision_log)declog;
+	c->record_on_error = (enum record_on_error)rec_onerr;
+	c->record_fsync_ms = (uint32_t)rec_fsync;
+	c->record_max_bytes = rec_max_bytes;
+	c->record_max_age_hours = (uint32_t)rec_max_age;
 	if (control[0] != '/' ||
 	    strlen(control) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		jv_fail(&v, "control_socket",

@@ -25,6 +25,7 @@
 #include "bridle/jwks.h"
 #include "bridle/tls.h"
 #include "bridle/log.h"
+#include "bridle/recorder.h"
 #include "bridle/run.h"
 #include "bridle/session.h"
 
@@ -436,6 +437,7 @@ json_t *enforcer_status_json(struct enforcer *e)
 		json_object_get(st, "policy"), "mode",
 		json_string(policy_mode_name(policy_mode_of(e->cfg->policy))));
 	json_object_set_new(st, "issuers", jwks_status_json());
+	json_object_set_new(st, "recording", recorder_status_json(e->recorder));
 	json_object_set_new(st, "workers", json_integer(e->cfg->workers));
 	json_object_set_new(st, "non_inet_sockets_refused",
 			    json_boolean(bridle_bpf_has_lsm(e->bpf)));
@@ -478,6 +480,8 @@ static void enforcer_free(struct enforcer *e)
 		}
 	}
 	free(e->workloads);
+	/* After the workers: every session's recording is closed. */
+	recorder_stop(e);
 	bridle_bpf_close(e->bpf);
 	if (e->signals.fd >= 0)
 		close(e->signals.fd);
@@ -541,6 +545,7 @@ int run_enforcer(const char *config_path)
 	/* Signals are blocked before any thread starts, so only the main
 	 * thread's signalfd sees them. */
 	if (setup_signals(&e) || session_log_open(&e, err, sizeof(err)) ||
+	    recorder_start(&e, err, sizeof(err)) ||
 	    api_listen(&e, err, sizeof(err))) {
 		log_msg(LOG_ERROR, "startup", "%s",
 			err[0] ? err : strerror(errno));

@@ -5,6 +5,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -137,4 +138,21 @@ size_t log_utf8(char *dst, size_t cap, const char *src)
 	}
 	dst[o] = '\0';
 	return o;
+}
+
+json_t *log_utf8_json(const char *src, size_t max)
+{
+	size_t n = strlen(src), cap = n * 3 + 1;
+	char *b;
+	json_t *j;
+
+	if (cap > max + 1)
+		cap = max + 1;
+	b = malloc(cap);
+	if (!b)
+		return json_null();
+	n = log_utf8(b, cap, src);
+	j = json_stringn(b, n);
+	free(b);
+	return j ? j : json_null();
 }

@@ -30,12 +30,18 @@ static const char usage_text[] =
 	"  status [--json]                 workloads, readiness, attached "
 	"programs\n"
 	"  sessions [--json]               live and recent connections\n"
+	"  sessions --recorded [filters]   recorded sessions: --workload, "
+	"--target,\n"
+	"                                  --user, --since, --until, "
+	"--decision\n"
+	"  replay ID [--follow]            a recorded session as a transcript\n"
+	"  export ID --format jsonl|csv    a recorded session's records\n"
 	"  reload                          reload the policy (like SIGHUP)\n"
 	"  policy check FILE [--json]      validate a policy or config file:\n"
 	"                                  every error, with its JSON path\n"
 	"  policy explain FILE [options]   decide a described request offline\n"
 	"  policy stats [--json]           decisions per rule, live\n"
-	"  verify --key-file K FILE|DIR    verify session recordings [--json]\n"
+	"  verify [--key-file K] FILE|DIR  verify session recordings [--json]\n"
 	"  unenroll --cgroup PATH          remove pinned programs of a cgroup\n"
 	"  version                         print the version\n"
 	"\n"
@@ -319,6 +325,22 @@ static int cmd_unenroll(const struct opts *o)
 	return 0;
 }
 
+/* `bridle sessions` reads recordings when asked to, or to filter. */
+static bool recorded_args(int argc, char **argv)
+{
+	static const char *const opts[] = { "--recorded", "--dir",
+					    "--key-file", "--workload",
+					    "--target",	  "--user",
+					    "--since",	  "--until",
+					    "--decision", NULL };
+
+	for (int i = 2; i < argc; i++)
+		for (int k = 0; opts[k]; k++)
+			if (!strncmp(argv[i], opts[k], strlen(opts[k])))
+				return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {};
@@ -334,9 +356,15 @@ int main(int argc, char **argv)
 		fputs(usage_text, stdout);
 		return 0;
 	}
-	/* explain and verify have options of their own. */
+	/* explain and the recordings' commands have options of their own. */
 	if (strcmp(cmd, "verify") == 0)
 		return cli_verify(argc - 1, argv + 1);
+	if (strcmp(cmd, "replay") == 0)
+		return cli_replay(argc - 1, argv + 1);
+	if (strcmp(cmd, "export") == 0)
+		return cli_export(argc - 1, argv + 1);
+	if (strcmp(cmd, "sessions") == 0 && recorded_args(argc, argv))
+		return cli_recorded_sessions(argc - 1, argv + 1);
 	if (strcmp(cmd, "policy") == 0 && argc > 2 &&
 	    strcmp(argv[2], "explain") == 0)
 		return cli_policy_explain(argc - 2, argv + 2);

@@ -7,6 +7,7 @@
  * reads: lengths, markers and the compressed stream are all checked, and
  * every record must carry the keyed chain value its bytes give.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -28,18 +30,50 @@
 #define CHAIN_LABEL "bridle-rec-1\n"
 #define MAX_KEY 64
 #define MAX_BLOCK_OUT (64u << 20) /* decoded bytes of one block, at most */
+/* Deflate: an 8 KiB window and small hash tables keep a session's
+ * compressor near 64 KiB while repeated statements still compress. */
+#define ZLEVEL 6
+#define ZWBITS 13
+#define ZMEMLEVEL 6
+#define RETENTION_MS 60000
+
+/* A file the syncer fsyncs and, once its session ended, closes. The
+ * writer sets dirty and closing; only the syncer frees it. */
+struct rec_file {
+	struct rec_file *next;
+	int fd;
+	int dirty; /* atomic: written since the last fsync */
+	int closing; /* atomic: the writer is done with it */
+	int error; /* atomic: errno of a failed fsync */
+	char name[256]; /* within the directory, for retention */
+};
+
+struct record_syncer {
+	struct record_syncer_cfg cfg;
+	char *dir;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	struct rec_file *files; /* under lock */
+	uint64_t last_retention_ms;
+	struct record_syncer_stats st; /* under lock */
+};
 
 struct record_writer {
 	int fd;
+	struct rec_file *rf; /* with a syncer */
+	struct record_syncer *syncer;
 	z_stream z;
 	bool in_block;
 	bool failed;
 	uint32_t in_blk; /* records in the open block */
 	uint64_t seq; /* the next record's */
+	uint64_t written; /* bytes */
 	uint8_t h[32]; /* the chain value of the last record */
 	uint8_t key[MAX_KEY];
 	size_t keylen;
-	uint8_t *buf; /* what one append writes */
+	uint8_t *buf; /* staged, not yet written */
 	size_t len, cap;
 };
 
@@ -120,8 +154,11 @@ static int buf_flush(struct record_writer *w)
 			return -e;
 		}
 		off += (size_t)n;
+		w->written += (size_t)n;
 	}
 	w->len = 0;
+	if (w->rf && off)
+		__atomic_store_n(&w->rf->dirty, 1, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -147,9 +184,353 @@ static int deflate_into(struct record_writer *w, const void *p, size_t n,
 	return 0;
 }
 
+/* ------------------------------------------------------------ syncer */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void syncer_error(struct record_syncer *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void syncer_error(struct record_syncer *s, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[256];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->lock);
+	s->st.errors++;
+	snprintf(s->st.last_error, sizeof(s->st.last_error), "%s", msg);
+	pthread_mutex_unlock(&s->lock);
+	log_msg(LOG_WARN, "recording", "%s", msg);
+}
+
+static int syncer_add(struct record_syncer *s, struct record_writer *w,
+		      const char *path)
+{
+	struct rec_file *f = calloc(1, sizeof(*f));
+	const char *base = strrchr(path, '/');
+
+	if (!f)
+		return -ENOMEM;
+	f->fd = w->fd;
+	snprintf(f->name, sizeof(f->name), "%s", base ? base + 1 : path);
+	pthread_mutex_lock(&s->lock);
+	f->next = s->files;
+	s->files = f;
+	s->st.open_files++;
+	pthread_mutex_unlock(&s->lock);
+	w->rf = f;
+	w->syncer = s;
+	return 0;
+}
+
+static void syncer_release(struct record_syncer *s, struct rec_file *f)
+{
+	__atomic_store_n(&f->closing, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&s->lock);
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Fsync what was written; fsync, close and forget what was released. */
+static void syncer_pass(struct record_syncer *s)
+{
+	struct rec_file *f, **pp, *done = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	f = s->files;
+	pthread_mutex_unlock(&s->lock);
+	/* New files go in at the head, and only this thread unlinks:
+	 * walking from a snapshot of the head is safe without the lock. */
+	for (; f; f = f->next) {
+		bool closing = __atomic_load_n(&f->closing, __ATOMIC_ACQUIRE);
+
+		if (!__atomic_exchange_n(&f->dirty, 0, __ATOMIC_ACQ_REL) &&
+		    !closing)
+			continue;
+		if (fsync(f->fd)) {
+			int e = errno;
+
+			__atomic_store_n(&f->error, e, __ATOMIC_RELEASE);
+			syncer_error(s, "fsync %s: %s", f->name, strerror(e));
+		} else {
+			pthread_mutex_lock(&s->lock);
+			s->st.fsyncs++;
+			pthread_mutex_unlock(&s->lock);
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->files; (f = *pp);) {
+		if (__atomic_load_n(&f->closing, __ATOMIC_ACQUIRE) &&
+		    !__atomic_load_n(&f->dirty, __ATOMIC_ACQUIRE)) {
+			*pp = f->next;
+			f->next = done;
+			done = f;
+			s->st.open_files--;
+		} else {
+			pp = &f->next;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	while (done) {
+		f = done;
+		done = f->next;
+		close(f->fd);
+		free(f);
+	}
+}
+
+struct rec_entry {
+	char name[256];
+	uint64_t size;
+	int64_t mtime;
+};
+
+static int oldest_first(const void *a, const void *b)
+{
+	const struct rec_entry *x = a, *y = b;
+
+	if (x->mtime != y->mtime)
+		return x->mtime < y->mtime ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static bool is_open(struct record_syncer *s, const char *name)
+{
+	bool open = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct rec_file *f = s->files; f && !open; f = f->next)
+		open = strcmp(f->name, name) == 0;
+	pthread_mutex_unlock(&s->lock);
+	return open;
+}
+
+/* Delete the oldest recordings over the age or size limit, never an
+ * open one. */
+static void syncer_retention(struct record_syncer *s)
+{
+	struct rec_entry *v = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t total = 0, deleted = 0, deleted_bytes = 0;
+	time_t now = time(NULL);
+	DIR *d = opendir(s->dir);
+	struct dirent *e;
+
+	if (!d) {
+		syncer_error(s, "cannot read %s: %s", s->dir, strerror(errno));
+		return;
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		size_t l = strlen(e->d_name);
+
+		if (l < 6 || l >= sizeof(v->name) ||
+		    strcmp(e->d_name + l - 5, RECORD_SUFFIX) ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (n == cap) {
+			struct rec_entry *nv;
+
+			cap = cap ? cap * 2 : 256;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		memcpy(v[n].name, e->d_name, l + 1);
+		v[n].size = (uint64_t)st.st_blocks * 512;
+		v[n].mtime = st.st_mtime;
+		total += v[n].size;
+		n++;
+	}
+	if (v)
+		qsort(v, n, sizeof(*v), oldest_first);
+	for (size_t i = 0; i < n; i++) {
+		bool old = s->cfg.max_age_s &&
+			   now - v[i].mtime > (int64_t)s->cfg.max_age_s;
+		bool big = s->cfg.max_bytes && total > s->cfg.max_bytes;
+
+		if (!old && !big)
+			continue;
+		if (is_open(s, v[i].name))
+			continue;
+		if (unlinkat(dirfd(d), v[i].name, 0)) {
+			if (errno != ENOENT)
+				syncer_error(s, "cannot delete %s: %s",
+					     v[i].name, strerror(errno));
+			continue;
+		}
+		log_msg(LOG_INFO, "recording", "deleted %s (%s)", v[i].name,
+			 old ? "older than record_max_age_hours" :
+			       "over record_max_bytes");
+		total -= v[i].size;
+		deleted++;
+		deleted_bytes += v[i].size;
+	}
+	closedir(d);
+	free(v);
+	pthread_mutex_lock(&s->lock);
+	s->st.dir_bytes = total;
+	s->st.deleted_files += deleted;
+	s->st.deleted_bytes += deleted_bytes;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *syncer_main(void *arg)
+{
+	struct record_syncer *s = arg;
+	bool stop = false;
+
+	while (!stop) {
+		struct timespec ts;
+		uint64_t now;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += s->cfg.fsync_ms / 1000;
+		ts.tv_nsec += (long)(s->cfg.fsync_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&s->lock);
+		if (!s->stop)
+			pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		stop = s->stop;
+		pthread_mutex_unlock(&s->lock);
+		syncer_pass(s);
+		now = mono_ms();
+		if ((s->cfg.max_bytes || s->cfg.max_age_s) &&
+		    now - s->last_retention_ms >= RETENTION_MS) {
+			s->last_retention_ms = now;
+			syncer_retention(s);
+		}
+	}
+	return NULL;
+}
+
+struct record_syncer *record_syncer_start(const struct record_syncer_cfg *cfg,
+					  char *err, size_t errlen)
+{
+	struct record_syncer *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->dir = strdup(cfg->dir))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->cfg = *cfg;
+	s->cfg.dir = s->dir;
+	if (!s->cfg.fsync_ms)
+		s->cfg.fsync_ms = 1000;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	/* The limits apply at once, then every RETENTION_MS. */
+	if (s->cfg.max_bytes || s->cfg.max_age_s) {
+		syncer_retention(s);
+		s->last_retention_ms = mono_ms();
+	}
+	if (pthread_create(&s->thread, NULL, syncer_main, s)) {
+		snprintf(err, errlen, "cannot start the recording thread");
+		pthread_cond_destroy(&s->cond);
+		pthread_mutex_destroy(&s->lock);
+		free(s->dir);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void record_syncer_stop(struct record_syncer *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	/* Writers still open (they should not be) keep their fds. */
+	while (s->files) {
+		struct rec_file *f = s->files;
+
+		s->files = f->next;
+		fsync(f->fd);
+		close(f->fd);
+		free(f);
+	}
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s->dir);
+	free(s);
+}
+
+void record_syncer_stats(struct record_syncer *s,
+			 struct record_syncer_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->st;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int record_key_load(const char *path, bool strict, uint8_t key[MAX_KEY],
+		    char *err, size_t errlen)
+{
+	struct stat st;
+	uint8_t buf[MAX_KEY + 1];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open the recording key %s: %s",
+			 path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "the recording key %s is not a file",
+			 path);
+		close(fd);
+		return -1;
+	}
+	if (strict && ((st.st_mode & 077) || st.st_uid != geteuid())) {
+		snprintf(err, errlen,
+			 "the recording key %s must belong to uid %u and be "
+			 "readable by its owner only (chmod 600); it is %04o, "
+			 "uid %u",
+			 path, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
+			 (unsigned)st.st_uid);
+		close(fd);
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n >= 16 && n <= MAX_KEY)
+		memcpy(key, buf, (size_t)n);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (n < 16 || n > MAX_KEY) {
+		snprintf(err, errlen,
+			 n < 0 ? "cannot read the recording key %s" :
+				 "the recording key %s must hold 16 to 64 bytes "
+				 "(head -c 32 /dev/urandom > FILE)",
+			 path);
+		return -1;
+	}
+	return (int)n;
+}
+
 struct record_writer *record_create(const char *path, uint64_t session,
 				    const uint8_t *key, size_t keylen,
-				    char *err, size_t errlen)
+				    struct record_syncer *syncer, char *err,
+				    size_t errlen)
 {
 	struct record_writer *w;
 	uint8_t nonce[16], zero[32] = {};
@@ -171,9 +552,12 @@ struct record_writer *record_create(const char *path, uint64_t session,
 	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_APPEND,
 		     0600);
 	if (w->fd < 0) {
+		int e = errno;
+
 		snprintf(err, errlen, "cannot create %s: %s", path,
-			 strerror(errno));
+			 strerror(e));
 		free(w);
+		errno = e;
 		return NULL;
 	}
 	memcpy(w->key, key, keylen);
@@ -206,6 +590,10 @@ struct record_writer *record_create(const char *path, uint64_t session,
 			 strerror(errno ? errno : EIO));
 		goto fail;
 	}
+	if (syncer && syncer_add(syncer, w, path)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	return w;
 fail:
 	close(w->fd);
@@ -234,7 +622,7 @@ static int close_block(struct record_writer *w)
 	return buf_put(w, tail, strlen(tail)) ? -ENOMEM : 0;
 }
 
-int record_append(struct record_writer *w, const char *kind, json_t *fields)
+int record_stage(struct record_writer *w, const char *kind, json_t *fields)
 {
 	struct timespec mono, wall;
 	json_t *rec;
@@ -269,7 +657,7 @@ int record_append(struct record_writer *w, const char *kind, json_t *fields)
 		char head[40];
 
 		memset(&w->z, 0, sizeof(w->z));
-		if (deflateInit2(&w->z, 6, Z_DEFLATED, -15, 8,
+		if (deflateInit2(&w->z, ZLEVEL, Z_DEFLATED, -ZWBITS, ZMEMLEVEL,
 				 Z_DEFAULT_STRATEGY) != Z_OK)
 			goto out;
 		w->in_block = true;
@@ -281,7 +669,6 @@ int record_append(struct record_writer *w, const char *kind, json_t *fields)
 	{
 		size_t tl = strlen(text);
 
-		text[tl] = '\0';
 		if ((r = deflate_into(w, text, tl, Z_NO_FLUSH)) ||
 		    (r = deflate_into(w, "\t", 1, Z_NO_FLUSH)) ||
 		    (r = deflate_into(w, hh, 64, Z_NO_FLUSH)) ||
@@ -289,14 +676,40 @@ int record_append(struct record_writer *w, const char *kind, json_t *fields)
 			goto out;
 	}
 	w->seq++;
-	if (++w->in_blk >= RECORD_BLOCK_RECORDS && (r = close_block(w)))
-		goto out;
-	r = buf_flush(w);
+	if (++w->in_blk >= RECORD_BLOCK_RECORDS)
+		r = close_block(w);
+	else
+		r = 0;
 out:
 	if (r)
 		w->failed = true;
 	free(text);
 	return r;
+}
+
+int record_flush(struct record_writer *w)
+{
+	int e;
+
+	if (w->failed)
+		return -EIO;
+	if (w->rf && (e = __atomic_load_n(&w->rf->error, __ATOMIC_ACQUIRE))) {
+		w->failed = true;
+		return -e;
+	}
+	return w->len ? buf_flush(w) : 0;
+}
+
+size_t record_pending(const struct record_writer *w)
+{
+	return w->len;
+}
+
+int record_append(struct record_writer *w, const char *kind, json_t *fields)
+{
+	int r = record_stage(w, kind, fields);
+
+	return r ? r : record_flush(w);
 }
 
 int record_sync(struct record_writer *w)
@@ -310,12 +723,21 @@ int record_close(struct record_writer *w)
 
 	if (!r)
 		r = buf_flush(w);
-	if (!r && fsync(w->fd))
-		r = -errno;
 	if (w->in_block)
 		deflateEnd(&w->z);
-	if (close(w->fd) && !r)
-		r = -errno;
+	if (w->rf) {
+		/* The syncer fsyncs and closes it, off the caller's loop. */
+		int e = __atomic_load_n(&w->rf->error, __ATOMIC_ACQUIRE);
+
+		if (!r && e)
+			r = -e;
+		syncer_release(w->syncer, w->rf);
+	} else {
+		if (!r && fsync(w->fd))
+			r = -errno;
+		if (close(w->fd) && !r)
+			r = -errno;
+	}
 	OPENSSL_cleanse(w->key, sizeof(w->key));
 	free(w->buf);
 	free(w);
@@ -325,6 +747,11 @@ int record_close(struct record_writer *w)
 uint64_t record_count(const struct record_writer *w)
 {
 	return w->seq - 1;
+}
+
+uint64_t record_bytes(const struct record_writer *w)
+{
+	return w->written;
 }
 
 /* ------------------------------------------------------------- reading */

@@ -33,6 +33,7 @@
 #include "bridle/keys.h"
 #include "bridle/log.h"
 #include "bridle/proto.h"
+#include "bridle/recorder.h"
 #include "bridle/session.h"
 #include "bridle/tls.h"
 
@@ -106,6 +107,13 @@ struct session {
 	/* A session the policy refused, kept only to say so in the
 	 * protocol's words: no destination socket. Empty otherwise. */
 	char refusal[256];
+	/* Its recording: NULL when not recorded, or no longer (rec_err). */
+	struct record_writer *rec;
+	int rec_err; /* errno of the failure that ended the recording */
+	char rec_refusal[192]; /* what refused requests get, then */
+	uint64_t req; /* the last request's number */
+	bool rec_dirty; /* on wk->rec_dirty */
+	struct session *rec_next;
 	struct session_summary sum;
 };
 
@@ -414,6 +422,11 @@ static json_t *summary_json(const struct session_summary *s)
 		json_object_set_new(j, "user", json_string(s->user));
 	if (s->proto[0])
 		json_object_set_new(j, "protocol", json_string(s->proto));
+	if (s->recording[0])
+		json_object_set_new(j, "recording", json_string(s->recording));
+	if (s->recording_error[0])
+		json_object_set_new(j, "recording_error",
+				    json_string(s->recording_error));
 	if (s->proto[0] && strcmp(s->proto, "tcp"))
 		json_object_set_new(j, "requests",
 				    json_pack("{s:I,s:I,s:I}", "decided",
@@ -724,6 +737,216 @@ static void refuse(struct worker *wk, int fd, struct session_summary *s,
 	pthread_mutex_unlock(&wk->lock);
 }
 
+/* ------------------------------------------------------------ recording */
+
+/*
+ * The recording of @s failed (errno @err) while @what: it ends here. By
+ * config the session goes on unrecorded (said in the log, the status and
+ * its summary), or every later request is refused.
+ */
+static void rec_fail(struct session *s, const char *what, int err)
+{
+	struct recorder *r = s->e->recorder;
+	bool goes_on = !recorder_refuses(r);
+
+	if (s->rec) {
+		record_close(s->rec);
+		s->rec = NULL;
+	}
+	if (s->rec_err)
+		return;
+	s->rec_err = err ? err : EIO;
+	recorder_failed(r, s->sum.id, what, s->rec_err, goes_on);
+	snprintf(s->sum.recording_error, sizeof(s->sum.recording_error),
+		 "%s: %s", what, strerror(s->rec_err));
+	snprintf(s->rec_refusal, sizeof(s->rec_refusal),
+		 "bridle: this session can no longer be recorded (%s), so "
+		 "its requests are not sent",
+		 strerror(s->rec_err));
+}
+
+static void rec_stage(struct session *s, const char *kind, json_t *fields)
+{
+	int r;
+
+	if (!s->rec) {
+		json_decref(fields);
+		return;
+	}
+	r = record_stage(s->rec, kind, fields);
+	if (r) {
+		rec_fail(s, "preparing a record", -r);
+		return;
+	}
+	if (!s->rec_dirty) {
+		s->rec_dirty = true;
+		s->rec_next = s->wk->rec_dirty;
+		s->wk->rec_dirty = s;
+	}
+}
+
+static int rec_write(struct session *s, const char *what)
+{
+	int r;
+
+	if (!s->rec)
+		return s->rec_err ? -s->rec_err : 0;
+	r = record_flush(s->rec);
+	if (r) {
+		rec_fail(s, what, -r);
+		return r;
+	}
+	recorder_wrote(s->e->recorder);
+	return 0;
+}
+
+/* The records staged in this batch of events, written. */
+static void rec_flush_batch(struct worker *wk)
+{
+	while (wk->rec_dirty) {
+		struct session *s = wk->rec_dirty;
+
+		wk->rec_dirty = s->rec_next;
+		s->rec_dirty = false;
+		s->rec_next = NULL;
+		if (s->rec && record_pending(s->rec))
+			rec_write(s, "writing records");
+	}
+}
+
+/* The session's first record: who, from where, to what, under which
+ * policy. */
+static json_t *rec_start_fields(struct session *s)
+{
+	const struct config_workload *wc = s->wl->cfg;
+	json_t *wl = json_pack("{s:s,s:O}", "name", wc->name, "labels",
+			       wc->labels);
+
+	if (wc->k8s_namespace)
+		json_object_set_new(wl, "namespace",
+				    json_string(wc->k8s_namespace));
+	if (wc->pod)
+		json_object_set_new(wl, "pod", json_string(wc->pod));
+	if (wc->service_account)
+		json_object_set_new(wl, "service_account",
+				    json_string(wc->service_account));
+	return json_pack(
+		"{s:I,s:s,s:o,s:{s:s*,s:i,s:i,s:I},s:{s:s,s:s,s:s},"
+		"s:{s:s,s:s},s:{s:s,s:I}}",
+		"session", (json_int_t)s->sum.id, "recording",
+		s->sum.recording, "workload", wl, "process", "exe",
+		s->sum.exe[0] ? s->sum.exe : NULL, "pid", (int)s->sum.pid,
+		"uid", (int)s->sum.uid, "cgroup_id",
+		(json_int_t)s->sum.cgroup_id, "target", "name", s->sum.target,
+		"protocol", s->sum.proto, "destination", s->sum.orig,
+		"connection", "decision", s->sum.action, "rule", s->sum.rule,
+		"policy", "version", s->policy ? policy_version(s->policy) : "",
+		"generation", (json_int_t)s->policy_gen);
+}
+
+/*
+ * Open the recording of a new session and write its start. Returns 0
+ * when the session may go on (recorded, or unrecorded by config), or
+ * -errno with the reason in @why when it is to be refused.
+ */
+static int rec_open(struct session *s, char *why, size_t len)
+{
+	struct recorder *r = s->e->recorder;
+	char err[512];
+
+	if (!r)
+		return 0;
+	s->rec = recorder_open(r, &s->sum, s->sum.recording,
+			       sizeof(s->sum.recording), err, sizeof(err));
+	if (!s->rec) {
+		int e = errno ? errno : EIO;
+
+		s->sum.recording[0] = '\0';
+		rec_fail(s, "creating the recording", e);
+		log_msg(LOG_ERROR, "recording", "session %llu: %s",
+			(unsigned long long)s->sum.id, err);
+		snprintf(why, len,
+			 "bridle: the session cannot be recorded (%s), so it "
+			 "is refused",
+			 strerror(e));
+		return recorder_refuses(r) ? -e : 0;
+	}
+	rec_stage(s, "start", rec_start_fields(s));
+	if (rec_write(s, "writing the session's start") &&
+	    recorder_refuses(r)) {
+		snprintf(why, len,
+			 "bridle: the session cannot be recorded (%s), so it "
+			 "is refused",
+			 strerror(s->rec_err));
+		return -s->rec_err;
+	}
+	return 0;
+}
+
+/* The session's last record, then the file is sealed and closed. */
+static void rec_end(struct session *s)
+{
+	uint64_t n;
+	int r;
+
+	if (!s->rec)
+		return;
+	rec_stage(s, "end",
+		  json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "reason",
+			    s->sum.end_reason, "requests",
+			    (json_int_t)s->sum.requests, "denied",
+			    (json_int_t)s->sum.denied, "masked",
+			    (json_int_t)s->sum.masked, "bytes_up",
+			    (json_int_t)s->sum.bytes_up, "bytes_down",
+			    (json_int_t)s->sum.bytes_down, "duration_ms",
+			    (json_int_t)s->sum.duration_ms));
+	if (!s->rec)
+		return;
+	n = record_count(s->rec);
+	r = record_close(s->rec);
+	s->rec = NULL;
+	if (r) {
+		recorder_failed(s->e->recorder, s->sum.id,
+				"closing the recording", -r, true);
+		return;
+	}
+	recorder_closed(s->e->recorder, n, 0);
+}
+
+bool session_recorded(const struct session *s)
+{
+	return s->rec != NULL;
+}
+
+uint64_t session_record_request(struct session *s, json_t *fields)
+{
+	s->req++;
+	if (!s->rec) {
+		json_decref(fields);
+		return s->req;
+	}
+	if (fields)
+		json_object_set_new(fields, "req", json_integer((json_int_t)s->req));
+	rec_stage(s, "request", fields);
+	return s->req;
+}
+
+void session_record(struct session *s, const char *kind, json_t *fields)
+{
+	rec_stage(s, kind, fields);
+}
+
+const char *session_record_commit(struct session *s)
+{
+	if (!s->rec && !s->rec_err)
+		return NULL;
+	if (!rec_write(s, "writing a request's record") ||
+	    !recorder_refuses(s->e->recorder))
+		return NULL;
+	recorder_refused(s->e->recorder);
+	return s->rec_refusal;
+}
+
 static void session_update_interest(struct session *s);
 
 static void session_close(struct session *s, const char *reason, bool reset)
@@ -764,6 +987,7 @@ static void session_close(struct session *s, const char *reason, bool reset)
 		s->next->prev = s->prev;
 	wk->nsessions--;
 	pthread_mutex_unlock(&wk->lock);
+	rec_end(s);
 	session_log(s->e, "close", &s->sum);
 	__atomic_sub_fetch(&s->e->nsessions, 1, __ATOMIC_RELAXED);
 	__atomic_sub_fetch(&s->wl->live, 1, __ATOMIC_RELAXED);
@@ -775,6 +999,16 @@ static void session_close(struct session *s, const char *reason, bool reset)
 /* Free @s and all it owns (sockets are closed by session_close). */
 static void session_free(struct session *s)
 {
+	if (s->rec_dirty) {
+		struct session **pp = &s->wk->rec_dirty;
+
+		while (*pp && *pp != s)
+			pp = &(*pp)->rec_next;
+		if (*pp)
+			*pp = s->rec_next;
+	}
+	if (s->rec)
+		record_close(s->rec);
 	if (s->ops->release)
 		s->ops->release(s);
 	relay_release(&s->to_up);
@@ -791,6 +1025,7 @@ void session_reap(void *arg)
 {
 	struct worker *wk = arg;
 
+	rec_flush_batch(wk);
 	session_flush_decisions(wk);
 	while (wk->graveyard) {
 		struct session *s = wk->graveyard;
@@ -1157,6 +1392,11 @@ static void session_link(struct session *s)
 	pthread_mutex_unlock(&wk->lock);
 }
 
+static void session_open_refusal(struct worker *wk, struct workload *w, int fd,
+				 const struct bridle_orig *o,
+				 const struct proto_ops *ops,
+				 struct session_summary *sum, const char *why);
+
 /*
  * Start the upstream connection of an allowed session. The caller took a
  * slot in e->nsessions; a refusal here gives it back.
@@ -1202,6 +1442,20 @@ static void session_open_upstream(struct worker *wk, struct workload *w, int fd,
 	}
 	s->policy_gen = gen;
 	s->target_idx = target_idx;
+	{
+		char why[256];
+
+		if (rec_open(s, why, sizeof(why))) {
+			session_free(s);
+			release_slot(e, w);
+			if (ops->opaque || !ops->init)
+				refuse(wk, fd, sum, why + strlen("bridle: "));
+			else
+				session_open_refusal(wk, w, fd, o, ops, sum,
+						     why);
+			return;
+		}
+	}
 	ufd = enroll_socket_in(e, w, family, SOCK_STREAM);
 	if (ufd < 0) {
 		session_free(s);
@@ -1444,6 +1698,23 @@ void session_decision(struct session *s, const struct policy *p,
 	if (!s->who)
 		s->who = who_json(&s->sum, s->user);
 	decision_line(s->wk, s->sum.id, s->who, p, d, request, statement);
+	if (s->rec) {
+		json_t *f = json_pack("{s:I,s:s,s:s,s:s}", "req",
+				      (json_int_t)s->req, "decision",
+				      policy_decision_name(d), "rule",
+				      d->would_rule ? d->would_rule : d->rule,
+				      "request", request);
+
+		if (d->would_rule && strcmp(d->would_rule, d->rule))
+			json_object_set_new(f, "allowed_by",
+					    json_string(d->rule));
+		if (!d->would_rule && d->message)
+			json_object_set_new(f, "message",
+					    json_string(d->message));
+		json_object_set_new(f, "policy",
+				    json_string(policy_version(p)));
+		rec_stage(s, "decision", f);
+	}
 }
 
 void session_set_user(struct session *s, struct identity_user *u)
@@ -1453,7 +1724,9 @@ void session_set_user(struct session *s, struct identity_user *u)
 	free(s->who);
 	s->who = NULL;
 	snprintf(s->sum.user, sizeof(s->sum.user), "%s",
-		 u && u->u.sub ? u->u.sub : "");
+		 u && u->u.sub ? u->u.sub : "");	if (u)
+		rec_stage(s, "user", json_pack("{s:o}", "user",
+					       identity_user_json(u)));
 }
 
 const struct identity_user *session_user(const struct session *s)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * `bridle policy …`: check, explain. They read files only and never talk to
- * a running enforcer (stats does, from main.c).
+ * Commands that read files only and never talk to a running enforcer:
+ * `bridle policy check|explain` (cli.c; stats does talk, from main.c),
+ * and the recordings' verify, sessions --recorded, replay and export.
  */
 #ifndef BRIDLE_CLI_H
 #define BRIDLE_CLI_H
@@ -19,8 +20,15 @@ int cli_policy_check(const char *file, bool json);
  * "explain". Returns the exit status. */
 int cli_policy_explain(int argc, char **argv);
 
-/* `bridle verify --key-file K [--json] FILE|DIR...`: each recording
- * verified (record.h). Returns the exit status: 1 when one fails. */
+/* Recordings (cli_record.c); @argc/@argv start at the command's name.
+ * `bridle verify [--key-file K] [--json] FILE|DIR...`: each recording
+ * verified (record.h); the exit status is 1 when one fails. */
 int cli_verify(int argc, char **argv);
+/* `bridle sessions --recorded [filters] [--json]` */
+int cli_recorded_sessions(int argc, char **argv);
+/* `bridle replay ID [--follow] [--json]` */
+int cli_replay(int argc, char **argv);
+/* `bridle export ID --format jsonl|csv` */
+int cli_export(int argc, char **argv);
 
 #endif

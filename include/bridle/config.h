@@ -60,6 +60,19 @@ struct config {
 		DECISION_LOG_ALL,
 		DECISION_LOG_REFUSALS
 	} decision_log;
+	/* Session recordings (record.c); record_dir NULL: none. */
+	char *record_dir;
+	uint8_t record_key[64];
+	size_t record_key_len;
+	uint32_t record_fsync_ms;
+	/* A record that cannot be written: refuse the request (and the
+	 * session), or go on unrecorded, loudly. */
+	enum record_on_error {
+		RECORD_ON_ERROR_REFUSE,
+		RECORD_ON_ERROR_CONTINUE
+	} record_on_error;
+	uint64_t record_max_bytes; /* 0: no limit */
+	uint32_t record_max_age_hours; /* 0: no limit */
 	uint32_t max_sessions;
 	uint32_t max_sessions_per_workload;
 	uint32_t recent_sessions; /* closed sessions kept for `bridle sessions` */
@@ -92,7 +105,8 @@ const char *config_cgroup_rel(const struct config *c,
 /* Workers when the config names none: online CPUs, at most 8. */
 uint32_t config_default_workers(void);
 
-/* True when @a and @b enroll the same workloads on the same port. */
+/* True when @a and @b enroll the same workloads on the same port and
+ * record the same way: what a reload cannot change. */
 bool config_same_workloads(const struct config *a, const struct config *b);
 
 /* Find the cgroup2 mount point in @mounts_path (normally /proc/mounts). */

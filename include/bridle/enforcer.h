@@ -56,6 +56,9 @@ struct worker {
 	bool draining;
 	uint64_t drain_deadline_ms;
 	bool stopped; /* loop returned; read by the main thread */
+	/* Sessions with records staged in this batch of events: written
+	 * after it (session_reap). */
+	struct session *rec_dirty;
 	/* Decision-log lines of the current batch of events. */
 	char declog[65536];
 	size_t declog_len;
@@ -93,6 +96,7 @@ struct enforcer {
 	int session_log_fd;
 	int decision_log_fd; /* decisions.jsonl: every decision */
 	SSL_CTX *tls_server; /* agent-side TLS (tls.c) */
+	struct recorder *recorder; /* NULL: sessions are not recorded */
 	uint64_t next_session_id; /* atomic */
 	uint32_t nsessions; /* atomic: live sessions of all workers */
 	bool draining;

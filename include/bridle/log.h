@@ -32,6 +32,9 @@ void log_timestamp(char *buf, size_t len);
  */
 size_t log_utf8(char *dst, size_t cap, const char *src);
 
+/* @src as a JSON string made UTF-8 (log_utf8), of at most @max bytes. */
+json_t *log_utf8_json(const char *src, size_t max);
+
 /* The length of the well-formed UTF-8 character at @s (1-4), or 0 when
  * it is not one. */
 size_t log_utf8_char(const unsigned char *s);

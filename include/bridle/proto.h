@@ -113,6 +113,26 @@ struct enforcer *session_enforcer(struct session *s);
 void session_orig(const struct session *s, int *family, uint8_t addr[16],
 		  uint16_t *port);
 
+/*
+ * Recording (when the enforcer records sessions; each call is a no-op
+ * otherwise). A module stages a request's record, and the decisions made
+ * next (session_decision) refer to it; before the request goes upstream
+ * it calls session_record_commit. Other records (responses, errors) are
+ * staged and written after the batch of events.
+ */
+/* True while the session is recorded (a module builds records only
+ * then). */
+bool session_recorded(const struct session *s);
+/* Stage a "request" record with @fields (reference taken) and the next
+ * request number ("req"), which it returns. */
+uint64_t session_record_request(struct session *s, json_t *fields);
+/* Stage a record of @kind with @fields (reference taken). */
+void session_record(struct session *s, const char *kind, json_t *fields);
+/* Write what is staged. NULL: the request may go on (recorded, or the
+ * config says to go on unrecorded); else the refusal the agent is to get
+ * in its place. */
+const char *session_record_commit(struct session *s);
+
 /* The module for a target's protocol. Never NULL. */
 const struct proto_ops *proto_for(enum policy_proto p);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Session recordings (groundwork for the recording issue): one file per
+ * Session recordings: one file per
  * session, records as JSON lines, each carrying a keyed hash chain value
  * h_n = HMAC-SHA256(key, h_(n-1) || record_n), so every record verifies
  * on its own and a change, a reordering, a splice from another session or
@@ -12,7 +12,7 @@
  * File: "BRIDLE-REC 1\n", a header line (JSON: session, nonce, started),
  * then blocks: "BLK <first seq>\n", a raw deflate stream of record lines
  * "<json>\t<hex h_n>\n", then "\nEND <count> <hex h_last>\n".
- * docs/recording.md will describe it for other readers.
+ * docs/recording.md describes it for other readers.
  */
 #ifndef BRIDLE_RECORD_H
 #define BRIDLE_RECORD_H
@@ -23,35 +23,90 @@
 #include <stdint.h>
 
 #define RECORD_MAGIC "BRIDLE-REC 1\n"
+#define RECORD_SUFFIX ".brec" /* a recording's file name ends so */
 #define RECORD_BLOCK_RECORDS 256
 #define RECORD_MAX_LINE (1u << 20)
 
 struct record_writer;
+struct record_syncer;
+
+/*
+ * The helper thread of the recordings of one enforcer: it fsyncs files
+ * written to (every @fsync_ms), fsyncs and closes the files of ended
+ * sessions, and applies the retention limits to @dir, oldest file first,
+ * never touching a file still open. Nothing on the event loop blocks on
+ * the disk but write(2).
+ */
+struct record_syncer_cfg {
+	const char *dir;
+	uint32_t fsync_ms;
+	uint64_t max_bytes; /* 0: no limit */
+	uint64_t max_age_s; /* 0: no limit */
+};
+
+struct record_syncer_stats {
+	uint64_t open_files, fsyncs, deleted_files, deleted_bytes;
+	uint64_t dir_bytes; /* at the last retention pass */
+	uint64_t errors;
+	char last_error[256];
+};
+
+struct record_syncer *record_syncer_start(const struct record_syncer_cfg *cfg,
+					  char *err, size_t errlen);
+/* Fsync and close what is left, stop the thread, free. */
+void record_syncer_stop(struct record_syncer *s);
+void record_syncer_stats(struct record_syncer *s,
+			 struct record_syncer_stats *out);
+
+/*
+ * Read the recording key from @path: a regular file of 16 to 64 bytes
+ * that only its owner may read or write (@strict: the enforcer; the CLI
+ * reads one it is given without the mode check). Returns the length, or
+ * -1 with @err.
+ */
+int record_key_load(const char *path, bool strict, uint8_t key[64], char *err,
+		    size_t errlen);
 
 /*
  * Create @path (it must not exist; mode 0600) for session @session and
- * write its header. @key seals the chain. Returns NULL with @err.
+ * write its header. @key seals the chain. @syncer (may be NULL: then
+ * close fsyncs itself) takes over fsync and close. Returns NULL with
+ * @err (and errno EEXIST when the file exists).
  */
 struct record_writer *record_create(const char *path, uint64_t session,
 				    const uint8_t *key, size_t keylen,
-				    char *err, size_t errlen);
+				    struct record_syncer *syncer, char *err,
+				    size_t errlen);
 
 /*
- * Append a record of @kind with @fields (a JSON object whose reference is
- * taken; may be NULL): seq, mono_ns and wall are added. When it returns 0
- * the record's bytes were handed to write(2) in full. Returns -errno (the
- * writer is then failed: every later append fails too).
+ * Stage a record of @kind with @fields (a JSON object whose reference is
+ * taken; may be NULL): seq, mono_ns and wall_ms are added. Nothing is
+ * written until record_flush(). Returns 0 or -errno (the writer is then
+ * failed: every later call fails too).
  */
+int record_stage(struct record_writer *w, const char *kind, json_t *fields);
+
+/* Write what was staged. When it returns 0, write(2) took every byte.
+ * Returns -errno on a failed write, or when the file's fsync failed. */
+int record_flush(struct record_writer *w);
+
+/* Bytes staged, not yet written. */
+size_t record_pending(const struct record_writer *w);
+
+/* record_stage then record_flush. */
 int record_append(struct record_writer *w, const char *kind, json_t *fields);
 
-/* fsync the file. Returns 0 or -errno. */
+/* fsync the file (on the calling thread). Returns 0 or -errno. */
 int record_sync(struct record_writer *w);
 
-/* Close the open block, fsync, close the file, free @w. Returns 0 or
- * -errno (@w is freed either way). */
+/* Stage the end of the open block, write, then fsync and close (through
+ * the syncer when there is one), free @w. Returns 0 or -errno (@w is
+ * freed either way). */
 int record_close(struct record_writer *w);
 
 uint64_t record_count(const struct record_writer *w);
+/* Bytes written to the file so far. */
+uint64_t record_bytes(const struct record_writer *w);
 
 /* What verification found. */
 struct record_report {

@@ -33,6 +33,10 @@ struct session_summary {
 	uint64_t requests, denied, masked;
 	uint64_t start_wall_ms, duration_ms;
 	char end_reason[96];
+	/* Its recording's id ("" when not recorded), and "" or why the
+	 * recording stopped. */
+	char recording[48];
+	char recording_error[96];
 };
 
 /* Listener callback: accept and decide every pending connection. */

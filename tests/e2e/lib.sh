@@ -154,6 +154,17 @@ case_cleanup() {
 		[ -d "/etc/netns/$n" ] && rm -rf "/etc/netns/$n"
 	done
 	rmdir /etc/netns 2>/dev/null
+	# Every session every case recorded must verify (a torn tail is
+	# allowed: some cases kill bridle).
+	if [ -d "$W/rec" ] && [ -f "$W/rec.key" ] &&
+		[ -n "$(ls -A "$W/rec" 2>/dev/null)" ]; then
+		if ! "$BRIDLE" verify --key-file "$W/rec.key" "$W/rec" >"$W/verify.out" 2>&1; then
+			echo "FAIL: a recording of this case does not verify:" >&2
+			cat "$W/verify.out" >&2
+			mkdir -p "$E2E_OUT/$CASE.rec" && cp -r "$W/rec/." "$E2E_OUT/$CASE.rec/"
+			[ "$rc" = 0 ] && rc=1
+		fi
+	fi
 	if [ -f "$BRIDLE_LOG" ]; then
 		cp "$BRIDLE_LOG" "$E2E_OUT/$CASE.bridle.log"
 	fi
@@ -257,6 +268,8 @@ add_workload() {
 write_config() {
 	local policy=$1 extra=${2:-'{}'}
 	mkdir -p "$W"
+	# Every case records its sessions (and its cleanup verifies them).
+	[ -f "$W/rec.key" ] || (umask 077 && head -c 32 /dev/urandom >"$W/rec.key")
 	jq -n --arg w "$W" --arg pin "$PIN" --argjson wl "$WORKLOADS_JSON" \
 		--argjson pol "$policy" --argjson extra "$extra" '{
 		listen_port: 15001,
@@ -267,6 +280,9 @@ write_config() {
 		connect_timeout_ms: 3000,
 		idle_timeout_ms: 60000,
 		drain_timeout_ms: 1000,
+		record_dir: ($w + "/rec"),
+		record_key_file: ($w + "/rec.key"),
+		record_fsync_ms: 200,
 		workloads: $wl,
 		policy: $pol
 	} + $extra' >"$W/config.json" || fail "write_config: bad JSON"

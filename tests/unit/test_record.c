@@ -52,7 +52,7 @@ static void write_file(const char *p, const uint8_t *key, int n, bool end)
 	struct stat st;
 
 	unlink(p);
-	w = record_create(p, 42, key, 32, err, sizeof(err));
+	w = record_create(p, 42, key, 32, NULL, err, sizeof(err));
 	if (!w)
 		fail_msg("%s", err);
 	for (int i = 0; i < n; i++) {

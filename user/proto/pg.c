@@ -50,6 +50,12 @@
 #define PG_MAX_COLS 1664 /* the server's own MaxTupleAttributeNumber */
 #define PG_DENIED_STMT "bridle.denied"
 #define PG_TEXT_MASK_MAX 96
+/* In a recording: a statement's first 64 KiB, a parameter's first 1 KiB
+ * (binary ones: 256 bytes, in hex), and the first 64 parameters. */
+#define PG_REC_TEXT_MAX 65536
+#define PG_REC_PARAM_MAX 1024
+#define PG_REC_BINARY_MAX 256
+#define PG_REC_PARAMS_MAX 64
 
 enum pg_phase {
 	PH_STARTUP, /* waiting for the agent's first packet */
@@ -111,6 +117,7 @@ struct pg_portal {
 	int16_t *formats; /* result format codes, as Bind gave them */
 	uint16_t nformats;
 	struct pg_cols *cols; /* from a Describe of it */
+	json_t *params; /* its parameters, for the recording; or NULL */
 };
 
 enum expect_kind {
@@ -136,6 +143,9 @@ struct pg_expect {
 	char *deny; /* X_DENIED: the message for the agent */
 	struct pg_stmt **preps; /* X_QUERY: its SQL PREPAREs, in order */
 	size_t npreps, nconfirmed;
+	/* The request it answers, for its recording: number, and the
+	 * rows, bytes and masked values of the result so far. */
+	uint64_t req, rows, bytes, masked;
 };
 
 /* A masked column of a table, resolved to the server's identifiers. */
@@ -375,6 +385,9 @@ static int fatal(struct pg *pg, const char *code, const char *msg)
 	log_msg(LOG_WARN, "pg", "session %llu (%s → %s): %s",
 		(unsigned long long)session_id(pg->s),
 		session_workload_name(pg->s), session_target_name(pg->s), msg);
+	session_record(pg->s, "error",
+		       json_pack("{s:s,s:o}", "sqlstate", code, "message",
+				 log_utf8_json(msg, 1024)));
 	/* With no room even for this, the reset says it. */
 	if (send_error(pg, false, "FATAL", code, msg, NULL, NULL))
 		return -EPROTO;
@@ -418,6 +431,7 @@ static void portal_free(struct pg_portal *p)
 	stmt_unref(p->stmt);
 	free(p->formats);
 	cols_unref(p->cols);
+	json_decref(p->params);
 	free(p);
 }
 
@@ -1229,6 +1243,67 @@ static const char *cstr(const uint8_t **p, const uint8_t *end)
 	return s;
 }
 
+/* A request's record: its type, statement name and text, parameters. */
+static uint64_t rec_request(struct pg *pg, const char *type, const char *name,
+			    const char *text, json_t *params)
+{
+	json_t *f;
+
+	if (!session_recorded(pg->s))
+		return session_record_request(pg->s, NULL);
+	f = json_pack("{s:s}", "type", type);
+	if (name && *name)
+		json_object_set_new(f, "name", log_utf8_json(name, 256));
+	if (text) {
+		size_t n = strlen(text);
+
+		json_object_set_new(f, "statement",
+				    log_utf8_json(text, PG_REC_TEXT_MAX));
+		if (n > PG_REC_TEXT_MAX)
+			json_object_set_new(f, "statement_bytes",
+					    json_integer((json_int_t)n));
+	}
+	if (params)
+		json_object_set_new(f, "params", json_incref(params));
+	return session_record_request(pg->s, f);
+}
+
+/* The result of request x->req so far, as a "response" record. */
+static void rec_response(struct pg *pg, struct pg_expect *x, const char *status,
+			 const char *sqlstate, const char *message)
+{
+	if (x->req && session_recorded(pg->s)) {
+		json_t *f = json_pack("{s:I,s:o,s:I,s:I,s:I}", "req",
+				      (json_int_t)x->req, "status",
+				      log_utf8_json(status, 256), "rows",
+				      (json_int_t)x->rows, "bytes",
+				      (json_int_t)x->bytes, "masked",
+				      (json_int_t)x->masked);
+
+		if (sqlstate)
+			json_object_set_new(f, "sqlstate",
+					    log_utf8_json(sqlstate, 16));
+		/* The text of an error about masked data may quote it. */
+		if (message && !x->mask_computed)
+			json_object_set_new(f, "message",
+					    log_utf8_json(message, 1024));
+		session_record(pg->s, "response", f);
+	}
+	x->rows = x->bytes = x->masked = 0;
+}
+
+/* A message of the result of the request at the head, @len bytes. */
+static void rec_account(struct pg *pg, char type, size_t len)
+{
+	struct pg_expect *x = expect_head(pg);
+
+	if (!x || (x->kind != X_QUERY && x->kind != X_EXECUTE))
+		return;
+	x->bytes += len;
+	if (type == 'D')
+		x->rows++;
+}
+
 static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 		    const struct pg_msg *m)
 {
@@ -1245,9 +1320,12 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 	struct policy_decision dec;
 	struct policy *pol;
 	char what[160], logged[1024];
+	const char *rf;
+	uint64_t req;
 
 	if (!text || p != end)
 		return fatal(pg, "08P01", "bridle: malformed Query message");
+	req = rec_request(pg, "query", NULL, text, NULL);
 	pol = current_policy(pg, &target);
 	klen = cache_key(pg, text);
 	if (klen && (c = cache_find(pg, klen, &hash))) {
@@ -1256,7 +1334,10 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 			log_denied(pg, text, c->deny, NULL);
 			return deny_upstream(pg, strdup(c->deny), true);
 		}
+		if ((rf = session_record_commit(pg->s)))
+			return deny_upstream(pg, strdup(rf), true);
 		x = expect_push(pg, X_QUERY);
+		x->req = req;
 		x->mask_computed = c->reads_masked;
 		session_count(pg->s, 1, 0, 0);
 		return forward(pg, raw, len);
@@ -1287,7 +1368,12 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 		return deny_upstream(pg, msg ? msg : strdup("bridle: denied"),
 				     true);
 	}
+	if ((rf = session_record_commit(pg->s))) {
+		sql_result_free(&r);
+		return deny_upstream(pg, strdup(rf), true);
+	}
 	x = expect_push(pg, X_QUERY);
+	x->req = req;
 	note_allowed(pg, &r, text, logged, x);
 	x->mask_computed = reads_masked(pg, &r);
 	sql_result_free(&r);
@@ -1310,9 +1396,12 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 	bool denied;
 	char *msg, what[160], logged[1024];
 	struct policy_decision dec;
+	const char *rf;
+	uint64_t req;
 
 	if (!text || end - p < 2)
 		return fatal(pg, "08P01", "bridle: malformed Parse message");
+	req = rec_request(pg, "parse", name, text, NULL);
 	if (strncmp(name, "bridle", 6) == 0) {
 		refused_line(pg, "reserved statement name",
 			     "(a Parse of a statement named bridle…)");
@@ -1402,6 +1491,10 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 	st->reads_masked = reads_masked(pg, &st->cls);
 	st->gen = pg->gen;
 allowed:
+	if ((rf = session_record_commit(pg->s))) {
+		stmt_unref(st);
+		return deny_extended(pg, strdup(rf));
+	}
 	/* It shadows the statement of its name until the server confirms
 	 * it (ParseComplete); the server refuses a named one that exists. */
 	st->pending = true;
@@ -1410,10 +1503,42 @@ allowed:
 	{
 		struct pg_expect *x = expect_push(pg, X_PARSE);
 
+		x->req = req;
 		x->stmt = st;
 		st->refs++;
 	}
 	return forward(pg, raw, len);
+}
+
+/* One Bind parameter of @len bytes at @v (-1: NULL) in format @fmt, as
+ * the recording shows it: text, or binary as "\\x" and hex. */
+static json_t *rec_param(const uint8_t *v, int32_t len, uint16_t fmt)
+{
+	static const char hexd[] = "0123456789abcdef";
+	char buf[2 + 2 * PG_REC_BINARY_MAX + 1];
+	size_t n;
+
+	if (len < 0)
+		return json_null();
+	if (fmt == 0) {
+		char *t = strndup((const char *)v,
+				  (size_t)len < PG_REC_PARAM_MAX ?
+					  (size_t)len :
+					  PG_REC_PARAM_MAX);
+		json_t *j = t ? log_utf8_json(t, PG_REC_PARAM_MAX) : json_null();
+
+		free(t);
+		return j;
+	}
+	n = (size_t)len < PG_REC_BINARY_MAX ? (size_t)len : PG_REC_BINARY_MAX;
+	buf[0] = '\\';
+	buf[1] = 'x';
+	for (size_t i = 0; i < n; i++) {
+		buf[2 + 2 * i] = hexd[v[i] >> 4];
+		buf[3 + 2 * i] = hexd[v[i] & 15];
+	}
+	buf[2 + 2 * n] = '\0';
+	return json_string(buf);
 }
 
 static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
@@ -1422,9 +1547,11 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 	const uint8_t *p = m->body, *end = m->body + m->body_len;
 	const char *portal = cstr(&p, end),
 		   *sname = portal ? cstr(&p, end) : NULL;
+	const uint8_t *pfmt = NULL;
 	struct pg_stmt *st;
 	struct pg_portal *po;
-	uint16_t n;
+	json_t *params = NULL;
+	uint16_t n, npfmt = 0;
 
 	if (!sname || end - p < 2)
 		return fatal(pg, "08P01", "bridle: malformed Bind message");
@@ -1434,37 +1561,59 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 				     strdup("bridle: unknown prepared "
 					    "statement: it was not prepared "
 					    "through bridle"));
-	/* Skip parameter formats and values to the result formats. */
+	/* Skip parameter formats and values to the result formats (and
+	 * keep the values for the recording). */
 	n = pg_get16(p);
 	p += 2;
 	if ((size_t)(end - p) < (size_t)n * 2 + 2)
 		return fatal(pg, "08P01", "bridle: malformed Bind message");
+	pfmt = p;
+	npfmt = n;
 	p += (size_t)n * 2;
 	n = pg_get16(p);
 	p += 2;
+	if (session_recorded(pg->s))
+		params = json_array();
 	for (uint16_t i = 0; i < n; i++) {
 		int32_t l;
 
-		if (end - p < 4)
+		if (end - p < 4) {
+			json_decref(params);
 			return fatal(pg, "08P01",
 				     "bridle: malformed Bind message");
+		}
 		l = (int32_t)pg_get32(p);
 		p += 4;
-		if (l > 0 && (size_t)(end - p) < (size_t)l)
+		if (l > 0 && (size_t)(end - p) < (size_t)l) {
+			json_decref(params);
 			return fatal(pg, "08P01",
 				     "bridle: malformed Bind message");
+		}
+		if (params && i < PG_REC_PARAMS_MAX)
+			json_array_append_new(
+				params,
+				rec_param(p, l,
+					  npfmt == 0 ? 0 :
+					  npfmt == 1 ?
+						       pg_get16(pfmt) :
+						       (i < npfmt ?
+							pg_get16(pfmt + 2 * i) :
+							0)));
 		if (l > 0)
 			p += l;
 	}
-	if (end - p < 2)
+	if (end - p < 2 || (size_t)(end - p) != (size_t)pg_get16(p) * 2 + 2) {
+		json_decref(params);
 		return fatal(pg, "08P01", "bridle: malformed Bind message");
+	}
 	n = pg_get16(p);
 	p += 2;
-	if ((size_t)(end - p) != (size_t)n * 2)
-		return fatal(pg, "08P01", "bridle: malformed Bind message");
 	po = calloc(1, sizeof(*po));
-	if (!po)
+	if (!po) {
+		json_decref(params);
 		return -ENOMEM;
+	}
+	po->params = params;
 	po->refs = 1;
 	po->pending = true;
 	po->name = strdup(portal);
@@ -1525,6 +1674,8 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 	const char *name = cstr(&p, end);
 	struct pg_portal *po;
 	struct pg_expect *x;
+	const char *rf;
+	uint64_t req;
 	int ret;
 
 	if (!name || end - p != 4)
@@ -1532,6 +1683,8 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 	po = portal_find(pg, name);
 	if (!po || !po->stmt)
 		return deny_extended(pg, strdup("bridle: unknown portal"));
+	req = rec_request(pg, "execute", po->stmt->name, po->stmt->text,
+			  po->params);
 	/* Decided at Parse; again here when the policy changed since, so
 	 * that a statement prepared before a reload runs under the new
 	 * policy. */
@@ -1566,6 +1719,8 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 		}
 		po->stmt->gen = pg->gen;
 	}
+	if ((rf = session_record_commit(pg->s)))
+		return deny_extended(pg, strdup(rf));
 	/* Masking needs the columns; the agent may never have asked. */
 	if (plan_masks_anything(pg) && !po->described &&
 	    !describe_pending(pg, po)) {
@@ -1574,6 +1729,7 @@ static int on_execute(struct pg *pg, const uint8_t *raw, size_t len,
 			return ret;
 	}
 	x = expect_push(pg, X_EXECUTE);
+	x->req = req;
 	x->portal = po;
 	po->refs++;
 	if (po->stmt->cls_ok && po->stmt->cls.nstmts == 1 &&
@@ -1670,6 +1826,7 @@ static int agent_message(struct pg *pg, const uint8_t *raw, size_t len,
 		pg->phase = PH_DONE;
 		return forward(pg, raw, len);
 	case 'F':
+		rec_request(pg, "function", NULL, NULL, NULL);
 		log_denied(pg, "(FunctionCall)", "FunctionCall refused",
 			   "(FunctionCall)");
 		return deny_upstream(pg,
@@ -1843,6 +2000,11 @@ static int on_startup(struct pg *pg, const struct pg_startup *st)
 	}
 	if (!pg->user || !pg->database)
 		return -ENOMEM;
+	session_record(pg->s, "login",
+		       json_pack("{s:o,s:o,s:o}", "database",
+				 log_utf8_json(pg->database, 256), "db_user",
+				 log_utf8_json(pg->user, 256), "agent_user",
+				 log_utf8_json(user->p, 256)));
 	/* Protocol 3.0 upstream, whatever minor version the agent asked
 	 * for; the agent is told when it asked for more. */
 	if ((st->version & 0xffff) != 0) {
@@ -2879,12 +3041,21 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 			return *replace == -EPROTO ?
 				       upstream_protocol_error(pg, "DataRow") :
 				       (int)*replace;
-		if (masked)
+		if (masked) {
 			session_count(pg->s, 0, 0, masked);
+			x->masked += masked;
+		}
 		return 0;
 	}
 	case 'C':
 	case 'I':
+		if (x && (x->kind == X_QUERY || x->kind == X_EXECUTE))
+			rec_response(pg, x,
+				     m->type == 'I' ? "empty" :
+				     memchr(m->body, 0, m->body_len) ?
+						      (const char *)m->body :
+						      "?",
+				     NULL, NULL);
 		if (x && x->kind == X_QUERY) {
 			cols_unref(pg->cur);
 			pg->cur = NULL;
@@ -2901,6 +3072,7 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 	case 's':
 		if (!x || x->kind != X_EXECUTE)
 			return upstream_protocol_error(pg, "PortalSuspended");
+		rec_response(pg, x, "suspended", NULL, NULL);
 		expect_pop(pg);
 		return 0;
 	case 'G': /* CopyInResponse */
@@ -2920,6 +3092,8 @@ static int server_message(struct pg *pg, const struct pg_msg *m, bool *drop,
 		bool was_copy_in = pg->copy_in;
 
 		pg->copy_in = false;
+		if (x && x->kind != X_DENIED)
+			rec_response(pg, x, "error", code, text);
 		if (x && x->kind == X_DENIED) {
 			/* Our impossible Bind failed as it should: the
 			 * agent gets the denial instead. Any other error
@@ -3173,6 +3347,8 @@ static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
 			if (avail >= 5 && streamable(pg, dir, (char)raw[0])) {
 				size_t total = (size_t)pg_get32(raw + 1) + 1;
 
+				if (d == 1)
+					rec_account(pg, (char)raw[0], total);
 				pg->pass[d] = total;
 				continue;
 			}
@@ -3205,10 +3381,12 @@ static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
 
 			if (m.type != 'D' && iobuf_room(out) < (size_t)n + 2048)
 				return 0;
-			if (pg->phase != PH_READY)
+			if (pg->phase != PH_READY) {
 				ret = server_login_message(pg, &m, &drop);
-			else
+			} else {
+				rec_account(pg, m.type, (size_t)n);
 				ret = server_message(pg, &m, &drop, &rep);
+			}
 			if (ret)
 				return ret;
 			/* After a fatal error nothing more goes to the agent. */
