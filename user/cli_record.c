@@ -74,8 +74,8 @@ out:
  * (--key-file, else record_key_file of the config). Returns 0, or prints
  * the error and returns 2.
  */
-static int rec_source(const char *config, const char *dir,
-		      const char *key_file, bool need_dir, struct rec_src *src)
+static int rec_source(const char *config, const char *dir, const char *key_file,
+		      bool need_dir, struct rec_src *src)
 {
 	struct config *c = NULL;
 	char err[1024];
@@ -101,7 +101,9 @@ static int rec_source(const char *config, const char *dir,
 		}
 	}
 	snprintf(src->dir, sizeof(src->dir), "%s",
-		 dir ? dir : c && c->record_dir ? c->record_dir : "");
+		 dir		    ? dir :
+		 c && c->record_dir ? c->record_dir :
+				      "");
 	if (key_file) {
 		src->keylen = record_key_load(key_file, false, src->key, err,
 					      sizeof(err));
@@ -398,8 +400,8 @@ static bool wanted(const struct rec_sum *s, const struct filters *f)
 	json_t *wl = json_object_get(s->start, "workload");
 	json_t *tg = json_object_get(s->start, "target");
 
-	if (f->workload && (!jstr(wl, "name") ||
-			    strcmp(jstr(wl, "name"), f->workload)))
+	if (f->workload &&
+	    (!jstr(wl, "name") || strcmp(jstr(wl, "name"), f->workload)))
 		return false;
 	if (f->target &&
 	    (!jstr(tg, "name") || strcmp(jstr(tg, "name"), f->target)))
@@ -438,16 +440,15 @@ static json_t *sum_json(const char *id, const char *path,
 		      (json_int_t)jint(s->start, "session"), "started", t,
 		      "workload", wl ? wl : json_null(), "target",
 		      tg ? tg : json_null(), "process",
-		      json_object_get(s->start, "process") ?:
-			      json_null(),
+		      json_object_get(s->start, "process") ?: json_null(),
 		      "user", s->user ? s->user : json_null(), "requests",
-		      (json_int_t)s->requests, "decisions", s->decided,
-		      "state", state_of(ret, r), "verified", ret == 0,
-		      "records", (json_int_t)r->records);
+		      (json_int_t)s->requests, "decisions", s->decided, "state",
+		      state_of(ret, r), "verified", ret == 0, "records",
+		      (json_int_t)r->records);
 	if (s->login)
-		json_object_set_new(
-			j, "database",
-			json_string(jstr(s->login, "database") ?: ""));
+		json_object_set_new(j, "database",
+				    json_string(jstr(s->login, "database") ?:
+									     ""));
 	if (s->end)
 		json_object_set_new(
 			j, "end",
@@ -489,8 +490,8 @@ int cli_recorded_sessions(int argc, char **argv)
 		{ "socket", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static const char *const decisions[] = { "allow",	"deny",
-						 "review",	"shadow_deny",
+	static const char *const decisions[] = { "allow",	  "deny",
+						 "review",	  "shadow_deny",
 						 "shadow_review", NULL };
 	struct filters f = { .since = -1, .until = -1 };
 	const char *dir = NULL, *key_file = NULL, *config = NULL;
@@ -588,8 +589,8 @@ int cli_recorded_sessions(int argc, char **argv)
 		bad |= ret != 0;
 		/* A file that does not verify is always shown. */
 		if (ret || wanted(&s, &f))
-			json_array_append_new(out,
-					      sum_json(id, path, &s, ret, &rep));
+			json_array_append_new(out, sum_json(id, path, &s, ret,
+							    &rep));
 		sum_free(&s);
 	}
 	free_names(v, n);
@@ -612,17 +613,18 @@ int cli_recorded_sessions(int argc, char **argv)
 			       "%6lld %-7s %s\n",
 			       jstr(e, "id"), jstr(e, "started"),
 			       jstr(json_object_get(e, "workload"), "name") ?:
-				       "?",
+									      "?",
 			       jstr(json_object_get(e, "target"), "name") ?:
-				       "?",
+									    "?",
 			       jstr(json_object_get(e, "user"), "sub") ?: "-",
-			       slash ? slash + 1 : exe ? exe : "-",
+			       slash ? slash + 1 :
+			       exe   ? exe :
+				       "-",
 			       jint(e, "requests"),
 			       jint(json_object_get(e, "decisions"), "deny"),
 			       jstr(e, "state"),
 			       jstr(e, "error") ?:
-				       jstr(json_object_get(e, "end"),
-					    "reason") ?:
+				       jstr(json_object_get(e, "end"), "reason") ?:
 				       "");
 		}
 	}
@@ -846,9 +848,9 @@ static void text_record(struct replay *rp, json_t *rec)
 				l->decision = strdup(json_string_value(d));
 			/* The Execute shows its parameters. */
 			if (json_array_size(json_object_get(rec, "params")) &&
-			    (line = with_params(l->text, json_object_get(
-								 rec,
-								 "params")))) {
+			    (line = with_params(l->text,
+						json_object_get(rec,
+								"params")))) {
 				free(l->text);
 				l->text = line;
 			}
@@ -873,10 +875,11 @@ static void text_record(struct replay *rp, json_t *rec)
 			return;
 		if (allowed &&
 		    asprintf(&txt, "%s by \"%s\"%s",
-			     !strcmp(d, "allow") ? "allowed" :
+			     !strcmp(d, "allow") ?
+				     "allowed" :
 			     !strcmp(d, "shadow_deny") ?
-						   "allowed (shadow: would be denied)" :
-						   "allowed (shadow: would be held)",
+				     "allowed (shadow: would be denied)" :
+				     "allowed (shadow: would be held)",
 			     jstr(rec, "rule") ?: "?", "") < 0)
 			txt = NULL;
 		if (!allowed &&
@@ -959,17 +962,17 @@ static void csv_field(const char *s, bool last)
 }
 
 static const char *const csv_cols[] = {
-	"seq",	    "time", "kind", "req",  "type",   "statement", "params",
-	"decision", "rule", "status", "rows", "bytes", "masked",    "message",
-	NULL,
+	"seq",	     "time",   "kind",	   "req",     "type",
+	"statement", "params", "decision", "rule",    "status",
+	"rows",	     "bytes",  "masked",   "message", NULL,
 };
 
 static void csv_record(json_t *rec)
 {
 	for (int i = 0; csv_cols[i]; i++) {
 		const char *k = csv_cols[i];
-		json_t *v = json_object_get(rec, !strcmp(k, "time") ? "wall_ms" :
-								      k);
+		json_t *v = json_object_get(rec,
+					    !strcmp(k, "time") ? "wall_ms" : k);
 		char buf[64], *dump = NULL;
 		const char *s = NULL;
 
@@ -1088,8 +1091,8 @@ static int replay_run(int argc, char **argv, bool export)
 		goto usage;
 	if (follow && rp.format == OUT_JSON)
 		rp.format = OUT_JSONL; /* one record per line as they come */
-	if ((r = rec_source(config, dir, key_file,
-			    !strchr(argv[optind], '/'), &src)))
+	if ((r = rec_source(config, dir, key_file, !strchr(argv[optind], '/'),
+			    &src)))
 		return r;
 	if ((r = find_recording(&src, argv[optind], path, sizeof(path)))) {
 		src_wipe(&src);

@@ -116,7 +116,8 @@ bool config_same_workloads(const struct config *a, const struct config *b)
 	/* The recorder is set up at start. */
 	if (!same_str(a->record_dir, b->record_dir) ||
 	    a->record_key_len != b->record_key_len ||
-	    CRYPTO_memcmp(a->record_key, b->record_key, sizeof(a->record_key)) ||
+	    CRYPTO_memcmp(a->record_key, b->record_key,
+			  sizeof(a->record_key)) ||
 	    a->record_fsync_ms != b->record_fsync_ms ||
 	    a->record_on_error != b->record_on_error ||
 	    a->record_max_bytes != b->record_max_bytes ||

@@ -328,11 +328,10 @@ static int cmd_unenroll(const struct opts *o)
 /* `bridle sessions` reads recordings when asked to, or to filter. */
 static bool recorded_args(int argc, char **argv)
 {
-	static const char *const opts[] = { "--recorded", "--dir",
-					    "--key-file", "--workload",
-					    "--target",	  "--user",
-					    "--since",	  "--until",
-					    "--decision", NULL };
+	static const char *const opts[] = {
+		"--recorded", "--dir",	 "--key-file", "--workload", "--target",
+		"--user",     "--since", "--until",    "--decision", NULL
+	};
 
 	for (int i = 2; i < argc; i++)
 		for (int k = 0; opts[k]; k++)

@@ -371,8 +371,8 @@ static void syncer_retention(struct record_syncer *s)
 			continue;
 		}
 		log_msg(LOG_INFO, "recording", "deleted %s (%s)", v[i].name,
-			 old ? "older than record_max_age_hours" :
-			       "over record_max_bytes");
+			old ? "older than record_max_age_hours" :
+			      "over record_max_bytes");
 		total -= v[i].size;
 		deleted++;
 		deleted_bytes += v[i].size;
@@ -506,8 +506,8 @@ int record_key_load(const char *path, bool strict, uint8_t key[MAX_KEY],
 			 "the recording key %s must belong to uid %u and be "
 			 "readable by its owner only (chmod 600); it is %04o, "
 			 "uid %u",
-			 path, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
-			 (unsigned)st.st_uid);
+			 path, (unsigned)geteuid(),
+			 (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 		close(fd);
 		return -1;
 	}
@@ -517,11 +517,12 @@ int record_key_load(const char *path, bool strict, uint8_t key[MAX_KEY],
 		memcpy(key, buf, (size_t)n);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (n < 16 || n > MAX_KEY) {
-		snprintf(err, errlen,
-			 n < 0 ? "cannot read the recording key %s" :
-				 "the recording key %s must hold 16 to 64 bytes "
-				 "(head -c 32 /dev/urandom > FILE)",
-			 path);
+		snprintf(
+			err, errlen,
+			n < 0 ? "cannot read the recording key %s" :
+				"the recording key %s must hold 16 to 64 bytes "
+				"(head -c 32 /dev/urandom > FILE)",
+			path);
 		return -1;
 	}
 	return (int)n;

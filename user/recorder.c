@@ -101,9 +101,8 @@ void recorder_stop(struct enforcer *e)
 }
 
 struct record_writer *recorder_open(struct recorder *r,
-				    const struct session_summary *sum,
-				    char *id, size_t idlen, char *err,
-				    size_t errlen)
+				    const struct session_summary *sum, char *id,
+				    size_t idlen, char *err, size_t errlen)
 {
 	time_t t = (time_t)(sum->start_wall_ms / 1000);
 	struct record_writer *w = NULL;
@@ -152,8 +151,8 @@ void recorder_failed(struct recorder *r, uint64_t session, const char *what,
 	pthread_mutex_lock(&r->lock);
 	snprintf(r->last_error, sizeof(r->last_error), "session %llu: %s: %s",
 		 (unsigned long long)session, what, strerror(err));
-	r->last_error_ms = (uint64_t)ts.tv_sec * 1000 +
-			   (uint64_t)ts.tv_nsec / 1000000;
+	r->last_error_ms =
+		(uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	pthread_mutex_unlock(&r->lock);
 	log_json(LOG_ERROR, "recording_failed",
 		 json_pack("{s:I,s:s,s:s,s:s}", "session", (json_int_t)session,

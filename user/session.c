@@ -819,8 +819,8 @@ static void rec_flush_batch(struct worker *wk)
 static json_t *rec_start_fields(struct session *s)
 {
 	const struct config_workload *wc = s->wl->cfg;
-	json_t *wl = json_pack("{s:s,s:O}", "name", wc->name, "labels",
-			       wc->labels);
+	json_t *wl =
+		json_pack("{s:s,s:O}", "name", wc->name, "labels", wc->labels);
 
 	if (wc->k8s_namespace)
 		json_object_set_new(wl, "namespace",
@@ -830,18 +830,18 @@ static json_t *rec_start_fields(struct session *s)
 	if (wc->service_account)
 		json_object_set_new(wl, "service_account",
 				    json_string(wc->service_account));
-	return json_pack(
-		"{s:I,s:s,s:o,s:{s:s*,s:i,s:i,s:I},s:{s:s,s:s,s:s},"
-		"s:{s:s,s:s},s:{s:s,s:I}}",
-		"session", (json_int_t)s->sum.id, "recording",
-		s->sum.recording, "workload", wl, "process", "exe",
-		s->sum.exe[0] ? s->sum.exe : NULL, "pid", (int)s->sum.pid,
-		"uid", (int)s->sum.uid, "cgroup_id",
-		(json_int_t)s->sum.cgroup_id, "target", "name", s->sum.target,
-		"protocol", s->sum.proto, "destination", s->sum.orig,
-		"connection", "decision", s->sum.action, "rule", s->sum.rule,
-		"policy", "version", s->policy ? policy_version(s->policy) : "",
-		"generation", (json_int_t)s->policy_gen);
+	return json_pack("{s:I,s:s,s:o,s:{s:s*,s:i,s:i,s:I},s:{s:s,s:s,s:s},"
+			 "s:{s:s,s:s},s:{s:s,s:I}}",
+			 "session", (json_int_t)s->sum.id, "recording",
+			 s->sum.recording, "workload", wl, "process", "exe",
+			 s->sum.exe[0] ? s->sum.exe : NULL, "pid",
+			 (int)s->sum.pid, "uid", (int)s->sum.uid, "cgroup_id",
+			 (json_int_t)s->sum.cgroup_id, "target", "name",
+			 s->sum.target, "protocol", s->sum.proto, "destination",
+			 s->sum.orig, "connection", "decision", s->sum.action,
+			 "rule", s->sum.rule, "policy", "version",
+			 s->policy ? policy_version(s->policy) : "",
+			 "generation", (json_int_t)s->policy_gen);
 }
 
 /*
@@ -926,7 +926,8 @@ uint64_t session_record_request(struct session *s, json_t *fields)
 		return s->req;
 	}
 	if (fields)
-		json_object_set_new(fields, "req", json_integer((json_int_t)s->req));
+		json_object_set_new(fields, "req",
+				    json_integer((json_int_t)s->req));
 	rec_stage(s, "request", fields);
 	return s->req;
 }
@@ -1724,9 +1725,10 @@ void session_set_user(struct session *s, struct identity_user *u)
 	free(s->who);
 	s->who = NULL;
 	snprintf(s->sum.user, sizeof(s->sum.user), "%s",
-		 u && u->u.sub ? u->u.sub : "");	if (u)
-		rec_stage(s, "user", json_pack("{s:o}", "user",
-					       identity_user_json(u)));
+		 u && u->u.sub ? u->u.sub : "");
+	if (u)
+		rec_stage(s, "user",
+			  json_pack("{s:o}", "user", identity_user_json(u)));
 }
 
 const struct identity_user *session_user(const struct session *s)

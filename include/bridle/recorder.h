@@ -29,9 +29,8 @@ void recorder_stop(struct enforcer *e);
  * without ".brec") goes to @id. Returns NULL with @err.
  */
 struct record_writer *recorder_open(struct recorder *r,
-				    const struct session_summary *sum,
-				    char *id, size_t idlen, char *err,
-				    size_t errlen);
+				    const struct session_summary *sum, char *id,
+				    size_t idlen, char *err, size_t errlen);
 
 /* True when a record that cannot be written refuses the request. */
 bool recorder_refuses(const struct recorder *r);

@@ -1525,7 +1525,8 @@ static json_t *rec_param(const uint8_t *v, int32_t len, uint16_t fmt)
 				  (size_t)len < PG_REC_PARAM_MAX ?
 					  (size_t)len :
 					  PG_REC_PARAM_MAX);
-		json_t *j = t ? log_utf8_json(t, PG_REC_PARAM_MAX) : json_null();
+		json_t *j = t ? log_utf8_json(t, PG_REC_PARAM_MAX) :
+				json_null();
 
 		free(t);
 		return j;
@@ -1593,12 +1594,13 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 			json_array_append_new(
 				params,
 				rec_param(p, l,
-					  npfmt == 0 ? 0 :
+					  npfmt == 0 ?
+						  0 :
 					  npfmt == 1 ?
-						       pg_get16(pfmt) :
-						       (i < npfmt ?
-							pg_get16(pfmt + 2 * i) :
-							0)));
+						  pg_get16(pfmt) :
+						  (i < npfmt ? pg_get16(pfmt +
+									2 * i) :
+							       0)));
 		if (l > 0)
 			p += l;
 	}
