@@ -316,7 +316,7 @@ static bool is_open(struct record_syncer *s, const char *name)
 
 /* Delete the oldest recordings over the age or size limit, never an
  * open one. */
-static void syncer_retention(struct record_syncer *s)
+void record_syncer_retention(struct record_syncer *s)
 {
 	struct rec_entry *v = NULL;
 	size_t n = 0, cap = 0;
@@ -412,7 +412,7 @@ static void *syncer_main(void *arg)
 		if ((s->cfg.max_bytes || s->cfg.max_age_s) &&
 		    now - s->last_retention_ms >= RETENTION_MS) {
 			s->last_retention_ms = now;
-			syncer_retention(s);
+			record_syncer_retention(s);
 		}
 	}
 	return NULL;
@@ -436,7 +436,7 @@ struct record_syncer *record_syncer_start(const struct record_syncer_cfg *cfg,
 	pthread_cond_init(&s->cond, NULL);
 	/* The limits apply at once, then every RETENTION_MS. */
 	if (s->cfg.max_bytes || s->cfg.max_age_s) {
-		syncer_retention(s);
+		record_syncer_retention(s);
 		s->last_retention_ms = mono_ms();
 	}
 	if (pthread_create(&s->thread, NULL, syncer_main, s)) {

@@ -57,6 +57,10 @@ struct record_syncer *record_syncer_start(const struct record_syncer_cfg *cfg,
 void record_syncer_stop(struct record_syncer *s);
 void record_syncer_stats(struct record_syncer *s,
 			 struct record_syncer_stats *out);
+/* A retention pass now, on the calling thread (it reads the directory:
+ * not on an event loop). The syncer runs one at start and every
+ * minute. */
+void record_syncer_retention(struct record_syncer *s);
 
 /*
  * Read the recording key from @path: a regular file of 16 to 64 bytes

@@ -396,6 +396,17 @@ static const struct bad_case {
 	{ "{" W "}", "$.policy",
 	  "required key is missing (an object, or the path of a policy file)" },
 	{ POL("5"), "$.policy", "expected an object, found an integer" },
+	/* Recording. */
+	{ "{" W ", " P ", \"record_dir\": \"/r\"}", "$.record_key_file",
+	  "record_dir and record_key_file go together" },
+	{ "{" W ", " P ", \"record_key_file\": \"/k\"}", "$.record_dir",
+	  "record_dir and record_key_file go together" },
+	{ "{" W ", " P ", \"record_dir\": \"r\", \"record_key_file\": \"/k\"}",
+	  "$.record_dir", "must be an absolute path" },
+	{ "{" W ", " P ", \"record_on_error\": \"ignore\"}", "$.record_on_error",
+	  "\"ignore\"" },
+	{ "{" W ", " P ", \"record_fsync_ms\": 5}", "$.record_fsync_ms",
+	  "10" },
 	{ POL("{\"rulez\": []}"), "$.policy.rulez",
 	  "unknown key: did you mean \"rules\"? (allowed: mode, default, issuers, targets, rules)" },
 	{ POL("{\"targets\": [{\"name\": \"t\", \"address\": \"10.0.0.1/8\"}]}"),
@@ -413,6 +424,50 @@ static const struct bad_case {
 	  "$.policy.rules[0].when.workload.labels.app",
 	  "label values must be strings" },
 };
+
+
+/* Recording: record_dir and its key go together; the key is checked. */
+static void test_recording(void **state)
+{
+	char key[] = "/tmp/bridle-cfgkey-XXXXXX", text[1024], err[1024];
+	int fd = mkstemp(key);
+	struct config *c;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "0123456789abcdef0123456789abcdef", 32),
+			 32);
+	close(fd);
+	snprintf(text, sizeof(text),
+		 "{\"policy\": {}, \"workloads\": [], \"record_dir\": "
+		 "\"/var/lib/bridle/rec\", \"record_key_file\": \"%s\", "
+		 "\"record_on_error\": \"continue\", \"record_fsync_ms\": 50, "
+		 "\"record_max_bytes\": 1000000, \"record_max_age_hours\": 24}",
+		 key);
+	c = parse_ok(text);
+	assert_string_equal(c->record_dir, "/var/lib/bridle/rec");
+	assert_int_equal(c->record_key_len, 32);
+	assert_memory_equal(c->record_key, "0123456789abcdef", 16);
+	assert_int_equal(c->record_on_error, RECORD_ON_ERROR_CONTINUE);
+	assert_int_equal(c->record_fsync_ms, 50);
+	assert_int_equal(c->record_max_bytes, 1000000);
+	assert_int_equal(c->record_max_age_hours, 24);
+	config_free(c);
+	/* Defaults: not recorded; when recorded, refuse and 1 s. */
+	c = parse_ok("{\"policy\": {}, \"workloads\": []}");
+	assert_null(c->record_dir);
+	assert_int_equal(c->record_on_error, RECORD_ON_ERROR_REFUSE);
+	assert_int_equal(c->record_fsync_ms, 1000);
+	config_free(c);
+	/* The key readable by others: refused, with the fix. */
+	assert_int_equal(chmod(key, 0644), 0);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "$.record_key_file"));
+	assert_non_null(strstr(err, "chmod 600"));
+	unlink(key);
+	assert_null(parse(text, err, sizeof(err)));
+	assert_non_null(strstr(err, "cannot open the recording key"));
+}
 
 static void test_bad_configs(void **state)
 {
@@ -1077,6 +1132,7 @@ int main(void)
 		cmocka_unit_test(test_all_keys),
 		cmocka_unit_test(test_boundaries_accepted),
 		cmocka_unit_test(test_bad_configs),
+		cmocka_unit_test(test_recording),
 		cmocka_unit_test(test_too_many_resolvers),
 		cmocka_unit_test(test_invalid_json),
 		cmocka_unit_test(test_cgroup_paths),

@@ -4,7 +4,10 @@
  * byte flipped is caught (or changes nothing that decodes); a cut at
  * every point where an append returned keeps every record written before
  * it, and reports the torn tail; blocks removed, reordered, spliced from
- * another session; a file sealed with another key.
+ * another session; a file sealed with another key. Staged records reach
+ * the file only when flushed; the syncer fsyncs and closes files of
+ * ended sessions and deletes old ones, never an open one; the key file
+ * is checked.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bridle/record.h"
@@ -274,6 +280,212 @@ static void test_bad_input(void **state)
 	assert_false(r.ended);
 }
 
+
+/* Staged records are in memory only: a flush writes them all. */
+static void test_stage_flush(void **state)
+{
+	char err[256];
+	struct record_writer *w;
+	struct record_report r;
+	struct stat st;
+	off_t before;
+	size_t len;
+	uint8_t *b;
+
+	(void)state;
+	unlink(path);
+	w = record_create(path, 7, key1, 32, NULL, err, sizeof(err));
+	assert_non_null(w);
+	assert_int_equal(stat(path, &st), 0);
+	before = st.st_size;
+	assert_int_equal(record_stage(w, "request",
+				      json_pack("{s:s}", "statement", "a")),
+			 0);
+	assert_int_equal(record_stage(w, "decision",
+				      json_pack("{s:s}", "decision", "allow")),
+			 0);
+	assert_true(record_pending(w) > 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, before);
+	assert_int_equal(record_flush(w), 0);
+	assert_int_equal(record_pending(w), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > before);
+	assert_int_equal(record_bytes(w), (uint64_t)st.st_size);
+	/* What was flushed verifies before the file is closed. */
+	b = slurp(path, &len);
+	assert_int_equal(record_verify(b, len, key1, 32, NULL, NULL, &r), 0);
+	assert_int_equal(r.records, 2);
+	assert_false(r.ended);
+	free(b);
+	/* A record too large for a line fails the writer, for good. */
+	{
+		char *big = malloc(RECORD_MAX_LINE);
+
+		assert_non_null(big);
+		memset(big, 'x', RECORD_MAX_LINE - 1);
+		big[RECORD_MAX_LINE - 1] = '\0';
+		assert_true(record_stage(w, "request",
+					 json_pack("{s:s}", "statement",
+						   big)) < 0);
+		free(big);
+		assert_true(record_flush(w) < 0);
+		assert_true(record_append(w, "end", NULL) < 0);
+	}
+	assert_true(record_close(w) < 0);
+	b = slurp(path, &len);
+	assert_int_equal(record_verify(b, len, key1, 32, NULL, NULL, &r), 0);
+	assert_int_equal(r.records, 2);
+	free(b);
+}
+
+static int count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Make @name in @dir a closed recording last written @age seconds ago. */
+static void old_file(const char *dir, const char *name, int age)
+{
+	char p[256], err[256];
+	struct record_writer *w;
+	struct timeval tv[2];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	w = record_create(p, 1, key1, 32, NULL, err, sizeof(err));
+	assert_non_null(w);
+	assert_int_equal(record_append(w, "end", NULL), 0);
+	assert_int_equal(record_close(w), 0);
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= age;
+	tv[1] = tv[0];
+	assert_int_equal(utimes(p, tv), 0);
+}
+
+/*
+ * The syncer: files of ended sessions are fsynced and closed off the
+ * caller's thread; at start, recordings older than the age limit go,
+ * then the oldest while over the size limit, never an open one.
+ */
+static void test_syncer(void **state)
+{
+	char dir[] = "/tmp/bridle-recdir-XXXXXX", p[256], err[256];
+	struct record_syncer_cfg cfg = { .fsync_ms = 10 };
+	struct record_syncer_stats st;
+	struct record_syncer *s;
+	struct record_writer *w;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	cfg.dir = dir;
+	/* Written: fsynced within the interval; closed: the syncer closes
+	 * it. */
+	s = record_syncer_start(&cfg, err, sizeof(err));
+	assert_non_null(s);
+	snprintf(p, sizeof(p), "%s/one%s", dir, RECORD_SUFFIX);
+	w = record_create(p, 2, key1, 32, s, err, sizeof(err));
+	assert_non_null(w);
+	assert_int_equal(record_append(w, "start", NULL), 0);
+	for (int i = 0; i < 300; i++) {
+		record_syncer_stats(s, &st);
+		if (st.fsyncs)
+			break;
+		usleep(10000);
+	}
+	assert_true(st.fsyncs >= 1);
+	assert_int_equal(st.open_files, 1);
+	assert_int_equal(record_close(w), 0);
+	for (int i = 0; i < 300; i++) {
+		record_syncer_stats(s, &st);
+		if (!st.open_files)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.open_files, 0);
+	record_syncer_stop(s);
+
+	old_file(dir, "a-old" RECORD_SUFFIX, 7200);
+	old_file(dir, "b-new" RECORD_SUFFIX, 10);
+	old_file(dir, "c-newer" RECORD_SUFFIX, 5);
+	snprintf(p, sizeof(p), "%s/not-a-recording.txt", dir);
+	assert_int_equal(close(open(p, O_CREAT | O_WRONLY, 0600)), 0);
+	assert_int_equal(count_files(dir), 5);
+	/* Age, one hour: at start, the old one goes. */
+	cfg.max_age_s = 3600;
+	s = record_syncer_start(&cfg, err, sizeof(err));
+	assert_non_null(s);
+	record_syncer_stats(s, &st);
+	assert_int_equal(st.deleted_files, 1);
+	snprintf(p, sizeof(p), "%s/a-old%s", dir, RECORD_SUFFIX);
+	assert_int_equal(access(p, F_OK), -1);
+	assert_int_equal(count_files(dir), 4);
+	record_syncer_stop(s);
+	/* Size, one byte: every closed recording goes, oldest first; an
+	 * open one and other files stay. */
+	cfg.max_age_s = 0;
+	cfg.max_bytes = 1;
+	s = record_syncer_start(&cfg, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(count_files(dir), 1);
+	snprintf(p, sizeof(p), "%s/live%s", dir, RECORD_SUFFIX);
+	w = record_create(p, 4, key1, 32, s, err, sizeof(err));
+	assert_non_null(w);
+	assert_int_equal(record_append(w, "start", NULL), 0);
+	old_file(dir, "d-closed" RECORD_SUFFIX, 100);
+	record_syncer_retention(s);
+	assert_int_equal(access(p, F_OK), 0);
+	assert_int_equal(count_files(dir), 2);
+	assert_int_equal(record_close(w), 0);
+	for (int i = 0; i < 300 && access(p, F_OK) == 0; i++) {
+		record_syncer_retention(s);
+		usleep(10000);
+	}
+	assert_int_equal(access(p, F_OK), -1);
+	record_syncer_stop(s);
+	snprintf(p, sizeof(p), "%s/not-a-recording.txt", dir);
+	assert_int_equal(access(p, F_OK), 0);
+	unlink(p);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_key_file(void **state)
+{
+	char p[] = "/tmp/bridle-key-XXXXXX", err[512];
+	uint8_t key[64];
+	int fd = mkstemp(p);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "short", 5), 5);
+	assert_int_equal(record_key_load(p, true, key, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "16 to 64 bytes"));
+	assert_int_equal(write(fd, "0123456789abcdef", 16), 16);
+	assert_int_equal(record_key_load(p, true, key, err, sizeof(err)), 21);
+	assert_memory_equal(key, "short0123456789abcdef", 21);
+	assert_int_equal(fchmod(fd, 0640), 0);
+	assert_int_equal(record_key_load(p, true, key, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "chmod 600"));
+	/* The CLI reads a key it is given without the mode check. */
+	assert_int_equal(record_key_load(p, false, key, err, sizeof(err)), 21);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, key1, 32, 0), 32);
+	assert_int_equal(pwrite(fd, key1, 32, 32), 32);
+	assert_int_equal(pwrite(fd, "x", 1, 64), 1);
+	assert_int_equal(record_key_load(p, false, key, err, sizeof(err)), -1);
+	close(fd);
+	unlink(p);
+	assert_int_equal(record_key_load(p, false, key, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "cannot open"));
+}
+
 static int setup(void **state)
 {
 	int fd;
@@ -302,6 +514,9 @@ int main(void)
 		cmocka_unit_test(test_cut),
 		cmocka_unit_test(test_blocks_moved),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_stage_flush),
+		cmocka_unit_test(test_syncer),
+		cmocka_unit_test(test_key_file),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
