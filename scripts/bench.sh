@@ -51,6 +51,11 @@
 #              column pgbench never reads + detectors email, credit_card),
 #              logs the session, and logs in upstream with SCRAM from a
 #              password file (its own instance, default config)
+#   bridle-rec like bridle, and every session recorded (record_dir: a
+#              fresh directory in the work dir, mode 0700; record_key_file:
+#              32 random bytes, mode 0600; record_fsync_ms left at its
+#              default, 1000): its own instance in a pod of its own (the
+#              pg part's second pod; one instance per enrolled cgroup)
 #   pgbouncer  PgBouncer, session mode, in the pg pod's netns on
 #              127.0.0.1:16432 -> 10.77.0.1:5432 (client: password, SCRAM)
 #   haproxy    haproxy, TCP mode, in the pg pod's netns on 127.0.0.1:15432
@@ -66,14 +71,28 @@
 # build/bench/pg-results.json, build/bench/pg.md (the BENCHMARKS.md
 # section), bridle's log build/bench/pg-bridle.log.
 #
+# Recording (bridle-rec): the report adds a table of bridle with
+# recording on against off (tps ratio, added proxy CPU and latency per
+# query, recording bytes and records per query); after the runs every
+# recording must verify (`bridle verify --json`: ok, not torn, ended), one
+# per session, else the script fails (build/bench/pg-rec-verify.json).
+#
 # Which parts run: first argument or BENCH_PARTS: "all" (default: tcp,
 # then pg), "tcp", "pg". E.g. `scripts/bench.sh pg` or
 # `BENCH_PARTS=pg make bench`.
 # pg knobs: BENCH_PG_SECONDS (5), BENCH_PG_REPS (3), BENCH_PG_SCALE (10),
 # BENCH_PG_VARIANTS ("direct bridle pgbouncer haproxy"),
 # BENCH_PG_MODES ("simple extended"), BENCH_PG_CLIENTS ("1 16"),
-# BENCH_PG_DECISION_LOG (all; or refusals: bridle's decision_log).
-# With the defaults the pg part takes about 4.5 minutes (tcp: 2.5).
+# BENCH_PG_DECISION_LOG (all; or refusals: bridle's decision_log, both
+# bridle instances),
+# BENCH_PG_RECORD (both; on; off): what "bridle" in BENCH_PG_VARIANTS
+# runs: both = bridle (recording off) and bridle-rec (on), next to each
+# other in every round; on = bridle-rec only; off = bridle only.
+# With the defaults the pg part takes about 5.5 minutes (tcp: 2.5).
+#
+# The binary: BRIDLE (default $BUILD/bridle, BUILD default build, as in the
+# Makefile, so `make bench BUILD=x` measures x/bridle); tcpbench:
+# $BUILD/tools/tcpbench. BENCH_OUT defaults to $BUILD/bench.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,7 +111,7 @@ want() { [[ " $PARTS " == *" $1 "* ]]; }
 # The command as given (BENCH_* settings from the environment first), for
 # the pg report; taken before anything here exports BENCH_* variables.
 BENCH_CMD="scripts/bench.sh${1:+ $1}"
-for _e in $(compgen -e | grep '^BENCH_' | sort -r); do
+for _e in $(compgen -e | grep -E '^(BENCH_|BRIDLE$|BUILD$)' | sort -r); do
 	BENCH_CMD="$_e=${!_e} $BENCH_CMD"
 done
 
@@ -109,9 +128,14 @@ PG_VARIANTS=${BENCH_PG_VARIANTS:-direct bridle pgbouncer haproxy}
 PG_MODES=${BENCH_PG_MODES:-simple extended}
 PG_CLIENTS=${BENCH_PG_CLIENTS:-1 16}
 PG_DECISION_LOG=${BENCH_PG_DECISION_LOG:-all}
-OUT=${BENCH_OUT:-$ROOT/build/bench}
-BRIDLE=$ROOT/build/bridle
-TB=$ROOT/build/tools/tcpbench
+PG_RECORD=${BENCH_PG_RECORD:-both}
+BUILD_DIR=${BUILD:-build}
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$ROOT/$BUILD_DIR
+OUT=${BENCH_OUT:-$BUILD_DIR/bench}
+BRIDLE=${BRIDLE:-$BUILD_DIR/bridle}
+[[ $BRIDLE == /* ]] || BRIDLE=$ROOT/$BRIDLE
+BRIDLE_SRC=${BRIDLE#"$ROOT"/}
+TB=$BUILD_DIR/tools/tcpbench
 PODEXEC=$ROOT/scripts/podexec
 SRV_IP=10.77.0.1
 SRV_PORT=5201
@@ -265,13 +289,25 @@ for v in $VARIANTS; do
 	esac
 done
 PG_POD=""
+PG_REC_POD=""
 if want pg; then
+	# "bridle" stands for bridle with recording off and/or on.
+	case $PG_RECORD in
+	both) _bridle="bridle bridle-rec" ;;
+	on) _bridle=bridle-rec ;;
+	off) _bridle=bridle ;;
+	*) die "BENCH_PG_RECORD must be both, on or off (not $PG_RECORD)" ;;
+	esac
+	_vs=""
 	for v in $PG_VARIANTS; do
 		case $v in
-		direct | bridle | pgbouncer | haproxy) ;;
+		direct | pgbouncer | haproxy | bridle-rec) _vs="$_vs $v" ;;
+		bridle) _vs="$_vs $_bridle" ;;
 		*) die "unknown pg variant $v" ;;
 		esac
 	done
+	# Each once, in the order given.
+	PG_VARIANTS=$(printf '%s\n' $_vs | awk '!seen[$0]++' | xargs)
 	for m in $PG_MODES; do
 		case $m in
 		simple | extended | prepared) ;;
@@ -280,6 +316,11 @@ if want pg; then
 	done
 	PG_POD=$NPODS
 	NPODS=$((NPODS + 1))
+	# bridle-rec: an instance of its own, so a pod (cgroup) of its own.
+	if [[ " $PG_VARIANTS " == *" bridle-rec "* ]]; then
+		PG_REC_POD=$NPODS
+		NPODS=$((NPODS + 1))
+	fi
 fi
 
 log "setting up namespaces ($ID, $NPODS pod(s))"

@@ -177,6 +177,34 @@ static int cmd_status(const struct opts *o)
 		       "?",
 	       json_is_true(json_object_get(r, "draining")) ? " (draining)" :
 							      "");
+	{
+		json_t *rec = json_object_get(r, "recording");
+
+		if (json_is_true(json_object_get(rec, "enabled")))
+			printf("recording to %s: %lld sessions, %lld open, "
+			       "%lld write failures, %lld requests refused, "
+			       "%lld sessions unrecorded%s%s\n",
+			       json_string_value(json_object_get(rec, "dir")),
+			       json_integer_value(
+				       json_object_get(rec, "sessions")),
+			       json_integer_value(
+				       json_object_get(rec, "open_files")),
+			       json_integer_value(
+				       json_object_get(rec, "write_failures")),
+			       json_integer_value(json_object_get(
+				       rec, "refused_requests")),
+			       json_integer_value(json_object_get(
+				       rec, "unrecorded_sessions")),
+			       json_is_true(json_object_get(rec, "failing")) ?
+				       "; FAILING: " :
+				       "",
+			       json_is_true(json_object_get(rec, "failing")) ?
+				       json_string_value(json_object_get(rec, "last_error")) ?:
+				       "?" :
+				       "");
+		else
+			printf("sessions are not recorded (no record_dir)\n");
+	}
 	printf("%-20s %-6s %-8s %-8s %-9s %s\n", "WORKLOAD", "READY",
 	       "ACCEPTED", "REFUSED", "PROGRAMS", "CGROUP / ERROR");
 	json_array_foreach(json_object_get(r, "workloads"), i, w) {
