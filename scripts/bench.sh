@@ -858,9 +858,24 @@ EOT
 		die "pgbench_accounts does not have $((PG_SCALE * 100000)) rows"
 }
 
-pg_bridle_start() {
-	local d=$WORK/pg-bridle i=$PG_POD
+# The pod of a pg variant: bridle-rec has its own, all others share the
+# pg pod.
+pg_pod_of() { # VARIANT
+	if [ "$1" = bridle-rec ]; then echo "$PG_REC_POD"; else echo "$PG_POD"; fi
+}
+
+pg_bridle_start() { # VARIANT: bridle (recording off) or bridle-rec (on)
+	local v=$1 d=$WORK/pg-$1 i rec=""
+	i=$(pg_pod_of "$v")
 	mkdir -p "$d"
+	if [ "$v" = bridle-rec ]; then
+		# A fresh directory, root's, 0700; a key of 32 random bytes, 0600;
+		# record_fsync_ms (1000), record_on_error, retention: defaults.
+		mkdir -m 700 "$d/rec"
+		(umask 077 && head -c 32 /dev/urandom >"$d/rec.key")
+		chmod 600 "$d/rec.key"
+		rec='"record_dir": "'$d/rec'", "record_key_file": "'$d/rec.key'",'
+	fi
 	# Default config; the policy has SQL rules (select on pgbench's tables
 	# only) and masking: a column pgbench never reads, plus two detectors
 	# that look at every value of every row returned.
@@ -870,6 +885,7 @@ pg_bridle_start() {
   "control_socket": "$d/control.sock",
   "log_dir": "$d/log",
   "bpf_pin_dir": "/sys/fs/bpf/$ID-$i",
+  $rec
   "workloads": [ { "name": "bench-pg", "cgroup": "$ID/pod$i",
                    "netns": "/run/netns/$ID-pod$i",
                    "labels": { "app": "bench" } } ],
@@ -894,8 +910,41 @@ pg_bridle_start() {
 EOT
 	"$BRIDLE" policy check "$d/config.json" >"$d/policy-check.txt" 2>&1 ||
 		die "bridle policy check: $(cat "$d/policy-check.txt")"
-	launch_bridle pg-bridle "$i" "$d"
-	PG_PROXY_PID[bridle]=${PROXY_PID[pg-bridle]}
+	launch_bridle "pg-$v" "$i" "$d"
+	PG_PROXY_PID[$v]=${PROXY_PID[pg-$v]}
+	if [ "$v" = bridle-rec ]; then
+		[ "$(pg_rec_status | cut -d' ' -f1)" = 1 ] ||
+			die "bridle-rec: recording is not enabled (bridle status)"
+	fi
+}
+
+# The recording counters of bridle-rec (bridle status) and the bytes of
+# its recording directory: "ENABLED SESSIONS CLOSED RECORDS FAILURES
+# UNRECORDED REFUSED OPEN_FILES DIR_BYTES FILES".
+pg_rec_status() {
+	"$BRIDLE" status --json --socket "${SOCK_OF[pg-bridle-rec]}" | python3 -c '
+import json, os, sys
+r = json.load(sys.stdin).get("recording") or {}
+d = sys.argv[1]
+files = [e for e in os.scandir(d) if e.is_file()] if os.path.isdir(d) else []
+print(int(bool(r.get("enabled"))), r.get("sessions", 0), r.get("closed", 0),
+      r.get("records_closed", 0), r.get("write_failures", 0),
+      r.get("unrecorded_sessions", 0), r.get("refused_requests", 0),
+      r.get("open_files", 0), sum(e.stat().st_size for e in files), len(files))' \
+		"$WORK/pg-bridle-rec/rec"
+}
+
+# Wait (up to 10 s) until bridle-rec has closed the recording of every
+# session it opened; print pg_rec_status.
+pg_rec_settled() {
+	local i st
+	for i in $(seq 100); do
+		st=$(pg_rec_status)
+		set -- $st
+		[ "$2" = "$3" ] && break
+		sleep 0.1
+	done
+	echo "$st"
 }
 
 pg_pgbouncer_start() {
@@ -934,7 +983,28 @@ pg_haproxy_start() {
 	wait_listen "$ID-pod$PG_POD" $PG_HAP_PORT || die "haproxy (pg) did not start: $(cat "$WORK/haproxy-pg.log")"
 }
 
+# accepted/refused of the bridle instance of a bridle variant; for any
+# other variant, the sum over every pg bridle instance (which must not
+# move): "A R".
+pg_counts() { # VARIANT
+	local k a=0 r=0 x
+	case $1 in
+	bridle*)
+		if [ -n "${SOCK_OF[pg-$1]:-}" ]; then bridle_counts "pg-$1"; else echo "0 0"; fi
+		;;
+	*)
+		for k in pg-bridle pg-bridle-rec; do
+			[ -n "${SOCK_OF[$k]:-}" ] || continue
+			x=$(bridle_counts "$k")
+			a=$((a + ${x% *})) r=$((r + ${x#* }))
+		done
+		echo "$a $r"
+		;;
+	esac
+}
+
 PG_FAILED=0
+PG_REC_FAILED=""
 # pg_run VARIANT MODE CLIENTS LABEL [SECONDS]: one pgbench -S run; appends a JSON line
 # to $PG_RAW (unless LABEL starts with "warmup"). A failed run is recorded
 # (its output and bridle's new log lines kept in $OUT/pg-failures), not
@@ -942,8 +1012,9 @@ PG_FAILED=0
 pg_run() {
 	local v=$1 m=$2 c=$3 label=$4 secs=${5:-$PG_SECONDS} j host=$SRV_IP port=$PG_PORT rc=0 passfile
 	local pp=${PG_PROXY_PID[$v]:-} tk0="" tk1="" ns0=0 ns1=0 s0 s1 b0="0 0" b1="0 0" l0=0
-	local ccg k0 k1 u0 u1
+	local ccg k0 k1 u0 u1 rec0="" rec1="" pod
 	local o=$WORK/pgbench/${label//\//_}.txt blog=$WORK/pg-bridle/bridle.log
+	[[ $v == bridle* ]] && blog=$WORK/pg-$v/bridle.log
 	local -a pre
 	mkdir -p "$WORK/pgbench"
 	j=$(nproc)
@@ -956,14 +1027,16 @@ pg_run() {
 	case $v in
 	haproxy) host=127.0.0.1 port=$PG_HAP_PORT ;;
 	pgbouncer) host=127.0.0.1 port=$PGB_PORT ;;
-	bridle)
+	bridle | bridle-rec)
 		# ...or in the enrolled cgroup, with no password anywhere.
-		ccg=$CG_BASE/pod$PG_POD
-		pre=("$PODEXEC" "$ccg" "$ID-pod$PG_POD")
+		pod=$(pg_pod_of "$v")
+		ccg=$CG_BASE/pod$pod
+		pre=("$PODEXEC" "$ccg" "$ID-pod$pod")
 		passfile=$PG_NOPASSFILE
 		;;
 	esac
-	[ -n "${SOCK_OF[pg-bridle]:-}" ] && b0=$(bridle_counts pg-bridle)
+	b0=$(pg_counts "$v")
+	[ "$v" = bridle-rec ] && rec0=$(pg_rec_settled)
 	[ -f "$blog" ] && l0=$(wc -l <"$blog")
 	if [ -n "$pp" ]; then
 		tk0=$(proc_ticks "$pp")
@@ -983,13 +1056,17 @@ pg_run() {
 		tk1=$(proc_ticks "$pp")
 		ns1=$(cpu_ns "$pp")
 	fi
-	[ -n "${SOCK_OF[pg-bridle]:-}" ] && b1=$(bridle_counts pg-bridle)
+	b1=$(pg_counts "$v")
+	# The recordings of this run's sessions, once all are closed (after
+	# the CPU times: closing them is not counted, as for bridle).
+	[ "$v" = bridle-rec ] && rec1=$(pg_rec_settled)
 	[ -f "$blog" ] && tail -n +$((l0 + 1)) "$blog" >"$o.bridle-log"
 	python3 - "$o" "$v" "$m" "$c" "$label" "$rc" "${tk0:-}" "${tk1:-}" "$CLK_TCK" \
-		"$ns0" "$ns1" "$s0" "$s1" $b0 $b1 "$j" "$k0" "$k1" "$u0" "$u1" "$PG_SCALE" >>"$PG_RAW.tmp" <<'PY'
+		"$ns0" "$ns1" "$s0" "$s1" $b0 $b1 "$j" "$k0" "$k1" "$u0" "$u1" "$PG_SCALE" \
+		"$rec0" "$rec1" >>"$PG_RAW.tmp" <<'PY'
 import json, re, sys
 (out, v, m, c, label, rc, tk0, tk1, hz, ns0, ns1, s0, s1,
- a0, r0, a1, r1, j, k0, k1, u0, u1, scale) = sys.argv[1:]
+ a0, r0, a1, r1, j, k0, k1, u0, u1, scale, rec0, rec1) = sys.argv[1:]
 text = open(out, errors="replace").read()
 def num(pat, f=float):
     x = re.search(pat, text, re.M)
@@ -1026,7 +1103,7 @@ try:
     blog = open(out + ".bridle-log", errors="replace").read().splitlines()
 except OSError:
     blog = []
-if v == "bridle":
+if v.startswith("bridle"):
     r["bridle_log_lines"] = len(blog)
     r["bridle_log_warn_error"] = [l for l in blog
         if '"level":"warn"' in l.replace(" ", "") or '"level":"error"' in l.replace(" ", "")]
@@ -1041,17 +1118,42 @@ if r["failed"]:
     problems.append("%d failed transactions" % r["failed"])
 if r["aborted"]:
     problems.append("run aborted")
-if v == "bridle":
+if rec0 and rec1:
+    keys = ("enabled", "sessions", "closed", "records", "failures", "unrecorded",
+            "refused", "open_files", "dir_bytes", "files")
+    x0 = dict(zip(keys, map(int, rec0.split())))
+    x1 = dict(zip(keys, map(int, rec1.split())))
+    rec = {k: x1[k] - x0[k] for k in keys if k not in ("enabled", "open_files")}
+    rec["not_closed"] = x1["sessions"] - x1["closed"]
+    r["rec"] = rec
+    if n:
+        r["rec_bytes_per_query"] = rec["dir_bytes"] / n
+        r["rec_records_per_query"] = rec["records"] / n
+if v.startswith("bridle"):
     if r["bridle_accepted"] < int(c):
         problems.append("bridle accepted %d connections for %s clients" % (r["bridle_accepted"], c))
     if r["bridle_refused"]:
         problems.append("bridle refused %d connections" % r["bridle_refused"])
+if v == "bridle-rec":
+    rec = r.get("rec")
+    if not rec:
+        problems.append("no recording counters")
+    else:
+        if rec["sessions"] != r["bridle_accepted"]:
+            problems.append("%d recordings opened for %d sessions" % (rec["sessions"], r["bridle_accepted"]))
+        if rec["files"] != rec["sessions"]:
+            problems.append("%d new recording files for %d sessions" % (rec["files"], rec["sessions"]))
+        if rec["not_closed"]:
+            problems.append("%d recordings still open 10 s after pgbench" % rec["not_closed"])
+        for k in ("failures", "unrecorded", "refused"):
+            if rec[k]:
+                problems.append("recording %s: %d" % (k, rec[k]))
 r["problems"] = problems
 print(json.dumps(r))
 PY
 	local line
 	line=$(tail -n 1 "$PG_RAW.tmp")
-	if [ "$v" != bridle ] && [ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["bridle_accepted"])' "$line")" != 0 ]; then
+	if [[ $v != bridle* ]] && [ "$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["bridle_accepted"])' "$line")" != 0 ]; then
 		die "$label: connections went through bridle ($b0 -> $b1): the benchmark's setup is wrong"
 	fi
 	if [[ $line != *'"problems": []'* ]]; then
