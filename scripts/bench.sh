@@ -930,7 +930,8 @@ files = [e for e in os.scandir(d) if e.is_file()] if os.path.isdir(d) else []
 print(int(bool(r.get("enabled"))), r.get("sessions", 0), r.get("closed", 0),
       r.get("records_closed", 0), r.get("write_failures", 0),
       r.get("unrecorded_sessions", 0), r.get("refused_requests", 0),
-      r.get("open_files", 0), sum(e.stat().st_size for e in files), len(files))' \
+      r.get("open_files", 0), sum(e.stat().st_size for e in files),
+      sum(1 for e in files if e.name.endswith(".brec")))' \
 		"$WORK/pg-bridle-rec/rec"
 }
 
@@ -1174,18 +1175,22 @@ pg_report() {
 	[ -n "${PG_PROXY_PID[haproxy]:-}" ] && hap_threads=$(ls /proc/"${PG_PROXY_PID[haproxy]}"/task 2>/dev/null | wc -l)
 	cp "$WORK/pg-bridle/bridle.log" "$OUT/pg-bridle.log" 2>/dev/null || true
 	cp "$WORK/pg-bridle/log/sessions.jsonl" "$OUT/pg-sessions.jsonl" 2>/dev/null || true
+	cp "$WORK/pg-bridle-rec/bridle.log" "$OUT/pg-bridle-rec.log" 2>/dev/null || true
+	cp "$WORK/pg-bridle-rec/log/sessions.jsonl" "$OUT/pg-rec-sessions.jsonl" 2>/dev/null || true
 	PGR_RAW=$PG_RAW PGR_OUT=$OUT PGR_VARIANTS="$PG_VARIANTS" PGR_MODES="$PG_MODES" \
 	PGR_CLIENTS="$PG_CLIENTS" PGR_REPS=$PG_REPS PGR_SECONDS=$PG_SECONDS PGR_SCALE=$PG_SCALE \
-	PGR_CMD="$BENCH_CMD" PGR_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	PGR_DECISION_LOG="$PG_DECISION_LOG" PGR_CMD="$BENCH_CMD" PGR_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" \
 	PGR_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
 	PGR_DIRTY="$(git status --porcelain --untracked-files=no -- user bpf include 2>/dev/null | wc -l)" \
-	PGR_BRIDLE_SHA="$BRIDLE_SHA" PGR_BRIDLE_MTIME="$BRIDLE_MTIME" \
+	PGR_BRIDLE_SHA="$BRIDLE_SHA" PGR_BRIDLE_MTIME="$BRIDLE_MTIME" PGR_BRIDLE_SRC="$BRIDLE_SRC" \
 	PGR_PG="$("$PGBIN/postgres" --version | awk '{print $3}')" \
 	PGR_PGB="$(pgbouncer --version | head -1 | awk '{print $2}')" \
 	PGR_HAP="$(haproxy -v | head -1 | awk '{print $3}')" PGR_HAP_THREADS="$hap_threads" \
 	PGR_LOAD0="$PG_LOAD0" PGR_LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)" \
 	PGR_MEASURE_S=$((PG_T1 - PG_T0)) PGR_TOTAL_S=$((PG_T1 - PG_TSTART)) PGR_INIT_S=$PG_INIT_S PGR_INIT_DONE="$PG_INIT_DONE" \
-	PGR_SESSIONS="$WORK/pg-bridle/log/sessions.jsonl" PGR_BRIDLE_LOG="$WORK/pg-bridle/bridle.log" \
+	PGR_SESSIONS="$WORK/pg-bridle/log/sessions.jsonl $WORK/pg-bridle-rec/log/sessions.jsonl" \
+	PGR_BRIDLE_LOG="$WORK/pg-bridle/bridle.log $WORK/pg-bridle-rec/bridle.log" \
+	PGR_REC_SUMMARY="$WORK/pg-rec-summary.json" PGR_REC_FAILED="$PG_REC_FAILED" \
 	python3 - <<'PY'
 import json, os, platform, statistics
 E = os.environ
@@ -1223,26 +1228,28 @@ for m in modes:
 
 # The session log: denied statements, and sessions.
 denied = sessions = 0
-try:
-    for l in open(E["PGR_SESSIONS"]):
-        try:
-            j = json.loads(l)
-        except ValueError:
-            continue
-        ev = j.get("event", "")
-        if ev == "statement_denied":
-            denied += 1
-        sessions += 1
-except OSError:
-    pass
+for path in E["PGR_SESSIONS"].split():
+    try:
+        for l in open(path):
+            try:
+                j = json.loads(l)
+            except ValueError:
+                continue
+            ev = j.get("event", "")
+            if ev == "statement_denied":
+                denied += 1
+            sessions += 1
+    except OSError:
+        pass
 warn_err = []
-try:
-    for l in open(E["PGR_BRIDLE_LOG"], errors="replace"):
-        t = l.replace(" ", "")
-        if '"level":"warn"' in t or '"level":"error"' in t:
-            warn_err.append(l.rstrip("\n"))
-except OSError:
-    pass
+for path in E["PGR_BRIDLE_LOG"].split():
+    try:
+        for l in open(path, errors="replace"):
+            t = l.replace(" ", "")
+            if '"level":"warn"' in t or '"level":"error"' in t:
+                warn_err.append(l.rstrip("\n"))
+    except OSError:
+        pass
 
 commit = E["PGR_COMMIT"] + ("+dirty" if E["PGR_DIRTY"] != "0" else "")
 meta = {
@@ -1264,9 +1271,56 @@ meta = {
     "max_other_cpu_s": max((r["other_cpu_s"] for r in raw if r.get("other_cpu_s") is not None),
                            default=None),
 }
+# Recording on (bridle-rec) against off (bridle): medians, and the ratio
+# of each round's pair (the two run one after the other).
+rec_files = None
+try:
+    rec_files = json.load(open(E["PGR_REC_SUMMARY"]))
+except (OSError, ValueError):
+    pass
+recording = {}
+if "bridle-rec" in variants:
+    pair = "bridle" in variants
+    def rnd(r):
+        return int(r["label"].rsplit("/", 1)[1])
+    def med(xs):
+        xs = [x for x in xs if x is not None]
+        return statistics.median(xs) if xs else None
+    for m in modes:
+        for c in clients:
+            on = summary["%s/c%d/bridle-rec" % (m, c)]
+            off = summary["%s/c%d/bridle" % (m, c)] if pair else {}
+            on_runs = [r for r in runs.get((m, c, "bridle-rec"), []) if ok(r)]
+            off_by = {rnd(r): r for r in runs.get((m, c, "bridle"), []) if ok(r)}
+            rr = [(r["tps"] / off_by[rnd(r)]["tps"]) for r in on_runs
+                  if rnd(r) in off_by and off_by[rnd(r)]["tps"]]
+            x = {"tps_off": off.get("tps"), "tps_on": on["tps"],
+                 "ratio": on["tps"] / off["tps"] if on["tps"] and off.get("tps") else None,
+                 "round_ratios": rr, "round_ratio_median": med(rr),
+                 "proxy_us_off": off.get("proxy_cpu_us_per_query"),
+                 "proxy_us_on": on["proxy_cpu_us_per_query"],
+                 "latency_ms_off": off.get("latency_avg_ms"),
+                 "latency_ms_on": on["latency_avg_ms"],
+                 "bytes_per_query": med(r.get("rec_bytes_per_query") for r in on_runs),
+                 "records_per_query": med(r.get("rec_records_per_query") for r in on_runs)}
+            x["proxy_us_added"] = (x["proxy_us_on"] - x["proxy_us_off"]
+                                   if x["proxy_us_on"] is not None and x["proxy_us_off"] is not None else None)
+            x["latency_us_added"] = (1000 * (x["latency_ms_on"] - x["latency_ms_off"])
+                                     if x["latency_ms_on"] is not None and x["latency_ms_off"] is not None else None)
+            # What a query costs in throughput: 1/tps, µs (c clients share it).
+            x["us_per_query_added"] = (1e6 / x["tps_on"] - 1e6 / x["tps_off"]
+                                       if x["tps_on"] and x["tps_off"] else None)
+            recording["%s/c%d" % (m, c)] = x
+ratios = [x["ratio"] for x in recording.values() if x["ratio"] is not None]
+meta["recording_target"] = "tps with recording >= 90% of without"
+meta["recording_worst_ratio"] = min(ratios) if ratios else None
+meta["recording_files"] = rec_files
+meta["recording_verify_problems"] = E["PGR_REC_FAILED"]
+
 out = E["PGR_OUT"]
 with open(os.path.join(out, "pg-results.json"), "w") as f:
-    json.dump({"meta": meta, "summary": summary, "runs": raw}, f, indent=1)
+    json.dump({"meta": meta, "summary": summary, "recording": recording, "runs": raw},
+              f, indent=1)
 
 def cell(m, c, v, key, fmt, rel):
     s = summary["%s/c%d/%s" % (m, c, v)]
@@ -1302,6 +1356,58 @@ table = "\n".join(rows)
 def fmtl(xs, f):
     return ", ".join("-" if x is None else f.format(x) for x in xs)
 
+rec_md = []
+if recording:
+    f = lambda x, fmt: "-" if x is None else fmt.format(x)
+    rec_md += [
+        "Session recording: bridle with recording off (`bridle`) and on "
+        "(`bridle-rec`), same policy and decision_log ({}), next to each "
+        "other in every round.".format(E.get("PGR_DECISION_LOG", "all")),
+        "",
+        "| pgbench -S, median of {} × {:g} s | tps, off | tps, on | on ÷ off | on ÷ off, per round "
+        "| proxy CPU per query, off → on (µs) | added proxy CPU per query (µs) "
+        "| added latency (µs) | added 1/tps (µs) | recording bytes per query | records per query |".format(
+            reps, meta["seconds"]),
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for m in modes:
+        for c in clients:
+            x = recording["%s/c%d" % (m, c)]
+            rec_md.append("| {} | {} | {} | {} | {} | {} → {} | {} | {} | {} | {} | {} |".format(
+                label(m, c), f(x["tps_off"], "{:.0f}"), f(x["tps_on"], "{:.0f}"),
+                f(x["ratio"], "{:.3f}"), fmtl(x["round_ratios"], "{:.3f}") or "-",
+                f(x["proxy_us_off"], "{:.1f}"), f(x["proxy_us_on"], "{:.1f}"),
+                f(x["proxy_us_added"], "{:+.1f}"), f(x["latency_us_added"], "{:+.1f}"),
+                f(x["us_per_query_added"], "{:+.1f}"),
+                f(x["bytes_per_query"], "{:.0f}"), f(x["records_per_query"], "{:.2f}")))
+    rec_md.append("")
+    if ratios:
+        missed = ["{} ({:.3f})".format(k, x["ratio"]) for k, x in recording.items()
+                  if x["ratio"] is not None and x["ratio"] < 0.90]
+        rec_md.append("Target (recording costs at most 10% of tps, on ÷ off ≥ 0.90): "
+                      + ("met in all {} rows (worst {:.3f}).".format(len(ratios), min(ratios))
+                         if not missed else "MISSED: " + ", ".join(missed) + "."))
+    rf = rec_files
+    if rf:
+        rec_md.append("Recordings of the run (warm-up included): {} files, {} records in {} blocks, "
+                      "{:.1f} MB ({} KiB on disk), {:.0f} bytes per record; bridle verify: {} "
+                      "({:.1f} s).".format(
+                          rf["files"], rf["records"], rf["blocks"], rf["dir_bytes"] / 1e6,
+                          rf["du_kib"], rf["dir_bytes"] / rf["records"] if rf["records"] else 0,
+                          "all OK, none torn, all ended" if not rf["problems"]
+                          else "PROBLEMS: " + "; ".join(rf["problems"]), rf["verify_seconds"]))
+    elif E["PGR_REC_FAILED"]:
+        rec_md.append("Recordings: " + E["PGR_REC_FAILED"])
+    rec_md += [
+        "",
+        "on ÷ off: ratio of the median tps; per round: each round's pair. Added "
+        "proxy CPU: the difference of the medians of proxy CPU per query; added "
+        "latency: of pgbench's latency average; added 1/tps: 1e6/tps(on) − "
+        "1e6/tps(off), the machine time a query costs more. Recording bytes per "
+        "query: growth of the recording directory over a run divided by its "
+        "transactions; records per query: records bridle counted as written "
+        "(status `records_closed`) likewise.",
+        ""]
+
 per_round = []
 for m in modes:
     for c in clients:
@@ -1317,8 +1423,8 @@ for m in modes:
                         for i, r in enumerate(rs) if r["problems"])))
 
 md = "\n".join([
-    "Run of `{}` at commit {} (build/bridle sha256 {}…, built {}), {}.".format(
-        meta["command"], commit, meta["bridle_binary_sha256_prefix"],
+    "Run of `{}` at commit {} ({} sha256 {}…, built {}), {}.".format(
+        meta["command"], commit, E["PGR_BRIDLE_SRC"], meta["bridle_binary_sha256_prefix"],
         meta["bridle_binary_mtime"], meta["date"]),
     "Machine: {} CPUs ({}), kernel {}; PostgreSQL {}, PgBouncer {}, haproxy {} ({} threads).".format(
         meta["nproc"], meta["cpu"], meta["kernel"], meta["postgres"], meta["pgbouncer"],
@@ -1329,6 +1435,7 @@ md = "\n".join([
     "",
     table,
     "",
+    *rec_md,
     "(x%) = tps as a share of direct; (x×) = latency relative to direct. "
     "Proxy CPU per query: utime+stime of the proxy process (/proc/PID/stat, all "
     "threads) over the pgbench run, including its connection setup, divided by "
@@ -1364,6 +1471,71 @@ print("\nraw results: " + os.path.join(out, "pg-results.json")
 PY
 }
 
+# After the runs: every recording of bridle-rec (warm-up included) must
+# verify (ok, no torn tail, ended), one per session, with as many records
+# as bridle counted. Writes $OUT/pg-rec-verify.json (bridle verify's
+# output) and $WORK/pg-rec-summary.json (for the report); sets
+# PG_REC_FAILED when something is wrong (the script then fails at the
+# end, and keeps the work dir with the recordings and their key).
+pg_rec_verify() {
+	local d=$WORK/pg-bridle-rec st rc=0 t0 t1
+	st=$(pg_rec_settled)
+	t0=$(date +%s.%N)
+	"$BRIDLE" verify --key-file "$d/rec.key" "$d/rec" --json \
+		>"$OUT/pg-rec-verify.json" 2>"$WORK/pg-rec-verify.err" || rc=$?
+	t1=$(date +%s.%N)
+	PG_REC_FAILED=$(python3 - "$OUT/pg-rec-verify.json" "$rc" "$st" "$d/rec" \
+		"$WORK/pg-rec-verify.err" "$t0" "$t1" "$WORK/pg-rec-summary.json" <<'PY'
+import json, os, subprocess, sys
+out, rc, st, d, errf, t0, t1, summ = sys.argv[1:]
+keys = ("enabled", "sessions", "closed", "records", "failures", "unrecorded",
+        "refused", "open_files", "dir_bytes", "files")
+s = dict(zip(keys, map(int, st.split())))
+problems = []
+try:
+    v = json.load(open(out))
+except (OSError, ValueError) as e:
+    v = []
+    problems.append("bridle verify --json gave no JSON (%s)" % e)
+err = open(errf, errors="replace").read().strip()
+if int(rc):
+    problems.append("bridle verify exit status %s%s" % (rc, (": " + err[:300]) if err else ""))
+bad = [f for f in v if not f.get("ok")]
+torn = [f for f in v if f.get("torn")]
+open_ = [f for f in v if not f.get("ended")]
+for f in bad[:5]:
+    problems.append("%s: FAILED at record %s: %s" % (os.path.basename(f["file"]),
+                                                  f.get("bad_record"), f.get("error")))
+if len(bad) > 5:
+    problems.append("... %d files FAILED in all" % len(bad))
+if torn:
+    problems.append("%d file(s) with a torn tail" % len(torn))
+if open_:
+    problems.append("%d file(s) not ended" % len(open_))
+records = sum(f.get("records", 0) for f in v)
+if len(v) != s["sessions"]:
+    problems.append("%d recordings for %d recorded sessions" % (len(v), s["sessions"]))
+if records != s["records"]:
+    problems.append("%d records in the files, bridle counted %d" % (records, s["records"]))
+for k in ("failures", "unrecorded", "refused"):
+    if s[k]:
+        problems.append("bridle status: recording %s %d" % (k, s[k]))
+du = subprocess.run(["du", "-sk", d], capture_output=True, text=True).stdout.split()
+json.dump({"files": len(v), "ok": len(v) - len(bad), "torn": len(torn),
+           "not_ended": len(open_), "records": records,
+           "blocks": sum(f.get("blocks", 0) for f in v),
+           "dir_bytes": s["dir_bytes"], "du_kib": int(du[0]) if du else None,
+           "sessions": s["sessions"], "bridle_records": s["records"],
+           "verify_seconds": float(t1) - float(t0), "verify_exit": int(rc),
+           "problems": problems}, open(summ, "w"), indent=1)
+print("; ".join(problems))
+PY
+	) || PG_REC_FAILED="cannot check bridle verify's output"
+	if [ -z "$PG_REC_FAILED" ]; then
+		log "pg: recordings: all verify ($(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%d files, %d records, %.1f MB" % (j["files"], j["records"], j["dir_bytes"] / 1e6))' "$WORK/pg-rec-summary.json"))"
+	fi
+}
+
 pg_part() {
 	local rep m c v
 	PG_TSTART=$(date +%s)
@@ -1375,7 +1547,7 @@ pg_part() {
 	pg_server_start
 	for v in $PG_VARIANTS; do
 		case $v in
-		bridle) pg_bridle_start ;;
+		bridle | bridle-rec) pg_bridle_start "$v" ;;
 		pgbouncer) pg_pgbouncer_start ;;
 		haproxy) pg_haproxy_start ;;
 		esac
@@ -1397,11 +1569,17 @@ pg_part() {
 		done
 	done
 	PG_T1=$(date +%s)
+	[ -n "${SOCK_OF[pg-bridle-rec]:-}" ] && pg_rec_verify
 	pg_report
 	log "pg part: $((PG_T1 - PG_TSTART)) s in all, $((PG_T1 - PG_T0)) s measuring"
+	if [ -n "$PG_REC_FAILED" ]; then
+		log "pg: RECORDINGS DO NOT VERIFY: $PG_REC_FAILED"
+		log "pg: the recordings and their key stay in $WORK/pg-bridle-rec/ (the work dir is kept)"
+	fi
 	if [ "$PG_FAILED" != 0 ]; then
 		die "pg: $PG_FAILED pgbench run(s) had problems (see above and $OUT/pg-failures)"
 	fi
+	[ -z "$PG_REC_FAILED" ] || die "pg: bridle-rec's recordings do not verify (see above and $OUT/pg-rec-verify.json)"
 }
 
 if want pg; then

@@ -1700,11 +1700,12 @@ void session_decision(struct session *s, const struct policy *p,
 		s->who = who_json(&s->sum, s->user);
 	decision_line(s->wk, s->sum.id, s->who, p, d, request, statement);
 	if (s->rec) {
-		json_t *f = json_pack("{s:I,s:s,s:s,s:s}", "req",
+		/* The summary names tables as the agent wrote them. */
+		json_t *f = json_pack("{s:I,s:s,s:s,s:o}", "req",
 				      (json_int_t)s->req, "decision",
 				      policy_decision_name(d), "rule",
 				      d->would_rule ? d->would_rule : d->rule,
-				      "request", request);
+				      "request", log_utf8_json(request, 512));
 
 		if (d->would_rule && strcmp(d->would_rule, d->rule))
 			json_object_set_new(f, "allowed_by",
