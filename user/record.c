@@ -760,12 +760,21 @@ int record_sync(struct record_writer *w)
 
 int record_close(struct record_writer *w)
 {
+	return record_finish(w, NULL, NULL);
+}
+
+int record_finish(struct record_writer *w, uint64_t *records, uint64_t *bytes)
+{
 	int r = w->failed ? -EIO : close_block(w);
 
 	if (!r)
 		r = buf_flush(w);
 	if (w->in_block)
 		deflateEnd(&w->z);
+	if (records)
+		*records = w->seq - 1;
+	if (bytes)
+		*bytes = w->written;
 	if (w->rf) {
 		/* The syncer fsyncs and closes it, off the caller's loop. */
 		int e = __atomic_load_n(&w->rf->error, __ATOMIC_ACQUIRE);

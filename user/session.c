@@ -886,7 +886,7 @@ static int rec_open(struct session *s, char *why, size_t len)
 /* The session's last record, then the file is sealed and closed. */
 static void rec_end(struct session *s)
 {
-	uint64_t n;
+	uint64_t n, bytes;
 	int r;
 
 	if (!s->rec)
@@ -902,15 +902,14 @@ static void rec_end(struct session *s)
 			    (json_int_t)s->sum.duration_ms));
 	if (!s->rec)
 		return;
-	n = record_count(s->rec);
-	r = record_close(s->rec);
+	r = record_finish(s->rec, &n, &bytes);
 	s->rec = NULL;
 	if (r) {
 		recorder_failed(s->e->recorder, s->sum.id,
 				"closing the recording", -r, true);
 		return;
 	}
-	recorder_closed(s->e->recorder, n, 0);
+	recorder_closed(s->e->recorder, n, bytes);
 }
 
 bool session_recorded(const struct session *s)

@@ -108,6 +108,10 @@ int record_sync(struct record_writer *w);
  * freed either way). */
 int record_close(struct record_writer *w);
 
+/* record_close, telling how many records and bytes the file got (each
+ * may be NULL). */
+int record_finish(struct record_writer *w, uint64_t *records, uint64_t *bytes);
+
 uint64_t record_count(const struct record_writer *w);
 /* Bytes written to the file so far. */
 uint64_t record_bytes(const struct record_writer *w);
