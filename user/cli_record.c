@@ -35,6 +35,25 @@ struct rec_src {
 	int keylen;
 };
 
+/* The options every command here takes: where, and with which key. */
+struct src_args {
+	const char *dir, *key_file, *config;
+};
+
+/* Option @c ('d', 'k', 'c') into @a; false when it is another. */
+static bool src_arg(int c, struct src_args *a)
+{
+	if (c == 'd')
+		a->dir = optarg;
+	else if (c == 'k')
+		a->key_file = optarg;
+	else if (c == 'c')
+		a->config = optarg;
+	else
+		return false;
+	return true;
+}
+
 /* The whole of @path, or NULL with @err. */
 static uint8_t *read_all(const char *path, size_t *len, char *err,
 			 size_t errlen)
@@ -282,7 +301,7 @@ int cli_verify(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *key_file = NULL, *config = NULL;
+	struct src_args a = { .dir = "-" };
 	bool json = false, all_ok = true;
 	struct rec_src src;
 	json_t *out;
@@ -290,18 +309,14 @@ int cli_verify(int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c == 'k')
-			key_file = optarg;
-		else if (c == 'c')
-			config = optarg;
-		else if (c == 'j')
+		if (c == 'j')
 			json = true;
-		else
+		else if (c == 'd' || !src_arg(c, &a))
 			goto usage;
 	}
 	if (optind >= argc)
 		goto usage;
-	if ((r = rec_source(config, "-", key_file, false, &src)))
+	if ((r = rec_source(a.config, a.dir, a.key_file, false, &src)))
 		return r;
 	out = json ? json_array() : NULL;
 	for (int i = optind; i < argc; i++) {
@@ -494,7 +509,7 @@ int cli_recorded_sessions(int argc, char **argv)
 						 "review",	  "shadow_deny",
 						 "shadow_review", NULL };
 	struct filters f = { .since = -1, .until = -1 };
-	const char *dir = NULL, *key_file = NULL, *config = NULL;
+	struct src_args a = {};
 	struct rec_src src;
 	struct dirent **v;
 	bool json = false, bad = false;
@@ -503,18 +518,11 @@ int cli_recorded_sessions(int argc, char **argv)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if (src_arg(c, &a))
+			continue;
 		switch (c) {
 		case 'r':
 		case 'S':
-			break;
-		case 'd':
-			dir = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
-		case 'c':
-			config = optarg;
 			break;
 		case 'w':
 			f.workload = optarg;
@@ -565,7 +573,7 @@ int cli_recorded_sessions(int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((r = rec_source(config, dir, key_file, true, &src)))
+	if ((r = rec_source(a.config, a.dir, a.key_file, true, &src)))
 		return r;
 	n = list_dir(src.dir, &v);
 	if (n < 0) {
@@ -1041,7 +1049,7 @@ static int replay_run(int argc, char **argv, bool export)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *dir = NULL, *key_file = NULL, *config = NULL;
+	struct src_args a = {};
 	const char *format = export ? NULL : "text";
 	struct replay rp = {};
 	struct rec_src src;
@@ -1052,16 +1060,9 @@ static int replay_run(int argc, char **argv, bool export)
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "f", longopts, NULL)) != -1) {
+		if (src_arg(c, &a))
+			continue;
 		switch (c) {
-		case 'd':
-			dir = optarg;
-			break;
-		case 'k':
-			key_file = optarg;
-			break;
-		case 'c':
-			config = optarg;
-			break;
 		case 'f':
 			follow = !export;
 			if (export)
@@ -1091,8 +1092,8 @@ static int replay_run(int argc, char **argv, bool export)
 		goto usage;
 	if (follow && rp.format == OUT_JSON)
 		rp.format = OUT_JSONL; /* one record per line as they come */
-	if ((r = rec_source(config, dir, key_file, !strchr(argv[optind], '/'),
-			    &src)))
+	if ((r = rec_source(a.config, a.dir, a.key_file,
+			    !strchr(argv[optind], '/'), &src)))
 		return r;
 	if ((r = find_recording(&src, argv[optind], path, sizeof(path)))) {
 		src_wipe(&src);
