@@ -518,7 +518,7 @@ int record_key_load(const char *path, bool strict, uint8_t key[MAX_KEY],
 	struct stat st;
 	uint8_t buf[MAX_KEY + 1];
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open the recording key %s: %s",
