@@ -30,11 +30,12 @@
 #define CHAIN_LABEL "bridle-rec-1\n"
 #define MAX_KEY 64
 #define MAX_BLOCK_OUT (64u << 20) /* decoded bytes of one block, at most */
-/* Deflate: an 8 KiB window and small hash tables keep a session's
- * compressor near 64 KiB while repeated statements still compress. */
-#define ZLEVEL 6
-#define ZWBITS 13
-#define ZMEMLEVEL 6
+/* On the event loop records are stored, not compressed (a copy, with the
+ * smallest window and tables: 3 KiB a session); the syncer compresses a
+ * recording once it is closed (syncer_compress). */
+#define ZLEVEL 0
+#define ZWBITS 9
+#define ZMEMLEVEL 1
 #define RETENTION_MS 60000
 
 /* A file the syncer fsyncs and, once its session ended, closes. The
@@ -66,6 +67,7 @@ struct record_writer {
 	struct record_syncer *syncer;
 	z_stream z;
 	bool in_block;
+	bool unflushed; /* records in deflate not yet flushed out of it */
 	bool failed;
 	uint32_t in_blk; /* records in the open block */
 	uint64_t seq; /* the next record's */
@@ -270,6 +272,181 @@ static void syncer_release(struct record_syncer *s, struct rec_file *f)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/*
+ * Compress the closed recording @name of @s's directory. The writer
+ * stores records without compressing them (deflate's stored blocks: on
+ * the event loop, a record costs a copy, not a compression); here each
+ * block is inflated and deflated again in one go. The records, the
+ * block markers and the seals are the same bytes, so the chain is
+ * untouched and a reader sees no difference. The new file replaces the
+ * old by rename once it is written and fsynced; on any surprise the
+ * file stays as it is (it is valid either way).
+ */
+static void syncer_compress(struct record_syncer *s, const char *name)
+{
+	char path[4096], tmp[4200];
+	uint8_t *in = NULL, *blk = NULL, *out = NULL;
+	size_t inlen = 0, blkcap = 0, olen = 0, ocap = 0;
+	const uint8_t *p, *end, *nl;
+	struct stat st;
+	int fd, ok = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", s->dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", s->dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 &&
+	    (uint64_t)st.st_size < ((uint64_t)1 << 32) &&
+	    (in = malloc((size_t)st.st_size))) {
+		ssize_t n;
+
+		while (inlen < (size_t)st.st_size &&
+		       (n = read(fd, in + inlen, (size_t)st.st_size - inlen)) >
+			       0)
+			inlen += (size_t)n;
+	}
+	close(fd);
+	if (!in || inlen != (size_t)st.st_size)
+		goto out;
+	p = in;
+	end = in + inlen;
+	/* The magic and the header, as they are. */
+	nl = inlen > strlen(RECORD_MAGIC) ?
+		     memchr(in + strlen(RECORD_MAGIC), '\n',
+			    inlen - strlen(RECORD_MAGIC)) :
+		     NULL;
+	if (!nl || memcmp(in, RECORD_MAGIC, strlen(RECORD_MAGIC)))
+		goto out;
+	ocap = inlen + 1024;
+	out = malloc(ocap);
+	if (!out)
+		goto out;
+	memcpy(out, in, (size_t)(nl + 1 - in));
+	olen = (size_t)(nl + 1 - in);
+	p = nl + 1;
+	while (p < end) {
+		z_stream z = {};
+		size_t blen = 0, mlen;
+		const uint8_t *mark_end, *seal_end;
+		int zr;
+
+		/* "BLK <n>\n" */
+		mark_end =
+			memchr(p, '\n',
+			       (size_t)(end - p) < 32 ? (size_t)(end - p) : 32);
+		if (!mark_end || memcmp(p, "BLK ", 4))
+			goto out;
+		mlen = (size_t)(mark_end + 1 - p);
+		memcpy(out + olen, p, mlen);
+		olen += mlen;
+		p = mark_end + 1;
+		if (inflateInit2(&z, -15) != Z_OK)
+			goto out;
+		z.next_in = (Bytef *)p;
+		z.avail_in = (uInt)(end - p);
+		do {
+			if (blen == blkcap) {
+				uint8_t *nb;
+
+				blkcap = blkcap ? blkcap * 2 : 65536;
+				nb = blkcap <= MAX_BLOCK_OUT ?
+					     realloc(blk, blkcap) :
+					     NULL;
+				if (!nb) {
+					inflateEnd(&z);
+					goto out;
+				}
+				blk = nb;
+			}
+			z.next_out = blk + blen;
+			z.avail_out = (uInt)(blkcap - blen);
+			zr = inflate(&z, Z_NO_FLUSH);
+			blen = blkcap - z.avail_out;
+		} while (zr == Z_OK);
+		p += z.total_in;
+		inflateEnd(&z);
+		if (zr != Z_STREAM_END)
+			goto out; /* a torn or damaged block: leave it */
+		/* The new block fits in what the old one took (stored blocks
+		 * are never smaller), plus deflate's worst case. */
+		{
+			z_stream d = {};
+			size_t room = ocap - olen;
+
+			if (deflateInit2(&d, 6, Z_DEFLATED, -15, 8,
+					 Z_DEFAULT_STRATEGY) != Z_OK)
+				goto out;
+			if (room < deflateBound(&d, blen) + 160) {
+				uint8_t *no;
+
+				ocap = olen + deflateBound(&d, blen) + 160 +
+				       (size_t)(end - p);
+				no = realloc(out, ocap);
+				if (!no) {
+					deflateEnd(&d);
+					goto out;
+				}
+				out = no;
+			}
+			d.next_in = blk;
+			d.avail_in = (uInt)blen;
+			d.next_out = out + olen;
+			d.avail_out = (uInt)(ocap - olen);
+			zr = deflate(&d, Z_FINISH);
+			olen += d.total_out;
+			deflateEnd(&d);
+			if (zr != Z_STREAM_END)
+				goto out;
+		}
+		/* "\nEND <count> <hex>\n", as it is. */
+		if ((size_t)(end - p) < 6 || memcmp(p, "\nEND ", 5))
+			goto out;
+		seal_end = memchr(p + 1, '\n',
+				  (size_t)(end - p - 1) < 128 ?
+					  (size_t)(end - p - 1) :
+					  128);
+		if (!seal_end)
+			goto out;
+		if (ocap - olen < (size_t)(seal_end + 1 - p))
+			goto out;
+		memcpy(out + olen, p, (size_t)(seal_end + 1 - p));
+		olen += (size_t)(seal_end + 1 - p);
+		p = seal_end + 1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		goto out;
+	{
+		size_t off = 0;
+		ssize_t n = 0;
+
+		while (off < olen && (n = write(fd, out + off, olen - off)) > 0)
+			off += (size_t)n;
+		ok = off == olen && fsync(fd) == 0;
+	}
+	close(fd);
+	if (!ok || rename(tmp, path)) {
+		unlink(tmp);
+		ok = 0;
+	}
+	if (ok &&
+	    (fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(fd); /* the rename, on disk */
+		close(fd);
+	}
+	if (ok) {
+		pthread_mutex_lock(&s->lock);
+		s->st.compressed_files++;
+		s->st.compressed_saved += inlen > olen ? inlen - olen : 0;
+		pthread_mutex_unlock(&s->lock);
+	}
+out:
+	free(in);
+	free(blk);
+	free(out);
+}
+
 /* Fsync what was written; fsync, close and forget what was released. */
 static void syncer_pass(struct record_syncer *s)
 {
@@ -314,6 +491,8 @@ static void syncer_pass(struct record_syncer *s)
 		f = done;
 		done = f->next;
 		close(f->fd);
+		if (!f->error)
+			syncer_compress(s, f->name);
 		free(f);
 	}
 }
@@ -448,6 +627,23 @@ static void *syncer_main(void *arg)
 	return NULL;
 }
 
+/* What a compression cut short left (bridle stopped during it). */
+static void remove_stale(struct record_syncer *s)
+{
+	DIR *d = opendir(s->dir);
+	struct dirent *e;
+	size_t sl = strlen(RECORD_SUFFIX ".tmp");
+
+	while (d && (e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+
+		if (l > sl && !strcmp(e->d_name + l - sl, RECORD_SUFFIX ".tmp"))
+			unlinkat(dirfd(d), e->d_name, 0);
+	}
+	if (d)
+		closedir(d);
+}
+
 struct record_syncer *record_syncer_start(const struct record_syncer_cfg *cfg,
 					  char *err, size_t errlen)
 {
@@ -464,6 +660,7 @@ struct record_syncer *record_syncer_start(const struct record_syncer_cfg *cfg,
 		s->cfg.fsync_ms = 1000;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	remove_stale(s);
 	/* The limits apply at once, then every RETENTION_MS. */
 	if (s->cfg.max_bytes || s->cfg.max_age_s) {
 		record_syncer_retention(s);
@@ -645,6 +842,7 @@ static int close_block(struct record_writer *w)
 	r = deflate_into(w, NULL, 0, Z_FINISH);
 	deflateEnd(&w->z);
 	w->in_block = false;
+	w->unflushed = false;
 	if (r)
 		return r;
 	hex(w->h, 32, hh);
@@ -653,11 +851,15 @@ static int close_block(struct record_writer *w)
 	return buf_put(w, tail, strlen(tail)) ? -ENOMEM : 0;
 }
 
+/* The keys every record starts with: a caller's fields may not hold
+ * them. */
+static const char *const own_keys[] = { "seq", "mono_ns", "wall_ms", "kind" };
+
 int record_stage(struct record_writer *w, const char *kind, json_t *fields)
 {
 	struct timespec mono, wall;
-	json_t *rec;
-	char *text = NULL, hh[65];
+	char *ft = NULL, hh[65], head[160];
+	size_t hl, fl, tl, ll;
 	int r = -ENOMEM;
 
 	if (w->failed) {
@@ -666,65 +868,80 @@ int record_stage(struct record_writer *w, const char *kind, json_t *fields)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &wall);
-	rec = json_pack("{s:I,s:I,s:I,s:s}", "seq", (json_int_t)w->seq,
-			"mono_ns",
-			(json_int_t)mono.tv_sec * 1000000000 + mono.tv_nsec,
-			"wall_ms",
-			(json_int_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
-			"kind", kind);
-	if (rec && fields)
-		json_object_update_missing(rec, fields);
-	json_decref(fields);
-	text = rec ? json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(rec);
-	if (!text || strlen(text) + 80 > RECORD_MAX_LINE)
+	/* The record's own keys, then the caller's fields: the JSON of
+	 * @fields without its opening brace. */
+	hl = (size_t)snprintf(
+		head, sizeof(head),
+		"{\"seq\":%llu,\"mono_ns\":%lld,\"wall_ms\":%lld,\"kind\":\"%s\"",
+		(unsigned long long)w->seq,
+		(long long)mono.tv_sec * 1000000000 + mono.tv_nsec,
+		(long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, kind);
+	if (hl >= sizeof(head) || strpbrk(kind, "\"\\"))
 		goto out;
-	if (chain_w(w, text, strlen(text))) {
+	if (fields) {
+		for (size_t i = 0; i < sizeof(own_keys) / sizeof(*own_keys);
+		     i++)
+			json_object_del(fields, own_keys[i]);
+		ft = json_dumps(fields, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (!ft || ft[0] != '{')
+			goto out;
+	}
+	fl = ft ? strlen(ft) - 1 : 1; /* "…}" or "}" */
+	tl = hl + (ft && fl > 1 ? 1 : 0) + fl;
+	ll = tl + 66;
+	if (ll > RECORD_MAX_LINE)
+		goto out;
+	if (ll > w->line_cap) {
+		char *nl = realloc(w->line, ll);
+
+		if (!nl)
+			goto out;
+		w->line = nl;
+		w->line_cap = ll;
+	}
+	memcpy(w->line, head, hl);
+	if (ft && fl > 1) {
+		w->line[hl] = ',';
+		memcpy(w->line + hl + 1, ft + 1, fl);
+	} else {
+		w->line[hl] = '}';
+	}
+	if (chain_w(w, w->line, tl)) {
 		r = -EIO;
 		goto out;
 	}
 	hex(w->h, 32, hh);
+	/* "<json>\t<hex>\n" */
+	w->line[tl] = '\t';
+	memcpy(w->line + tl + 1, hh, 64);
+	w->line[tl + 65] = '\n';
 	if (!w->in_block) {
-		char head[40];
+		char mark[40];
 
 		memset(&w->z, 0, sizeof(w->z));
 		if (deflateInit2(&w->z, ZLEVEL, Z_DEFLATED, -ZWBITS, ZMEMLEVEL,
 				 Z_DEFAULT_STRATEGY) != Z_OK)
 			goto out;
 		w->in_block = true;
-		snprintf(head, sizeof(head), "BLK %llu\n",
+		snprintf(mark, sizeof(mark), "BLK %llu\n",
 			 (unsigned long long)w->seq);
-		if (buf_put(w, head, strlen(head)))
+		if (buf_put(w, mark, strlen(mark)))
 			goto out;
 	}
-	{
-		/* "<json>\t<hex>\n", compressed in one call. */
-		size_t tl = strlen(text), ll = tl + 66;
-
-		if (ll > w->line_cap) {
-			char *nl = realloc(w->line, ll);
-
-			if (!nl)
-				goto out;
-			w->line = nl;
-			w->line_cap = ll;
-		}
-		memcpy(w->line, text, tl);
-		w->line[tl] = '\t';
-		memcpy(w->line + tl + 1, hh, 64);
-		w->line[tl + 65] = '\n';
-		if ((r = deflate_into(w, w->line, ll, Z_SYNC_FLUSH)))
-			goto out;
-	}
+	/* Flushed (to a byte boundary, decodable) when written. */
+	if ((r = deflate_into(w, w->line, ll, Z_NO_FLUSH)))
+		goto out;
+	w->unflushed = true;
 	w->seq++;
 	if (++w->in_blk >= RECORD_BLOCK_RECORDS)
 		r = close_block(w);
 	else
 		r = 0;
 out:
+	json_decref(fields);
 	if (r)
 		w->failed = true;
-	free(text);
+	free(ft);
 	return r;
 }
 
@@ -738,12 +955,20 @@ int record_flush(struct record_writer *w)
 		w->failed = true;
 		return -e;
 	}
+	/* What deflate holds, out to a byte boundary: the file decodes to
+	 * the last record written, whatever comes after. */
+	if (w->unflushed && w->in_block &&
+	    (e = deflate_into(w, NULL, 0, Z_SYNC_FLUSH))) {
+		w->failed = true;
+		return e;
+	}
+	w->unflushed = false;
 	return w->len ? buf_flush(w) : 0;
 }
 
 size_t record_pending(const struct record_writer *w)
 {
-	return w->len;
+	return w->len + (w->unflushed ? 1 : 0);
 }
 
 int record_append(struct record_writer *w, const char *kind, json_t *fields)

@@ -215,6 +215,10 @@ json_t *recorder_status_json(struct recorder *r)
 				    json_integer((json_int_t)r->last_error_ms));
 	}
 	pthread_mutex_unlock(&r->lock);
+	json_object_set_new(j, "compressed_files",
+			    json_integer((json_int_t)st.compressed_files));
+	json_object_set_new(j, "compressed_saved_bytes",
+			    json_integer((json_int_t)st.compressed_saved));
 	if (st.errors)
 		json_object_set_new(j, "sync_errors",
 				    json_pack("{s:I,s:s}", "count",

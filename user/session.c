@@ -800,7 +800,8 @@ static int rec_write(struct session *s, const char *what)
 	return 0;
 }
 
-/* The records staged in this batch of events, written. */
+/* The records staged since the last request of each session, written
+ * (every tick: within TICK_MS of being staged). */
 static void rec_flush_batch(struct worker *wk)
 {
 	while (wk->rec_dirty) {
@@ -1025,7 +1026,6 @@ void session_reap(void *arg)
 {
 	struct worker *wk = arg;
 
-	rec_flush_batch(wk);
 	session_flush_decisions(wk);
 	while (wk->graveyard) {
 		struct session *s = wk->graveyard;
@@ -1918,6 +1918,8 @@ void session_tick(void *arg)
 	}
 	if (wk->draining && now >= wk->drain_deadline_ms && wk->nsessions)
 		session_close_all(wk, "drain timeout");
+	/* Records no request wrote since (responses, errors): now. */
+	rec_flush_batch(wk);
 	session_reap(wk);
 }
 

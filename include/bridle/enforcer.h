@@ -56,8 +56,8 @@ struct worker {
 	bool draining;
 	uint64_t drain_deadline_ms;
 	bool stopped; /* loop returned; read by the main thread */
-	/* Sessions with records staged in this batch of events: written
-	 * after it (session_reap). */
+	/* Sessions with records staged and not yet written: written at
+	 * the next tick (session_tick) if no request of theirs did. */
 	struct session *rec_dirty;
 	/* Decision-log lines of the current batch of events. */
 	char declog[65536];

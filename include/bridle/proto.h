@@ -118,7 +118,7 @@ void session_orig(const struct session *s, int *family, uint8_t addr[16],
  * otherwise). A module stages a request's record, and the decisions made
  * next (session_decision) refer to it; before the request goes upstream
  * it calls session_record_commit. Other records (responses, errors) are
- * staged and written after the batch of events.
+ * staged, and written with the next request's or within 100 ms.
  */
 /* True while the session is recorded (a module builds records only
  * then). */

@@ -32,10 +32,11 @@ struct record_syncer;
 
 /*
  * The helper thread of the recordings of one enforcer: it fsyncs files
- * written to (every @fsync_ms), fsyncs and closes the files of ended
- * sessions, and applies the retention limits to @dir, oldest file first,
- * never touching a file still open. Nothing on the event loop blocks on
- * the disk but write(2).
+ * written to (every @fsync_ms), fsyncs, closes and compresses the files
+ * of ended sessions (the writer stores records uncompressed: cheap on the
+ * event loop), and applies the retention limits to @dir, oldest file
+ * first, never touching a file still open. Nothing on the event loop
+ * blocks on the disk but write(2).
  */
 struct record_syncer_cfg {
 	const char *dir;
@@ -49,6 +50,8 @@ struct record_syncer_stats {
 	uint64_t dir_bytes; /* at the last retention pass */
 	uint64_t errors;
 	char last_error[256];
+	/* Closed recordings compressed, and the bytes that saved. */
+	uint64_t compressed_files, compressed_saved;
 };
 
 struct record_syncer *record_syncer_start(const struct record_syncer_cfg *cfg,
