@@ -87,7 +87,8 @@
 # bridle instances),
 # BENCH_PG_RECORD (both; on; off): what "bridle" in BENCH_PG_VARIANTS
 # runs: both = bridle (recording off) and bridle-rec (on), next to each
-# other in every round; on = bridle-rec only; off = bridle only.
+# other in every round; on = bridle-rec only; off = bridle only
+# (bridle-rec named in BENCH_PG_VARIANTS runs whatever this says).
 # With the defaults the pg part takes about 5.5 minutes (tcp: 2.5).
 #
 # The binary: BRIDLE (default $BUILD/bridle, BUILD default build, as in the

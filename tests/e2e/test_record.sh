@@ -204,8 +204,8 @@ t_record_roundtrip() {
 	out=$("$BRIDLE" verify --key-file "$W/other.key" "$W/rec/$id.brec" 2>&1) && fail "verify with another key succeeded: $out"
 	assert_match "$out" 'FAILED after 0 good records: record 1: does not verify' "verify with another key"
 	cp "$W/rec/$id.brec" "$W/other/x.brec"
-	# Record 1 is a JSON line inside the first block: flip a byte of the
-	# header's nonce (the chain starts from the header).
+	# One bit of the header's nonce: the chain starts from the header, so
+	# record 1 no longer verifies.
 	"$PY" -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, "rb").read()); i = b.index(b"\"nonce\":\"") + 9; b[i] ^= 1; open(p, "wb").write(b)' "$W/other/x.brec"
 	out=$(rec_verify "$W/other/x.brec" 2>&1) && fail "verify of a changed file succeeded: $out"
 	assert_match "$out" 'FAILED' "verify of a changed file"
@@ -215,9 +215,22 @@ t_record_roundtrip() {
 	# The enforcer's counters of closed recordings.
 	assert_eq "$(status_rec closed)" 1 "status: recordings closed"
 	assert_eq "$(status_rec records_closed)" "$recs" "status: records of closed recordings"
-	# bytes_closed: "Bytes and records written by a closed recording"
-	# (recorder.h); the file has $(stat -c %s) bytes.
-	assert_eq "$(status_rec bytes_closed)" "$(stat -c %s "$W/rec/$id.brec")" "status: bytes of closed recordings"
+	# bytes_closed: the bytes the one recording's writer wrote. The
+	# syncer may compress a closed recording (compressed_files, saved
+	# bytes in compressed_saved_bytes): then the file is that much smaller.
+	local st bc sz saved
+	if [ "$(status_json | jq '.recording | has("compressed_files")')" = true ]; then
+		wait_until 3 sh -c "[ \$('$BRIDLE' status --json --socket '$W/control.sock' | jq .recording.compressed_files) = 1 ]" ||
+			fail "status: the closed recording was not compressed: $(status_json | jq -c .recording)"
+	fi
+	st=$(status_json)
+	bc=$(jq -r .recording.bytes_closed <<<"$st")
+	saved=$(jq -r '.recording.compressed_saved_bytes // 0' <<<"$st")
+	sz=$(stat -c %s "$W/rec/$id.brec")
+	assert_eq "$bc" $((sz + saved)) "status: bytes of closed recordings (file $sz bytes, $saved saved by compression)"
+	# What the syncer compressed still verifies, and holds the same records.
+	out=$(rec_verify "$W/rec") || fail "verify after the syncer's pass: $out"
+	assert_eq "$(rec_jsonl "$id")" "$jl" "export after the syncer's pass: the same records"
 }
 
 # The extended protocol (pgbench -M prepared: Parse once, then Bind with
@@ -423,10 +436,13 @@ t_record_filters() {
 	assert_eq "$(rec_ctl sessions --recorded --workload agent-a | wc -l)" 3 "table: header and two lines"
 }
 
-# kill -9 of bridle under load: every file still verifies (up to a torn
-# tail), and the recording holds exactly what happened: every statement
-# whose answer the agent received is recorded, the last recorded one at
-# most one further, and the server saw the last recorded statement.
+# kill -9 of bridle under load (record_fsync_ms 5 s: what write(2) took
+# survives the process, synced or not): every file still verifies (up to
+# a torn tail), and the recording holds exactly what happened: every
+# statement whose answer the agent received is recorded, the last
+# recorded one at most one further, the server saw what was recorded and
+# nothing after it. A statement still running when bridle dies is
+# recorded (request, allowed), and its transcript line must show it.
 t_record_kill9() {
 	pg_setup
 	write_config "$(pg_policy '{"name": "sleep", "when": {"workload": {"labels": {"app": "agent"}}, "target": "shop-db"},
@@ -453,7 +469,7 @@ except Exception as e:
 '
 	spawn "psycopg2 loop" "$AGENT_CG" "$POD" setsid -w env -u PGPASSWORD PGPASSFILE="$PG_NOPASSFILE" \
 		PGSSLMODE=disable "$PY" -c "$loop" "$W/acks" 2>"$W/loop.err"
-	# Also pgbench, so that two sessions are cut.
+	# Also pgbench (Parse/Bind/Execute), another session cut.
 	printf 'select amount from orders where id = 1;\n' >"$W/sel.sql"
 	spawn "pgbench" "$AGENT_CG" "$POD" setsid -w env -u PGPASSWORD PGPASSFILE="$PG_NOPASSFILE" PGSSLMODE=disable \
 		"$PGBIN/pgbench" -n -M prepared -T 10 -f "$W/sel.sql" -h 10.77.0.1 -p 5432 -U app shop </dev/null >"$W/pgbench.out" 2>&1
@@ -677,6 +693,7 @@ t_record_follow() {
 	id=$(rec_id '.state != "ended"') || exit 1
 	timeout 15 "$BRIDLE" replay "$id" --follow --dir "$W/rec" --key-file "$W/rec.key" >"$W/follow.out" 2>"$W/follow.err" &
 	fpid=$!
+	# shellcheck disable=SC2034 # lib.sh's cleanup stops what BG names
 	BG[$fpid]="replay --follow"
 	wait_until 5 grep -q "follow-1';  -- allowed by \"agents read shop\", 1 row" "$W/follow.out" ||
 		fail "follow: no line for the first SELECT: $(cat "$W/follow.out" "$W/follow.err")"
@@ -704,14 +721,15 @@ t_record_follow() {
 if [ "${E2E_SLOW:-0}" = 1 ]; then
 	t_record_retention_open() {
 		pg_setup
-		write_config "$(pg_policy '[]')" '{"record_max_bytes": 1}'
+		write_config "$(pg_policy '[]')" '{"record_max_bytes": 1, "idle_timeout_ms": 600000}'
 		bridle_start
 		local closed open t0
 		t0=$(date +%s)
 		pod_psql -tA -c "select 'closed-session'" >/dev/null
 		rec_wait_ended 1
 		closed=$(rec_list | jq -r '.[0].file')
-		psyco_session "psycopg2 session" "$W/s.out" "sql select 'open-session'" "touch $W/s1" "waitfile $W/end" \
+		# (pgraw.py waits 30 s at most for a file: sleep first.)
+		psyco_session "psycopg2 session" "$W/s.out" "sql select 'open-session'" "touch $W/s1" "sleep 40" "waitfile $W/end" \
 			"sql select 'open-session-after'" "touch $W/s2"
 		wait_until 5 test -f "$W/s1" || fail "session: no first result"
 		open=$(rec_list | jq -r '.[] | select(.state != "ended") | .file')
