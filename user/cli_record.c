@@ -791,6 +791,38 @@ static void print_result(json_t *rec)
 		printf(", %lld value%s masked", masked, masked == 1 ? "" : "s");
 }
 
+/* A request not shown yet: it got no answer in the recording. */
+static void print_unanswered(struct replay *rp, struct req_line *l)
+{
+	if (!l->req || l->printed)
+		return;
+	printf("%s=> ", rp->prompt);
+	print_flat(l->text);
+	printf(";  -- %s%sno answer recorded\n",
+	       l->decision ? l->decision : "not decided", ", ");
+	l->printed = true;
+}
+
+/* Every request not shown yet, in order: at the end of the session or
+ * of the file (a crash, an agent gone before its answer, a long query). */
+static void unanswered(struct replay *rp)
+{
+	for (;;) {
+		struct req_line *first = NULL;
+
+		for (int i = 0; i < REPLAY_WINDOW; i++) {
+			struct req_line *l = &rp->reqs[i];
+
+			if (l->req && !l->printed &&
+			    (!first || l->req < first->req))
+				first = l;
+		}
+		if (!first)
+			return;
+		print_unanswered(rp, first);
+	}
+}
+
 static void text_record(struct replay *rp, json_t *rec)
 {
 	const char *kind = jstr(rec, "kind") ?: "?";
@@ -831,12 +863,7 @@ static void text_record(struct replay *rp, json_t *rec)
 		char *line = NULL;
 
 		l = &rp->reqs[req % REPLAY_WINDOW];
-		if (l->req && !l->printed && l->decision) {
-			/* Never answered (the session ended, a pipeline). */
-			printf("%s=> ", rp->prompt);
-			print_flat(l->text);
-			printf(";  -- %s\n", l->decision);
-		}
+		print_unanswered(rp, l);
 		req_clear(l);
 		l->req = req;
 		if (!strcmp(type, "function"))
@@ -939,6 +966,7 @@ static void text_record(struct replay *rp, json_t *rec)
 		printf("-- %s error %s: %s\n", t, jstr(rec, "sqlstate") ?: "",
 		       jstr(rec, "message") ?: "?");
 	} else if (!strcmp(kind, "end")) {
+		unanswered(rp);
 		printf("-- %s session ended: %s; %lld requests, %lld denied, "
 		       "%lld values masked, %lld ms\n",
 		       t, jstr(rec, "reason") ?: "?", jint(rec, "requests"),
@@ -1112,6 +1140,8 @@ static int replay_run(int argc, char **argv, bool export)
 			break;
 		usleep(200 * 1000);
 	}
+	if (rp.format == OUT_TEXT)
+		unanswered(&rp);
 	if (rp.format == OUT_JSON)
 		cli_print_json(rp.all);
 	for (int i = 0; i < REPLAY_WINDOW; i++)

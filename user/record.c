@@ -182,12 +182,16 @@ static int buf_flush(struct record_writer *w)
 		if (n <= 0) {
 			int e = n < 0 ? errno : EIO;
 
+			/* Nothing of this write stays behind: a reader would
+			 * take a cut that falls after a whole line for a
+			 * record written, and its request was refused. */
+			(void)!ftruncate(w->fd, (off_t)w->written);
 			w->failed = true;
 			return -e;
 		}
 		off += (size_t)n;
-		w->written += (size_t)n;
 	}
+	w->written += off;
 	w->len = 0;
 	if (w->rf && off)
 		__atomic_store_n(&w->rf->dirty, 1, __ATOMIC_RELEASE);
@@ -765,7 +769,7 @@ struct record_writer *record_create(const char *path, uint64_t session,
 	char nhex[33], *hdr;
 	json_t *h;
 	struct timespec ts;
-	int r;
+	int r = 0;
 
 	if (!keylen || keylen > MAX_KEY) {
 		snprintf(err, errlen, "a recording key of 1 to %d bytes",
@@ -791,6 +795,12 @@ struct record_writer *record_create(const char *path, uint64_t session,
 	memcpy(w->key, key, keylen);
 	w->keylen = keylen;
 	w->seq = 1;
+	/* Known to the syncer from the start: retention never takes it for
+	 * a closed file. */
+	if (syncer && syncer_add(syncer, w, path)) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	/* A nonce binds the chain to this file: records of another session
 	 * (even one with the same id) do not verify in it. */
 	if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
@@ -813,22 +823,29 @@ struct record_writer *record_create(const char *path, uint64_t session,
 		r = buf_put(w, RECORD_MAGIC, strlen(RECORD_MAGIC)) ||
 		    buf_put(w, hdr, strlen(hdr)) || buf_put(w, "\n", 1);
 	free(hdr);
-	if (r || buf_flush(w)) {
+	if (r)
+		r = -ENOMEM;
+	else
+		r = buf_flush(w);
+	if (r) {
 		snprintf(err, errlen, "cannot write %s: %s", path,
-			 strerror(errno ? errno : EIO));
-		goto fail;
-	}
-	if (syncer && syncer_add(syncer, w, path)) {
-		snprintf(err, errlen, "out of memory");
+			 strerror(-r));
 		goto fail;
 	}
 	return w;
 fail:
-	close(w->fd);
 	unlink(path);
+	if (w->rf) {
+		/* The syncer closes it (and leaves it be: it is gone). */
+		__atomic_store_n(&w->rf->error, EIO, __ATOMIC_RELEASE);
+		syncer_release(w->syncer, w->rf);
+	} else {
+		close(w->fd);
+	}
 	OPENSSL_cleanse(w->key, sizeof(w->key));
 	free(w->buf);
 	free(w);
+	errno = r < 0 ? -r : EIO;
 	return NULL;
 }
 

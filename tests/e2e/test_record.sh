@@ -589,8 +589,11 @@ t_record_disk_full() {
 	out=$(rec_verify --json "$W/rec") || fail "verify of the cut recording: $out"
 	assert_eq "$(jq -c '.[0] | [.ok, .torn, .ended]' <<<"$out")" '[true,true,false]' "verify: the cut recording"
 	out=$(rec_jsonl "$id") || exit 1
-	assert_eq "$(jq -s -c '[.[] | select(.kind == "response") | .status]' <<<"$out")" '["SELECT 1"]' \
-		"cut recording: only the SELECT before was answered"
+	# (The SELECT's response record goes out with the next request's
+	# write, or within 100 ms: the failed write took it along, unless
+	# the tick came first. Never an answer to a refused statement.)
+	assert_match "$(jq -s -c '[.[] | select(.kind == "response") | .status]' <<<"$out")" '^\[("SELECT 1")?\]$' \
+		"cut recording: at most the SELECT before was answered"
 	rec_decode "$W/rec/$id.brec" >/dev/null 2>&1 || fail "recfile.py: the cut recording does not verify"
 
 	# record_on_error "continue", the disk still full: a new session runs
