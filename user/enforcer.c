@@ -239,6 +239,7 @@ static void worker_free(struct worker *wk)
 		close(wk->spare_fd);
 	free(wk->listeners);
 	free(wk->recent);
+	record_buf_free(&wk->rb);
 	loop_free(wk->loop);
 	pthread_mutex_destroy(&wk->lock);
 }

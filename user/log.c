@@ -156,3 +156,58 @@ json_t *log_utf8_json(const char *src, size_t max)
 	free(b);
 	return j ? j : json_null();
 }
+
+size_t log_json_str(char *out, size_t cap, size_t budget, const char *str)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *c = (const unsigned char *)str;
+	size_t o = 0;
+
+	if (budget > cap)
+		budget = cap;
+	if (!str)
+		return budget >= 4 ? (memcpy(out, "null", 4), 4) : 0;
+	if (budget < 8)
+		return 0;
+	out[o++] = '"';
+	while (*c) {
+		size_t n = log_utf8_char(c), need;
+		enum { RAW, BAD, CTL, ESC } kind;
+
+		kind = !n		       ? BAD :
+		       *c < 0x20 || *c == 0x7f ? CTL :
+		       *c == '"' || *c == '\\' ? ESC :
+						 RAW;
+		need = kind == BAD ? 3 : kind == CTL ? 6 : kind == ESC ? 2 : n;
+		/* Room for this, or for "…" and the quote. */
+		if (o + need + 4 > budget) {
+			memcpy(out + o, "\xe2\x80\xa6", 3);
+			o += 3;
+			break;
+		}
+		switch (kind) {
+		case BAD:
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			break;
+		case CTL:
+			out[o] = '\\';
+			out[o + 1] = 'u';
+			out[o + 2] = '0';
+			out[o + 3] = '0';
+			out[o + 4] = hex[*c >> 4];
+			out[o + 5] = hex[*c & 15];
+			break;
+		case ESC:
+			out[o] = '\\';
+			out[o + 1] = (char)*c;
+			break;
+		case RAW:
+			memcpy(out + o, c, n);
+			break;
+		}
+		o += need;
+		c += n ? n : 1;
+	}
+	out[o++] = '"';
+	return o;
+}

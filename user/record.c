@@ -872,21 +872,22 @@ static int close_block(struct record_writer *w)
  * them. */
 static const char *const own_keys[] = { "seq", "mono_ns", "wall_ms", "kind" };
 
-int record_stage(struct record_writer *w, const char *kind, json_t *fields)
+/*
+ * Stage a record of @kind whose fields are @frag (@fl bytes of JSON
+ * members, "\"a\":1,\"b\":2", or none): the record's own keys first.
+ */
+static int stage_text(struct record_writer *w, const char *kind,
+		      const char *frag, size_t fl)
 {
 	struct timespec mono, wall;
-	char *ft = NULL, hh[65], head[160];
-	size_t hl, fl, tl, ll;
+	char hh[65], head[160];
+	size_t hl, tl, ll;
 	int r = -ENOMEM;
 
-	if (w->failed) {
-		json_decref(fields);
+	if (w->failed)
 		return -EIO;
-	}
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &wall);
-	/* The record's own keys, then the caller's fields: the JSON of
-	 * @fields without its opening brace. */
 	hl = (size_t)snprintf(
 		head, sizeof(head),
 		"{\"seq\":%llu,\"mono_ns\":%lld,\"wall_ms\":%lld,\"kind\":\"%s\"",
@@ -895,16 +896,7 @@ int record_stage(struct record_writer *w, const char *kind, json_t *fields)
 		(long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, kind);
 	if (hl >= sizeof(head) || strpbrk(kind, "\"\\"))
 		goto out;
-	if (fields) {
-		for (size_t i = 0; i < sizeof(own_keys) / sizeof(*own_keys);
-		     i++)
-			json_object_del(fields, own_keys[i]);
-		ft = json_dumps(fields, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (!ft || ft[0] != '{')
-			goto out;
-	}
-	fl = ft ? strlen(ft) - 1 : 1; /* "…}" or "}" */
-	tl = hl + (ft && fl > 1 ? 1 : 0) + fl;
+	tl = hl + (fl ? 1 + fl : 0) + 1;
 	ll = tl + 66;
 	if (ll > RECORD_MAX_LINE)
 		goto out;
@@ -917,12 +909,11 @@ int record_stage(struct record_writer *w, const char *kind, json_t *fields)
 		w->line_cap = ll;
 	}
 	memcpy(w->line, head, hl);
-	if (ft && fl > 1) {
+	if (fl) {
 		w->line[hl] = ',';
-		memcpy(w->line + hl + 1, ft + 1, fl);
-	} else {
-		w->line[hl] = '}';
+		memcpy(w->line + hl + 1, frag, fl);
 	}
+	w->line[tl - 1] = '}';
 	if (chain_w(w, w->line, tl)) {
 		r = -EIO;
 		goto out;
@@ -955,11 +946,133 @@ int record_stage(struct record_writer *w, const char *kind, json_t *fields)
 	else
 		r = 0;
 out:
-	json_decref(fields);
 	if (r)
 		w->failed = true;
+	return r;
+}
+
+int record_stage(struct record_writer *w, const char *kind, json_t *fields)
+{
+	char *ft = NULL;
+	size_t fl = 0;
+	int r;
+
+	if (fields) {
+		for (size_t i = 0; i < sizeof(own_keys) / sizeof(*own_keys);
+		     i++)
+			json_object_del(fields, own_keys[i]);
+		ft = json_dumps(fields, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(fields);
+		if (!ft || ft[0] != '{') {
+			free(ft);
+			w->failed = true;
+			return -ENOMEM;
+		}
+		fl = strlen(ft) - 2; /* without the braces */
+	}
+	r = stage_text(w, kind, ft ? ft + 1 : NULL, fl);
 	free(ft);
 	return r;
+}
+
+int record_stage_buf(struct record_writer *w, const char *kind,
+		     const struct record_buf *b)
+{
+	if (b->failed) {
+		w->failed = true;
+		return -ENOMEM;
+	}
+	/* Without the leading comma. */
+	return stage_text(w, kind, b->len ? b->p + 1 : NULL,
+			  b->len ? b->len - 1 : 0);
+}
+
+void record_buf_reset(struct record_buf *b)
+{
+	b->len = 0;
+	b->failed = false;
+}
+
+void record_buf_free(struct record_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+static bool buf_room(struct record_buf *b, size_t n)
+{
+	if (b->failed)
+		return false;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		char *np;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np) {
+			b->failed = true;
+			return false;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	return true;
+}
+
+/* ",\"key\":" (keys are the caller's constants). */
+static void buf_key(struct record_buf *b, const char *key)
+{
+	b->len += (size_t)snprintf(b->p + b->len, b->cap - b->len,
+				   ",\"%s\":", key);
+}
+
+void record_buf_put_str(struct record_buf *b, const char *val, size_t budget)
+{
+	if (budget < 8)
+		budget = 8;
+	if (!buf_room(b, budget))
+		return;
+	b->len += log_json_str(b->p + b->len, b->cap - b->len, budget, val);
+	b->p[b->len] = '\0';
+}
+
+void record_buf_put(struct record_buf *b, const char *raw)
+{
+	size_t n = strlen(raw);
+
+	if (!buf_room(b, n))
+		return;
+	memcpy(b->p + b->len, raw, n + 1);
+	b->len += n;
+}
+
+void record_buf_str(struct record_buf *b, const char *key, const char *val,
+		    size_t budget)
+{
+	if (!buf_room(b, strlen(key) + 4))
+		return;
+	buf_key(b, key);
+	record_buf_put_str(b, val, budget);
+}
+
+void record_buf_int(struct record_buf *b, const char *key, long long v)
+{
+	if (!buf_room(b, strlen(key) + 4 + 24))
+		return;
+	buf_key(b, key);
+	b->len += (size_t)snprintf(b->p + b->len, b->cap - b->len, "%lld", v);
+}
+
+void record_buf_raw(struct record_buf *b, const char *key, const char *json)
+{
+	size_t n = strlen(json);
+
+	if (!buf_room(b, strlen(key) + 4 + n))
+		return;
+	buf_key(b, key);
+	memcpy(b->p + b->len, json, n + 1);
+	b->len += n;
 }
 
 int record_flush(struct record_writer *w)

@@ -513,67 +513,6 @@ void session_flush_decisions(struct worker *wk)
 	wk->declog_len = 0;
 }
 
-/*
- * @str as a JSON string (or null) at @out, in at most @budget bytes (and
- * @cap): control characters escaped, what is not UTF-8 written as U+FFFD,
- * and a string too long cut between characters and ended with "…". The
- * agent's bytes can neither break the line nor push out its other fields.
- */
-static size_t json_str(char *out, size_t cap, size_t budget, const char *str)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *c = (const unsigned char *)str;
-	size_t o = 0;
-
-	if (budget > cap)
-		budget = cap;
-	if (!str)
-		return budget >= 4 ? (memcpy(out, "null", 4), 4) : 0;
-	if (budget < 8)
-		return 0;
-	out[o++] = '"';
-	while (*c) {
-		size_t n = log_utf8_char(c), need;
-		enum { RAW, BAD, CTL, ESC } kind;
-
-		kind = !n		       ? BAD :
-		       *c < 0x20 || *c == 0x7f ? CTL :
-		       *c == '"' || *c == '\\' ? ESC :
-						 RAW;
-		need = kind == BAD ? 3 : kind == CTL ? 6 : kind == ESC ? 2 : n;
-		/* Room for this, or for "…" and the quote. */
-		if (o + need + 4 > budget) {
-			memcpy(out + o, "\xe2\x80\xa6", 3);
-			o += 3;
-			break;
-		}
-		switch (kind) {
-		case BAD:
-			memcpy(out + o, "\xef\xbf\xbd", 3);
-			break;
-		case CTL:
-			out[o] = '\\';
-			out[o + 1] = 'u';
-			out[o + 2] = '0';
-			out[o + 3] = '0';
-			out[o + 4] = hex[*c >> 4];
-			out[o + 5] = hex[*c & 15];
-			break;
-		case ESC:
-			out[o] = '\\';
-			out[o + 1] = (char)*c;
-			break;
-		case RAW:
-			memcpy(out + o, c, n);
-			break;
-		}
-		o += need;
-		c += n ? n : 1;
-	}
-	out[o++] = '"';
-	return o;
-}
-
 /* "workload":…,"process":{…},"user":…,"target":…: who a session is, for
  * its decision lines; built once (and again when a user logs in). */
 static char *who_json(const struct session_summary *sum,
@@ -632,7 +571,7 @@ static size_t field(char *out, size_t cap, const char *key, size_t budget,
 
 	if (o >= cap)
 		return cap;
-	return o + json_str(out + o, cap - o, budget, val);
+	return o + log_json_str(out + o, cap - o, budget, val);
 }
 
 /*
@@ -765,15 +704,9 @@ static void rec_fail(struct session *s, const char *what, int err)
 		 strerror(s->rec_err));
 }
 
-static void rec_stage(struct session *s, const char *kind, json_t *fields)
+/* After staging (@r: its result): the session has records to write. */
+static void rec_staged(struct session *s, int r)
 {
-	int r;
-
-	if (!s->rec) {
-		json_decref(fields);
-		return;
-	}
-	r = record_stage(s->rec, kind, fields);
 	if (r) {
 		rec_fail(s, "preparing a record", -r);
 		return;
@@ -783,6 +716,22 @@ static void rec_stage(struct session *s, const char *kind, json_t *fields)
 		s->rec_next = s->wk->rec_dirty;
 		s->wk->rec_dirty = s;
 	}
+}
+
+static void rec_stage(struct session *s, const char *kind, json_t *fields)
+{
+	if (!s->rec) {
+		json_decref(fields);
+		return;
+	}
+	rec_staged(s, record_stage(s->rec, kind, fields));
+}
+
+static void rec_stage_buf(struct session *s, const char *kind,
+			  const struct record_buf *b)
+{
+	if (s->rec)
+		rec_staged(s, record_stage_buf(s->rec, kind, b));
 }
 
 static int rec_write(struct session *s, const char *what)
@@ -918,18 +867,20 @@ bool session_recorded(const struct session *s)
 	return s->rec != NULL;
 }
 
-uint64_t session_record_request(struct session *s, json_t *fields)
+uint64_t session_record_request(struct session *s, struct record_buf *fields)
 {
 	s->req++;
-	if (!s->rec) {
-		json_decref(fields);
+	if (!s->rec || !fields)
 		return s->req;
-	}
-	if (fields)
-		json_object_set_new(fields, "req",
-				    json_integer((json_int_t)s->req));
-	rec_stage(s, "request", fields);
+	record_buf_int(fields, "req", (long long)s->req);
+	rec_stage_buf(s, "request", fields);
 	return s->req;
+}
+
+void session_record_buf(struct session *s, const char *kind,
+			const struct record_buf *fields)
+{
+	rec_stage_buf(s, kind, fields);
 }
 
 void session_record(struct session *s, const char *kind, json_t *fields)
@@ -1699,22 +1650,21 @@ void session_decision(struct session *s, const struct policy *p,
 		s->who = who_json(&s->sum, s->user);
 	decision_line(s->wk, s->sum.id, s->who, p, d, request, statement);
 	if (s->rec) {
-		/* The summary names tables as the agent wrote them. */
-		json_t *f = json_pack("{s:I,s:s,s:s,s:o}", "req",
-				      (json_int_t)s->req, "decision",
-				      policy_decision_name(d), "rule",
-				      d->would_rule ? d->would_rule : d->rule,
-				      "request", log_utf8_json(request, 512));
+		struct record_buf *b = &s->wk->rb;
 
+		record_buf_reset(b);
+		record_buf_int(b, "req", (long long)s->req);
+		record_buf_str(b, "decision", policy_decision_name(d), 32);
+		record_buf_str(b, "rule",
+			       d->would_rule ? d->would_rule : d->rule, 512);
 		if (d->would_rule && strcmp(d->would_rule, d->rule))
-			json_object_set_new(f, "allowed_by",
-					    json_string(d->rule));
+			record_buf_str(b, "allowed_by", d->rule, 512);
 		if (!d->would_rule && d->message)
-			json_object_set_new(f, "message",
-					    json_string(d->message));
-		json_object_set_new(f, "policy",
-				    json_string(policy_version(p)));
-		rec_stage(s, "decision", f);
+			record_buf_str(b, "message", d->message, 512);
+		/* The summary names tables as the agent wrote them. */
+		record_buf_str(b, "request", request, 512);
+		record_buf_str(b, "policy", policy_version(p), 64);
+		rec_stage_buf(s, "decision", b);
 	}
 }
 

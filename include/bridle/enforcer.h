@@ -23,6 +23,7 @@
 #include "bridle/config.h"
 #include "bridle/loop.h"
 #include "bridle/policy.h"
+#include "bridle/record.h"
 
 struct session;
 struct session_summary;
@@ -59,6 +60,7 @@ struct worker {
 	/* Sessions with records staged and not yet written: written at
 	 * the next tick (session_tick) if no request of theirs did. */
 	struct session *rec_dirty;
+	struct record_buf rb; /* scratch for the fields of its records */
 	/* Decision-log lines of the current batch of events. */
 	char declog[65536];
 	size_t declog_len;

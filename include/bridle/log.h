@@ -32,6 +32,14 @@ void log_timestamp(char *buf, size_t len);
  */
 size_t log_utf8(char *dst, size_t cap, const char *src);
 
+/*
+ * @str as a JSON string (or null) at @out, in at most @budget bytes (and
+ * @cap): control characters escaped, what is not UTF-8 written as U+FFFD,
+ * and a string too long cut between characters and ended with "…". The
+ * agent's bytes can neither break the line nor push out its other fields.
+ */
+size_t log_json_str(char *out, size_t cap, size_t budget, const char *str);
+
 /* @src as a JSON string made UTF-8 (log_utf8), of at most @max bytes. */
 json_t *log_utf8_json(const char *src, size_t max);
 

@@ -123,11 +123,15 @@ void session_orig(const struct session *s, int *family, uint8_t addr[16],
 /* True while the session is recorded (a module builds records only
  * then). */
 bool session_recorded(const struct session *s);
-/* Stage a "request" record with @fields (reference taken) and the next
+/* Stage a "request" record with @fields (NULL: none) and the next
  * request number ("req"), which it returns. */
-uint64_t session_record_request(struct session *s, json_t *fields);
+struct record_buf;
+uint64_t session_record_request(struct session *s, struct record_buf *fields);
 /* Stage a record of @kind with @fields (reference taken). */
 void session_record(struct session *s, const char *kind, json_t *fields);
+/* The same, with fields formatted by hand (record.h). */
+void session_record_buf(struct session *s, const char *kind,
+			const struct record_buf *fields);
 /* Write what is staged. NULL: the request may go on (recorded, or the
  * config says to go on unrecorded); else the refusal the agent is to get
  * in its place. */

@@ -93,6 +93,34 @@ struct record_writer *record_create(const char *path, uint64_t session,
  */
 int record_stage(struct record_writer *w, const char *kind, json_t *fields);
 
+/*
+ * A record's fields written as JSON text by hand, for the records every
+ * request makes (no JSON objects on that path): ",\"key\":value…". A
+ * failed allocation marks it failed, and staging it fails then.
+ */
+struct record_buf {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+void record_buf_reset(struct record_buf *b);
+void record_buf_free(struct record_buf *b);
+/* "key": @val as a JSON string of at most @budget bytes (made UTF-8,
+ * escaped, cut with "…"); NULL: null. */
+void record_buf_str(struct record_buf *b, const char *key, const char *val,
+		    size_t budget);
+void record_buf_int(struct record_buf *b, const char *key, long long v);
+/* "key": @json, which must be valid JSON. */
+void record_buf_raw(struct record_buf *b, const char *key, const char *json);
+/* Without a key: @raw as it is, or @val as a JSON string (as above). */
+void record_buf_put(struct record_buf *b, const char *raw);
+void record_buf_put_str(struct record_buf *b, const char *val, size_t budget);
+
+/* record_stage with the fields of @b. */
+int record_stage_buf(struct record_writer *w, const char *kind,
+		     const struct record_buf *b);
+
 /* Write what was staged. When it returns 0, write(2) took every byte.
  * Returns -errno on a failed write, or when the file's fsync failed. */
 int record_flush(struct record_writer *w);

@@ -42,6 +42,7 @@
 #include "bridle/pg_wire.h"
 #include "bridle/policy.h"
 #include "bridle/proto.h"
+#include "bridle/record.h"
 #include "bridle/scram.h"
 #include "bridle/sql.h"
 #include "bridle/tls.h"
@@ -117,7 +118,7 @@ struct pg_portal {
 	int16_t *formats; /* result format codes, as Bind gave them */
 	uint16_t nformats;
 	struct pg_cols *cols; /* from a Describe of it */
-	json_t *params; /* its parameters, for the recording; or NULL */
+	char *params; /* its parameters as a JSON array, for the recording */
 };
 
 enum expect_kind {
@@ -238,6 +239,7 @@ struct pg {
 	size_t scratch_cap;
 	uint8_t mask_key[64];
 	size_t mask_key_len;
+	struct record_buf rb; /* the fields of the records it writes */
 };
 
 /* ---------------------------------------------------------- cancel keys */
@@ -431,7 +433,7 @@ static void portal_free(struct pg_portal *p)
 	stmt_unref(p->stmt);
 	free(p->formats);
 	cols_unref(p->cols);
-	json_decref(p->params);
+	free(p->params);
 	free(p);
 }
 
@@ -1243,51 +1245,50 @@ static const char *cstr(const uint8_t **p, const uint8_t *end)
 	return s;
 }
 
-/* A request's record: its type, statement name and text, parameters. */
+/* A request's record: its type, statement name and text, parameters
+ * (formatted by hand: every request has one). */
 static uint64_t rec_request(struct pg *pg, const char *type, const char *name,
-			    const char *text, json_t *params)
+			    const char *text, const char *params)
 {
-	json_t *f;
+	struct record_buf *b = &pg->rb;
 
 	if (!session_recorded(pg->s))
 		return session_record_request(pg->s, NULL);
-	f = json_pack("{s:s}", "type", type);
+	record_buf_reset(b);
+	record_buf_str(b, "type", type, 32);
 	if (name && *name)
-		json_object_set_new(f, "name", log_utf8_json(name, 256));
+		record_buf_str(b, "name", name, 256);
 	if (text) {
 		size_t n = strlen(text);
 
-		json_object_set_new(f, "statement",
-				    log_utf8_json(text, PG_REC_TEXT_MAX));
+		record_buf_str(b, "statement", text, PG_REC_TEXT_MAX);
 		if (n > PG_REC_TEXT_MAX)
-			json_object_set_new(f, "statement_bytes",
-					    json_integer((json_int_t)n));
+			record_buf_int(b, "statement_bytes", (long long)n);
 	}
 	if (params)
-		json_object_set_new(f, "params", json_incref(params));
-	return session_record_request(pg->s, f);
+		record_buf_raw(b, "params", params);
+	return session_record_request(pg->s, b);
 }
 
 /* The result of request x->req so far, as a "response" record. */
 static void rec_response(struct pg *pg, struct pg_expect *x, const char *status,
 			 const char *sqlstate, const char *message)
 {
-	if (x->req && session_recorded(pg->s)) {
-		json_t *f = json_pack("{s:I,s:o,s:I,s:I,s:I}", "req",
-				      (json_int_t)x->req, "status",
-				      log_utf8_json(status, 256), "rows",
-				      (json_int_t)x->rows, "bytes",
-				      (json_int_t)x->bytes, "masked",
-				      (json_int_t)x->masked);
+	struct record_buf *b = &pg->rb;
 
+	if (x->req && session_recorded(pg->s)) {
+		record_buf_reset(b);
+		record_buf_int(b, "req", (long long)x->req);
+		record_buf_str(b, "status", status, 256);
+		record_buf_int(b, "rows", (long long)x->rows);
+		record_buf_int(b, "bytes", (long long)x->bytes);
+		record_buf_int(b, "masked", (long long)x->masked);
 		if (sqlstate)
-			json_object_set_new(f, "sqlstate",
-					    log_utf8_json(sqlstate, 16));
+			record_buf_str(b, "sqlstate", sqlstate, 16);
 		/* The text of an error about masked data may quote it. */
 		if (message && !x->mask_computed)
-			json_object_set_new(f, "message",
-					    log_utf8_json(message, 1024));
-		session_record(pg->s, "response", f);
+			record_buf_str(b, "message", message, 1024);
+		session_record_buf(pg->s, "response", b);
 	}
 	x->rows = x->bytes = x->masked = 0;
 }
@@ -1511,25 +1512,30 @@ allowed:
 }
 
 /* One Bind parameter of @len bytes at @v (-1: NULL) in format @fmt, as
- * the recording shows it: text, or binary as "\\x" and hex. */
-static json_t *rec_param(const uint8_t *v, int32_t len, uint16_t fmt)
+ * the recording shows it, into @b: text, or binary as "\\x" and hex. */
+static void rec_param(struct record_buf *b, const uint8_t *v, int32_t len,
+		      uint16_t fmt)
 {
 	static const char hexd[] = "0123456789abcdef";
 	char buf[2 + 2 * PG_REC_BINARY_MAX + 1];
 	size_t n;
 
-	if (len < 0)
-		return json_null();
+	if (len < 0) {
+		record_buf_put(b, "null");
+		return;
+	}
 	if (fmt == 0) {
 		char *t = strndup((const char *)v,
 				  (size_t)len < PG_REC_PARAM_MAX ?
 					  (size_t)len :
 					  PG_REC_PARAM_MAX);
-		json_t *j = t ? log_utf8_json(t, PG_REC_PARAM_MAX) :
-				json_null();
 
+		if (!t)
+			b->failed = true;
+		else
+			record_buf_put_str(b, t, PG_REC_PARAM_MAX);
 		free(t);
-		return j;
+		return;
 	}
 	n = (size_t)len < PG_REC_BINARY_MAX ? (size_t)len : PG_REC_BINARY_MAX;
 	buf[0] = '\\';
@@ -1539,7 +1545,7 @@ static json_t *rec_param(const uint8_t *v, int32_t len, uint16_t fmt)
 		buf[3 + 2 * i] = hexd[v[i] & 15];
 	}
 	buf[2 + 2 * n] = '\0';
-	return json_string(buf);
+	record_buf_put_str(b, buf, sizeof(buf) + 8);
 }
 
 static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
@@ -1551,7 +1557,8 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 	const uint8_t *pfmt = NULL;
 	struct pg_stmt *st;
 	struct pg_portal *po;
-	json_t *params = NULL;
+	struct record_buf params = {};
+	bool rec = session_recorded(pg->s);
 	uint16_t n, npfmt = 0;
 
 	if (!sname || end - p < 2)
@@ -1573,49 +1580,54 @@ static int on_bind(struct pg *pg, const uint8_t *raw, size_t len,
 	p += (size_t)n * 2;
 	n = pg_get16(p);
 	p += 2;
-	if (session_recorded(pg->s))
-		params = json_array();
+	if (rec && n)
+		record_buf_put(&params, "[");
 	for (uint16_t i = 0; i < n; i++) {
 		int32_t l;
 
 		if (end - p < 4) {
-			json_decref(params);
+			record_buf_free(&params);
 			return fatal(pg, "08P01",
 				     "bridle: malformed Bind message");
 		}
 		l = (int32_t)pg_get32(p);
 		p += 4;
 		if (l > 0 && (size_t)(end - p) < (size_t)l) {
-			json_decref(params);
+			record_buf_free(&params);
 			return fatal(pg, "08P01",
 				     "bridle: malformed Bind message");
 		}
-		if (params && i < PG_REC_PARAMS_MAX)
-			json_array_append_new(
-				params,
-				rec_param(p, l,
-					  npfmt == 0 ?
-						  0 :
-					  npfmt == 1 ?
-						  pg_get16(pfmt) :
-						  (i < npfmt ? pg_get16(pfmt +
-									2 * i) :
-							       0)));
+		if (rec && i < PG_REC_PARAMS_MAX) {
+			if (i)
+				record_buf_put(&params, ",");
+			rec_param(&params, p, l,
+				  npfmt == 0 ? 0 :
+				  npfmt == 1 ? pg_get16(pfmt) :
+					       (i < npfmt ?
+							pg_get16(pfmt + 2 * i) :
+							0));
+		}
 		if (l > 0)
 			p += l;
 	}
+	if (rec && n)
+		record_buf_put(&params, "]");
 	if (end - p < 2 || (size_t)(end - p) != (size_t)pg_get16(p) * 2 + 2) {
-		json_decref(params);
+		record_buf_free(&params);
 		return fatal(pg, "08P01", "bridle: malformed Bind message");
 	}
 	n = pg_get16(p);
 	p += 2;
 	po = calloc(1, sizeof(*po));
 	if (!po) {
-		json_decref(params);
+		record_buf_free(&params);
 		return -ENOMEM;
 	}
-	po->params = params;
+	/* Its parameters as JSON text (none when the buffer failed: the
+	 * record says less, never something broken). */
+	po->params = params.failed ? NULL : params.p;
+	if (params.failed)
+		record_buf_free(&params);
 	po->refs = 1;
 	po->pending = true;
 	po->name = strdup(portal);
@@ -3491,6 +3503,7 @@ static void pg_release(struct session *s)
 		free(pg->cache[i].logged);
 	}
 	free(pg->scratch);
+	record_buf_free(&pg->rb);
 	free(pg->user);
 	free(pg->database);
 	free(pg->startup);
