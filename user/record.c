@@ -868,6 +868,26 @@ static int close_block(struct record_writer *w)
 	return buf_put(w, tail, strlen(tail)) ? -ENOMEM : 0;
 }
 
+/* @v in decimal at @out (room for 21 bytes); returns the length. */
+static size_t put_int(char *out, long long v)
+{
+	char t[24];
+	size_t n = 0, o = 0;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
+				       (unsigned long long)v;
+
+	do {
+		t[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		out[o++] = '-';
+	while (n)
+		out[o++] = t[--n];
+	out[o] = '\0';
+	return o;
+}
+
 /* The keys every record starts with: a caller's fields may not hold
  * them. */
 static const char *const own_keys[] = { "seq", "mono_ns", "wall_ms", "kind" };
@@ -888,14 +908,25 @@ static int stage_text(struct record_writer *w, const char *kind,
 		return -EIO;
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &wall);
-	hl = (size_t)snprintf(
-		head, sizeof(head),
-		"{\"seq\":%llu,\"mono_ns\":%lld,\"wall_ms\":%lld,\"kind\":\"%s\"",
-		(unsigned long long)w->seq,
-		(long long)mono.tv_sec * 1000000000 + mono.tv_nsec,
-		(long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, kind);
-	if (hl >= sizeof(head) || strpbrk(kind, "\"\\"))
+	/* {"seq":N,"mono_ns":N,"wall_ms":N,"kind":"K" (no printf: every
+	 * record has one) */
+	if (strlen(kind) > 32 || strpbrk(kind, "\"\\"))
 		goto out;
+	memcpy(head, "{\"seq\":", 7);
+	hl = 7 + put_int(head + 7, (long long)w->seq);
+	memcpy(head + hl, ",\"mono_ns\":", 11);
+	hl += 11;
+	hl += put_int(head + hl,
+		      (long long)mono.tv_sec * 1000000000 + mono.tv_nsec);
+	memcpy(head + hl, ",\"wall_ms\":", 11);
+	hl += 11;
+	hl += put_int(head + hl,
+		      (long long)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
+	memcpy(head + hl, ",\"kind\":\"", 9);
+	hl += 9;
+	memcpy(head + hl, kind, strlen(kind));
+	hl += strlen(kind);
+	head[hl++] = '"';
 	tl = hl + (fl ? 1 + fl : 0) + 1;
 	ll = tl + 66;
 	if (ll > RECORD_MAX_LINE)
@@ -1023,8 +1054,15 @@ static bool buf_room(struct record_buf *b, size_t n)
 /* ",\"key\":" (keys are the caller's constants). */
 static void buf_key(struct record_buf *b, const char *key)
 {
-	b->len += (size_t)snprintf(b->p + b->len, b->cap - b->len,
-				   ",\"%s\":", key);
+	size_t n = strlen(key);
+
+	b->p[b->len++] = ',';
+	b->p[b->len++] = '"';
+	memcpy(b->p + b->len, key, n);
+	b->len += n;
+	b->p[b->len++] = '"';
+	b->p[b->len++] = ':';
+	b->p[b->len] = '\0';
 }
 
 void record_buf_put_str(struct record_buf *b, const char *val, size_t budget)
@@ -1061,7 +1099,7 @@ void record_buf_int(struct record_buf *b, const char *key, long long v)
 	if (!buf_room(b, strlen(key) + 4 + 24))
 		return;
 	buf_key(b, key);
-	b->len += (size_t)snprintf(b->p + b->len, b->cap - b->len, "%lld", v);
+	b->len += put_int(b->p + b->len, v);
 }
 
 void record_buf_raw(struct record_buf *b, const char *key, const char *json)

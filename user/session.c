@@ -888,6 +888,11 @@ void session_record(struct session *s, const char *kind, json_t *fields)
 	rec_stage(s, kind, fields);
 }
 
+bool session_record_refusing(const struct session *s)
+{
+	return s->rec_err && recorder_refuses(s->e->recorder);
+}
+
 const char *session_record_commit(struct session *s)
 {
 	if (!s->rec && !s->rec_err)

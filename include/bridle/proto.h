@@ -136,6 +136,9 @@ void session_record_buf(struct session *s, const char *kind,
  * config says to go on unrecorded); else the refusal the agent is to get
  * in its place. */
 const char *session_record_commit(struct session *s);
+/* True when the session's recording failed and its requests are refused
+ * (session_record_commit then says how). */
+bool session_record_refusing(const struct session *s);
 
 /* The module for a target's protocol. Never NULL. */
 const struct proto_ops *proto_for(enum policy_proto p);

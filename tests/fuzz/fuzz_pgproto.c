@@ -238,6 +238,12 @@ const char *session_record_commit(struct session *s)
 	return NULL;
 }
 
+bool session_record_refusing(const struct session *s)
+{
+	(void)s;
+	return false;
+}
+
 const struct workload *session_workload(const struct session *s)
 {
 	(void)s;

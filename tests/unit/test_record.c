@@ -514,6 +514,56 @@ static void test_key_file(void **state)
 	assert_non_null(strstr(err, "cannot open"));
 }
 
+
+/* Fields formatted by hand: valid JSON whatever the bytes, cut to their
+ * budget between characters; the record's own keys come first. */
+static void test_record_buf(void **state)
+{
+	struct record_buf b = {};
+	char err[256], *text;
+	struct record_writer *w;
+	struct record_report r;
+	json_t *j;
+	size_t len;
+	uint8_t *data;
+	static const char nasty[] = "a\"b\\c\n\x01\xff\xc3(\xe2\x82\xac\t";
+
+	(void)state;
+	record_buf_str(&b, "s", nasty, 256);
+	record_buf_str(&b, "cut", "ééééééééééééééééééé", 16);
+	record_buf_str(&b, "null", NULL, 16);
+	record_buf_int(&b, "neg", -9223372036854775807LL - 1);
+	record_buf_int(&b, "zero", 0);
+	record_buf_raw(&b, "arr", "[1,null]");
+	record_buf_put(&b, "");
+	assert_false(b.failed);
+	assert_int_equal(asprintf(&text, "{%s}", b.p + 1) > 0, 1);
+	j = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "s")),
+			    "a\"b\\c\n\x01\xef\xbf\xbd\xef\xbf\xbd(\xe2\x82\xac\t");
+	assert_true(strlen(json_string_value(json_object_get(j, "cut"))) <= 16);
+	assert_true(json_is_null(json_object_get(j, "null")));
+	assert_int_equal(json_integer_value(json_object_get(j, "neg")),
+			 -9223372036854775807LL - 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "zero")), 0);
+	json_decref(j);
+	free(text);
+	unlink(path);
+	w = record_create(path, 9, key1, 32, NULL, err, sizeof(err));
+	assert_non_null(w);
+	assert_int_equal(record_stage_buf(w, "request", &b), 0);
+	record_buf_reset(&b);
+	assert_int_equal(record_stage_buf(w, "end", &b), 0);
+	assert_int_equal(record_close(w), 0);
+	record_buf_free(&b);
+	data = slurp(path, &len);
+	assert_int_equal(record_verify(data, len, key1, 32, NULL, NULL, &r), 0);
+	assert_int_equal(r.records, 2);
+	assert_true(r.ended);
+	free(data);
+}
+
 static int setup(void **state)
 {
 	int fd;
@@ -545,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_stage_flush),
 		cmocka_unit_test(test_syncer),
 		cmocka_unit_test(test_key_file),
+		cmocka_unit_test(test_record_buf),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

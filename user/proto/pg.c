@@ -1397,7 +1397,6 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 	bool denied;
 	char *msg, what[160], logged[1024];
 	struct policy_decision dec;
-	const char *rf;
 	uint64_t req;
 
 	if (!text || end - p < 2)
@@ -1492,9 +1491,12 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 	st->reads_masked = reads_masked(pg, &st->cls);
 	st->gen = pg->gen;
 allowed:
-	if ((rf = session_record_commit(pg->s))) {
+	/* Its records are written with the Execute's (or within 100 ms):
+	 * a Parse runs nothing, and no Execute of it goes upstream before
+	 * they are on disk. A recording already broken refuses it. */
+	if (session_record_refusing(pg->s)) {
 		stmt_unref(st);
-		return deny_extended(pg, strdup(rf));
+		return deny_extended(pg, strdup(session_record_commit(pg->s)));
 	}
 	/* It shadows the statement of its name until the server confirms
 	 * it (ParseComplete); the server refuses a named one that exists. */
