@@ -14,10 +14,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bridle/api.h"
 #include "bridle/log.h"
+#include "bridle/review.h"
 #include "bridle/session.h"
 
 #define API_REQ_MAX 4096
@@ -70,6 +72,73 @@ static json_t *api_error(const char *msg)
 	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
 }
 
+static int64_t wall_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reviews and grants: list, approve, reject, revoke. The control socket
+ * is root's: who decided is the name the client gives ("by"). */
+static json_t *api_reviews(struct enforcer *e, const char *cmd, json_t *req)
+{
+	int64_t now = wall_now_ms();
+	json_t *id_j = json_object_get(req, "id");
+	const char *by = json_string_value(json_object_get(req, "by"));
+	const char *reason = json_string_value(json_object_get(req, "reason"));
+	char err[256], who[160];
+
+	if (strcmp(cmd, "reviews") == 0)
+		return json_pack("{s:b,s:o}", "ok", 1, "reviews",
+				 review_list_json(e->reviews,
+						  json_is_true(json_object_get(
+							  req, "all")),
+						  now));
+	if (strcmp(cmd, "grants") == 0)
+		return json_pack("{s:b,s:o}", "ok", 1, "grants",
+				 review_grants_json(e->reviews, now));
+	if (!json_is_integer(id_j) || json_integer_value(id_j) <= 0)
+		return api_error("\"id\": a review or grant number");
+	snprintf(who, sizeof(who), "cli:%s", by && *by ? by : "root");
+	if (strcmp(cmd, "revoke") == 0) {
+		if (review_grant_revoke(e->reviews,
+					(uint64_t)json_integer_value(id_j), who,
+					now, err, sizeof(err)))
+			return api_error(err);
+		log_json(LOG_INFO, "grant_revoked",
+			 json_pack("{s:I,s:s}", "grant",
+				   json_integer_value(id_j), "by", who));
+		return json_pack("{s:b}", "ok", 1);
+	}
+	if (strcmp(cmd, "approve") && strcmp(cmd, "reject"))
+		return api_error("unknown command");
+	if (strcmp(cmd, "reject") == 0 && (!reason || !*reason))
+		return api_error("a rejection needs a reason");
+	{
+		json_t *f = json_object_get(req, "for_s");
+		int64_t for_ms =
+			json_is_integer(f) ? json_integer_value(f) * 1000 : 0;
+
+		if (for_ms < 0 || for_ms > (int64_t)7 * 86400 * 1000)
+			return api_error("\"for_s\": 0 to 7 days");
+		if (review_decide(e->reviews,
+				  (uint64_t)json_integer_value(id_j),
+				  strcmp(cmd, "approve") == 0, who, reason,
+				  for_ms, now, err, sizeof(err)))
+			return api_error(err);
+		log_json(LOG_INFO, "review_decided",
+			 json_pack("{s:I,s:s,s:s,s:s?,s:I}", "review",
+				   json_integer_value(id_j), "outcome",
+				   strcmp(cmd, "approve") == 0 ? "approved" :
+								 "rejected",
+				   "by", who, "reason", reason, "for_s",
+				   (json_int_t)(for_ms / 1000)));
+	}
+	return json_pack("{s:b}", "ok", 1);
+}
+
 static void api_handle(struct api_conn *c)
 {
 	struct enforcer *e = c->e;
@@ -99,9 +168,14 @@ static void api_handle(struct api_conn *c)
 				  (json_int_t)e->policy_generation, "policy",
 				  policy_stats_json(e->cfg->policy));
 		pthread_rwlock_unlock(&e->policy_lock);
+	} else if (strncmp(cmd, "review", 6) == 0 ||
+		   strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0 ||
+		   strcmp(cmd, "grants") == 0 || strcmp(cmd, "revoke") == 0) {
+		reply = api_reviews(e, cmd, req);
 	} else {
 		reply = api_error("unknown command (status, sessions, reload, "
-				  "policy_stats)");
+				  "policy_stats, reviews, approve, reject, "
+				  "grants, revoke)");
 	}
 	json_decref(req);
 	api_reply(c, reply);
@@ -227,17 +301,31 @@ void api_close(struct enforcer *e)
 
 json_t *api_call(const char *path, const char *cmd, char *err, size_t errlen)
 {
+	return api_call_json(path, json_pack("{s:s}", "cmd", cmd), err, errlen);
+}
+
+json_t *api_call_json(const char *path, json_t *request, char *err,
+		      size_t errlen)
+{
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct timeval tv = { .tv_sec = 10 };
-	char *buf = NULL;
+	char *buf = NULL, *req;
 	size_t len = 0, cap = 0;
 	json_error_t je;
 	json_t *reply;
-	char req[128];
 	int fd;
+
+	req = request ? json_dumps(request, JSON_COMPACT) : NULL;
+	json_decref(request);
+	if (!req || strlen(req) + 1 >= API_REQ_MAX) {
+		snprintf(err, errlen, "request too large");
+		free(req);
+		return NULL;
+	}
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		snprintf(err, errlen, "%s: path too long", path);
+		free(req);
 		return NULL;
 	}
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
@@ -249,15 +337,20 @@ json_t *api_call(const char *path, const char *cmd, char *err, size_t errlen)
 			 path, strerror(errno));
 		if (fd != -1)
 			close(fd);
+		free(req);
 		return NULL;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+	len = strlen(req);
+	req[len] = '\n'; /* json_dumps left room: its NUL */
+	if (write(fd, req, len + 1) != (ssize_t)(len + 1)) {
 		snprintf(err, errlen, "%s: write: %s", path, strerror(errno));
 		close(fd);
+		free(req);
 		return NULL;
 	}
+	free(req);
+	len = 0;
 	for (;;) {
 		ssize_t n;
 

@@ -26,6 +26,7 @@
 #include "bridle/tls.h"
 #include "bridle/log.h"
 #include "bridle/recorder.h"
+#include "bridle/review.h"
 #include "bridle/run.h"
 #include "bridle/session.h"
 
@@ -483,6 +484,7 @@ static void enforcer_free(struct enforcer *e)
 	free(e->workloads);
 	/* After the workers: every session's recording is closed. */
 	recorder_stop(e);
+	review_table_free(e->reviews);
 	bridle_bpf_close(e->bpf);
 	if (e->signals.fd >= 0)
 		close(e->signals.fd);
@@ -519,6 +521,7 @@ int run_enforcer(const char *config_path)
 		return 2;
 	}
 	pthread_rwlock_init(&e.policy_lock, NULL);
+	e.reviews = review_table_new();
 	e.loop = loop_new();
 	e.self_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	if (!e.loop || e.self_netns_fd == -1) {

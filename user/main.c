@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bridle/api.h"
@@ -37,6 +38,14 @@ static const char usage_text[] =
 	"  replay ID [--follow]            a recorded session as a transcript\n"
 	"  export ID --format jsonl|csv    a recorded session's records\n"
 	"  reload                          reload the policy (like SIGHUP)\n"
+	"  reviews [--all] [--json]        requests held for a person's "
+	"approval\n"
+	"  approve ID [--for 10m] [--reason TEXT]\n"
+	"                                  let a held request run (--for: and "
+	"requests\n"
+	"                                  like it, for that long: a grant)\n"
+	"  reject ID --reason TEXT         refuse a held request\n"
+	"  grants [--json]                 grants; revoke ID ends one\n"
 	"  policy check FILE [--json]      validate a policy or config file:\n"
 	"                                  every error, with its JSON path\n"
 	"  policy explain FILE [options]   decide a described request offline\n"
@@ -54,7 +63,8 @@ struct opts {
 	const char *socket;
 	const char *cgroup;
 	const char *pin_dir;
-	bool json;
+	const char *reason, *for_;
+	bool json, all;
 	int argc; /* positional arguments left */
 	char **argv;
 };
@@ -67,6 +77,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "cgroup", required_argument, NULL, 'g' },
 		{ "pin-dir", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "reason", required_argument, NULL, 'r' },
+		{ "for", required_argument, NULL, 'f' },
+		{ "all", no_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -89,6 +102,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'r':
+			o->reason = optarg;
+			break;
+		case 'f':
+			o->for_ = optarg;
+			break;
+		case 'a':
+			o->all = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -276,6 +298,172 @@ static int cmd_sessions(const struct opts *o)
 	return 0;
 }
 
+/* A request with arguments; the reply when "ok", else NULL (said). */
+static json_t *call_req(const struct opts *o, json_t *req)
+{
+	char path[256], err[512];
+	json_t *r = api_call_json(socket_path(o, path, sizeof(path)), req, err,
+				  sizeof(err));
+
+	if (!r) {
+		fprintf(stderr, "bridle: %s\n", err);
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		fprintf(stderr, "bridle: %s\n",
+			json_string_value(json_object_get(r, "error")) ?:
+				"request failed");
+		json_decref(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* "90s", "10m", "2h", "1d" (or plain seconds) in seconds; -1 if bad. */
+static long long parse_duration(const char *s)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+
+	if (end == s || v < 0)
+		return -1;
+	if (!*end || !strcmp(end, "s"))
+		return v;
+	if (!strcmp(end, "m"))
+		return v * 60;
+	if (!strcmp(end, "h"))
+		return v * 3600;
+	if (!strcmp(end, "d"))
+		return v * 86400;
+	return -1;
+}
+
+/* Who decides, as the control socket records it: the user behind sudo,
+ * or the login. */
+static const char *decider(void)
+{
+	const char *u = getenv("SUDO_USER");
+
+	if (!u || !*u)
+		u = getenv("USER");
+	return u && *u ? u : "root";
+}
+
+static void print_time(const char *label, json_t *ms)
+{
+	time_t t = (time_t)(json_integer_value(ms) / 1000);
+	struct tm tm;
+	char b[32];
+
+	gmtime_r(&t, &tm);
+	strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%s%s", label, b);
+}
+
+static int cmd_reviews(const struct opts *o)
+{
+	json_t *r = call_req(o, json_pack("{s:s,s:b}", "cmd", "reviews", "all",
+					  o->all)),
+	       *v;
+	size_t i;
+
+	if (!r)
+		return 1;
+	if (o->json) {
+		cli_print_json(json_object_get(r, "reviews"));
+		json_decref(r);
+		return 0;
+	}
+	printf("%-6s %-10s %-14s %-12s %-14s %-24s %-22s %s\n", "ID", "STATE",
+	       "WORKLOAD", "TARGET", "USER", "RULE", "EXPIRES", "REQUEST");
+	json_array_foreach(json_object_get(r, "reviews"), i, v) {
+		printf("%-6lld %-10s %-14s %-12s %-14s %-24s ",
+		       json_integer_value(json_object_get(v, "id")),
+		       json_string_value(json_object_get(v, "state")),
+		       json_string_value(json_object_get(v, "workload")) ?: "-",
+		       json_string_value(json_object_get(v, "target")) ?: "-",
+		       json_string_value(json_object_get(v, "user")) ?: "-",
+		       json_string_value(json_object_get(v, "rule")) ?: "-");
+		print_time("", json_object_get(v, "expires_ms"));
+		printf("   %s\n    %s%s%s\n",
+		       json_string_value(json_object_get(v, "request")) ?: "",
+		       json_string_value(json_object_get(v, "statement")) ?: "",
+		       json_object_get(v, "by") ? "\n    decided by " : "",
+		       json_string_value(json_object_get(v, "by")) ?: "");
+	}
+	json_decref(r);
+	return 0;
+}
+
+static int cmd_decide(const struct opts *o, const char *cmd)
+{
+	long long id = o->argc == 1 ? strtoll(o->argv[0], NULL, 10) : 0;
+	long long for_s = o->for_ ? parse_duration(o->for_) : 0;
+	json_t *req, *r;
+
+	if (id <= 0 || for_s < 0 || (o->for_ && strcmp(cmd, "approve")) ||
+	    (!strcmp(cmd, "reject") && !o->reason)) {
+		fprintf(stderr,
+			"usage: bridle approve ID [--for 10m] [--reason TEXT]\n"
+			"       bridle reject ID --reason TEXT\n"
+			"       bridle revoke GRANT\n"
+			"  --for: also let requests like it (same statement, "
+			"identity, target) through for that long\n");
+		return 2;
+	}
+	req = json_pack("{s:s,s:I,s:s}", "cmd", cmd, "id", (json_int_t)id, "by",
+			decider());
+	if (o->reason)
+		json_object_set_new(req, "reason", json_string(o->reason));
+	if (for_s)
+		json_object_set_new(req, "for_s", json_integer(for_s));
+	r = call_req(o, req);
+	if (!r)
+		return 1;
+	if (!strcmp(cmd, "revoke"))
+		printf("grant %lld revoked\n", id);
+	else
+		printf("review %lld %s%s\n", id,
+		       strcmp(cmd, "approve") ? "rejected" : "approved",
+		       for_s ? ", and requests like it for the time given" :
+			       "");
+	json_decref(r);
+	return 0;
+}
+
+static int cmd_grants(const struct opts *o)
+{
+	json_t *r = call_req(o, json_pack("{s:s}", "cmd", "grants")), *g;
+	size_t i;
+
+	if (!r)
+		return 1;
+	if (o->json) {
+		cli_print_json(json_object_get(r, "grants"));
+		json_decref(r);
+		return 0;
+	}
+	printf("%-6s %-8s %-7s %-14s %-12s %-14s %-6s %-22s %s\n", "ID",
+	       "STATE", "REVIEW", "WORKLOAD", "TARGET", "USER", "USES", "UNTIL",
+	       "REQUEST");
+	json_array_foreach(json_object_get(r, "grants"), i, g) {
+		printf("%-6lld %-8s %-7lld %-14s %-12s %-14s %-6lld ",
+		       json_integer_value(json_object_get(g, "id")),
+		       json_string_value(json_object_get(g, "state")),
+		       json_integer_value(json_object_get(g, "review")),
+		       json_string_value(json_object_get(g, "workload")) ?: "-",
+		       json_string_value(json_object_get(g, "target")) ?: "-",
+		       json_string_value(json_object_get(g, "user")) ?: "-",
+		       json_integer_value(json_object_get(g, "uses")));
+		print_time("", json_object_get(g, "expires_ms"));
+		printf("   %s\n",
+		       json_string_value(json_object_get(g, "statement")) ?:
+									    "");
+	}
+	json_decref(r);
+	return 0;
+}
+
 static int cmd_reload(const struct opts *o)
 {
 	json_t *r = call(o, "reload");
@@ -408,6 +596,13 @@ int main(int argc, char **argv)
 		return cmd_sessions(&o);
 	if (strcmp(cmd, "reload") == 0)
 		return cmd_reload(&o);
+	if (strcmp(cmd, "reviews") == 0)
+		return cmd_reviews(&o);
+	if (strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0 ||
+	    strcmp(cmd, "revoke") == 0)
+		return cmd_decide(&o, cmd);
+	if (strcmp(cmd, "grants") == 0)
+		return cmd_grants(&o);
 	if (strcmp(cmd, "policy") == 0)
 		return cmd_policy(&o);
 	if (strcmp(cmd, "unenroll") == 0)

@@ -982,8 +982,10 @@ out:
 
 static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 {
-	static const char *const keys[] = { "name",    "when", "action", "mode",
-					    "message", "sql",  "mask",	 NULL };
+	static const char *const keys[] = {
+		"name", "when", "action",	   "mode", "message",
+		"sql",	"mask", "timeout_seconds", NULL
+	};
 	struct policy_rule *r = &p->rules[idx];
 	const char *name = NULL, *message = NULL;
 	int bad = 0, bad_action;
@@ -1036,6 +1038,19 @@ static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 				      "message: it is what the agent is told");
 		else if (!(r->message = strdup(message)))
 			return jv_fail(v, NULL, "out of memory");
+	}
+	STOP_OR_GO();
+	{
+		uint64_t t = POLICY_REVIEW_TIMEOUT_S;
+
+		if (jv_uint(v, j, "timeout_seconds", false, 1, 86400, &t))
+			bad = -1;
+		else if (json_object_get(j, "timeout_seconds") && !bad_action &&
+			 r->action != POLICY_REVIEW)
+			bad = jv_fail(v, "timeout_seconds",
+				      "only review rules hold a request for a "
+				      "time");
+		r->timeout_s = (uint32_t)t;
 	}
 	STOP_OR_GO();
 	bad |= parse_when(v, j, p, r);

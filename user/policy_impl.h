@@ -51,6 +51,7 @@ struct policy_rule {
 	enum policy_action action;
 	enum policy_mode mode;
 	char *message;
+	uint32_t timeout_s; /* review: how long a request is held */
 	struct policy_when when;
 	unsigned specificity; /* conditions it names: the most specific wins */
 	struct policy_sql *sql; /* NULL: every statement */

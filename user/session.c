@@ -1865,6 +1865,12 @@ void session_tick(void *arg)
 
 	for (s = wk->sessions; s; s = next) {
 		next = s->next;
+		if (!s->connecting && !s->closed && s->ops->tick &&
+		    s->ops->tick(s, now) > 0 && !s->closed) {
+			session_pump(s, false, false);
+			if (s->closed)
+				continue;
+		}
 		if (s->connecting && now >= s->connect_deadline_ms)
 			session_close(s, "connect timeout", true);
 		else if (!s->connecting && e->cfg->idle_timeout_ms &&

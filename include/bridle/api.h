@@ -2,7 +2,9 @@
 /*
  * Control API: a root-only UNIX stream socket. A client sends one JSON
  * request line ({"cmd":"status"}) and reads one JSON reply, then the server
- * closes. Commands: status, sessions, reload.
+ * closes. Commands: status, sessions, reload, policy_stats; reviews
+ * ({"all": bool}), approve ({"id", "for_s", "reason", "by"}), reject
+ * ({"id", "reason", "by"}), grants, revoke ({"id", "by"}).
  */
 #ifndef BRIDLE_API_H
 #define BRIDLE_API_H
@@ -17,6 +19,9 @@ void api_close(struct enforcer *e);
 /* Client side: send @cmd to the socket at @path; returns the reply or NULL
  * with @err filled. */
 json_t *api_call(const char *path, const char *cmd, char *err, size_t errlen);
+/* The same with a whole request object (reference taken). */
+json_t *api_call_json(const char *path, json_t *request, char *err,
+		      size_t errlen);
 
 /* Provided by enforcer.c for the API. */
 json_t *enforcer_status_json(struct enforcer *e);

@@ -27,6 +27,7 @@
 
 struct session;
 struct session_summary;
+struct review_table;
 
 struct worker;
 
@@ -99,6 +100,7 @@ struct enforcer {
 	int decision_log_fd; /* decisions.jsonl: every decision */
 	SSL_CTX *tls_server; /* agent-side TLS (tls.c) */
 	struct recorder *recorder; /* NULL: sessions are not recorded */
+	struct review_table *reviews; /* held requests and grants */
 	uint64_t next_session_id; /* atomic */
 	uint32_t nsessions; /* atomic: live sessions of all workers */
 	bool draining;

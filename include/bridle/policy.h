@@ -118,12 +118,16 @@ struct policy_decision {
 	size_t target_idx; /* valid when target is set */
 	enum policy_proto proto;
 	const char *message; /* deny or review message, may be NULL */
+	uint32_t timeout_s; /* review: how long the request is held */
 	/* Set when shadow mode let through what enforce would not: the
 	 * action and rule it would have taken. */
 	const char *would_rule;
 	size_t would_idx;
 	enum policy_action would_action;
 };
+
+/* A review rule holds a request this long unless it says otherwise. */
+#define POLICY_REVIEW_TIMEOUT_S 300
 
 /* Pseudo-rules: decisions no rule of the file made. */
 #define POLICY_RULE_DEFAULT "default"

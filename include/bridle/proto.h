@@ -52,6 +52,9 @@ struct proto_ops {
 	 * protocol's words and session_finish(). NULL: the session is
 	 * reset. */
 	void (*upstream_failed)(struct session *s, const char *reason);
+	/* Every worker tick (held requests, timers). Returns 1 when it
+	 * queued output (the session is then pumped). NULL: none. */
+	int (*tick)(struct session *s, uint64_t now_ms);
 };
 
 extern const struct proto_ops proto_tcp_ops;

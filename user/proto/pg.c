@@ -43,6 +43,7 @@
 #include "bridle/policy.h"
 #include "bridle/proto.h"
 #include "bridle/record.h"
+#include "bridle/review.h"
 #include "bridle/scram.h"
 #include "bridle/sql.h"
 #include "bridle/tls.h"
@@ -240,6 +241,13 @@ struct pg {
 	uint8_t mask_key[64];
 	size_t mask_key_len;
 	struct record_buf rb; /* the fields of the records it writes */
+	/* A simple query held for a review: its message, the review, its
+	 * request's number; nothing more is read from the agent until the
+	 * review ends. */
+	uint8_t *held;
+	size_t held_len;
+	uint64_t held_review, held_req;
+	char *held_rule;
 };
 
 /* ---------------------------------------------------------- cancel keys */
@@ -998,8 +1006,9 @@ static char *refusal_message(const struct policy_decision *d, const char *what)
 	if (d->action == POLICY_REVIEW)
 		r = asprintf(&msg,
 			     "bridle: %s needs a person's approval (rule "
-			     "\"%s\"%s%s), and approvals are not enabled "
-			     "on this enforcer",
+			     "\"%s\"%s%s), and only a simple query can be "
+			     "held for review: the extended protocol cannot "
+			     "yet",
 			     what, d->rule, d->message ? ": " : "",
 			     d->message ? d->message : "");
 	else if (d->message)
@@ -1305,6 +1314,202 @@ static void rec_account(struct pg *pg, char type, size_t len)
 		x->rows++;
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A review's event in the recording and the session log. */
+static void review_event(struct pg *pg, const char *event, json_t *fields)
+{
+	json_object_set_new(fields, "event", json_string(event));
+	session_record(pg->s, "review", json_deep_copy(fields));
+	session_log_event(pg->s, "review", fields, false);
+}
+
+/*
+ * A simple query that decision @d sends to review: a grant for requests
+ * like it lets it through (returns 1); else a review is opened, the agent
+ * told with a notice, and the query held (returns 0) until the review
+ * ends (pg_tick). Returns -errno on failure.
+ */
+static int hold_query(struct pg *pg, const uint8_t *raw, size_t len,
+		      const char *text, const struct policy_decision *d,
+		      const char *what, const char *logged, uint64_t req)
+{
+	struct enforcer *e = session_enforcer(pg->s);
+	const struct identity_user *u = session_user(pg->s);
+	const char *user = u && u->u.sub ? u->u.sub : NULL;
+	struct review_request q = {
+		.session = session_id(pg->s),
+		.workload = session_workload_name(pg->s),
+		.target = session_target_name(pg->s),
+		.rule = d->rule,
+		.message = d->message,
+		.user = user,
+		.summary = what,
+		.statement = logged,
+		.timeout_s = d->timeout_s,
+	};
+	PgQueryFingerprintResult fp = pg_query_fingerprint(text);
+	char msg[768], hint[256];
+	uint64_t id, grant;
+	int64_t now = wall_ms();
+
+	q.fingerprint = fp.error ? 0 : fp.fingerprint;
+	pg_query_free_fingerprint_result(fp);
+	if (!e->reviews)
+		return deny_upstream(
+			pg, strdup("bridle: reviews are not available"), true);
+	grant = q.fingerprint ?
+			review_grant_match(e->reviews, q.fingerprint,
+					   q.workload, q.target, user, now) :
+			0;
+	if (grant) {
+		review_event(pg, "grant_used",
+			     json_pack("{s:I,s:I,s:s}", "req", (json_int_t)req,
+				       "grant", (json_int_t)grant, "rule",
+				       d->rule));
+		return 1;
+	}
+	{
+		struct policy_input in;
+
+		session_policy_input(pg->s, &in);
+		q.exe = in.exe;
+		q.pid = in.pid;
+		q.uid = in.uid;
+	}
+	id = review_open(e->reviews, &q, now);
+	if (!id)
+		return -ENOMEM;
+	pg->held = malloc(len);
+	pg->held_rule = strdup(d->rule);
+	if (!pg->held || !pg->held_rule) {
+		review_cancel(e->reviews, id, now);
+		free(pg->held);
+		pg->held = NULL;
+		return -ENOMEM;
+	}
+	memcpy(pg->held, raw, len);
+	pg->held_len = len;
+	pg->held_review = id;
+	pg->held_req = req;
+	snprintf(msg, sizeof(msg),
+		 "bridle: %s is held for review %llu (rule \"%s\"%s%s); it "
+		 "runs once a reviewer approves it, and fails if it is "
+		 "rejected or not decided within %u s",
+		 what, (unsigned long long)id, d->rule, d->message ? ": " : "",
+		 d->message ? d->message : "",
+		 d->timeout_s ? d->timeout_s : POLICY_REVIEW_TIMEOUT_S);
+	snprintf(hint, sizeof(hint),
+		 "a reviewer runs: bridle approve %llu [--for 10m] | bridle "
+		 "reject %llu --reason ...",
+		 (unsigned long long)id, (unsigned long long)id);
+	review_event(pg, "opened",
+		     json_pack("{s:I,s:I,s:s,s:I}", "req", (json_int_t)req,
+			       "review", (json_int_t)id, "rule", d->rule,
+			       "timeout_s",
+			       (json_int_t)(d->timeout_s ?
+						    d->timeout_s :
+						    POLICY_REVIEW_TIMEOUT_S)));
+	return send_error(pg, true, "NOTICE", "01000", msg, NULL, hint);
+}
+
+/* The held query goes upstream, as if it had been allowed. */
+static int release_held(struct pg *pg, const struct review_outcome *o)
+{
+	const char *text = (const char *)pg->held + 5, *rf;
+	char logged[1024];
+	struct sql_result r;
+	struct pg_expect *x;
+	int ret;
+
+	review_event(pg, "approved",
+		     json_pack("{s:I,s:I,s:s,s:s,s:I}", "req",
+			       (json_int_t)pg->held_req, "review",
+			       (json_int_t)pg->held_review, "by", o->by,
+			       "reason", o->reason, "grant",
+			       (json_int_t)o->grant));
+	if ((rf = session_record_commit(pg->s)))
+		return deny_upstream(pg, strdup(rf), true);
+	if (sql_classify(text, NULL, &r))
+		return deny_upstream(pg,
+				     strdup("bridle: statement not "
+					    "understood"),
+				     true);
+	log_text(pg, 0, text, logged, sizeof(logged));
+	x = expect_push(pg, X_QUERY);
+	x->req = pg->held_req;
+	note_allowed(pg, &r, text, logged, x);
+	x->mask_computed = reads_masked(pg, &r);
+	sql_result_free(&r);
+	session_count(pg->s, 1, 0, 0);
+	ret = forward(pg, pg->held, pg->held_len);
+	return ret;
+}
+
+static void held_free(struct pg *pg)
+{
+	free(pg->held);
+	free(pg->held_rule);
+	pg->held = NULL;
+	pg->held_rule = NULL;
+	pg->held_len = 0;
+	pg->held_review = 0;
+}
+
+/* Tick: a held query whose review ended goes on or fails. Returns 1
+ * when there is something to send. */
+static int pg_tick(struct session *s, uint64_t now_ms)
+{
+	struct pg *pg = session_state(s);
+	struct enforcer *e = session_enforcer(s);
+	struct review_outcome o = {};
+	enum review_state st;
+	char *msg = NULL;
+	int ret;
+
+	(void)now_ms;
+	if (!pg || !pg->held)
+		return 0;
+	st = review_poll(e->reviews, pg->held_review, wall_ms(), &o);
+	if (st == REVIEW_PENDING)
+		return 0;
+	/* Room for the query or the denial (else: the next tick). */
+	if (!room_for(pg, PROTO_TO_UPSTREAM, pg->held_len) ||
+	    !room_for(pg, PROTO_TO_AGENT, 2048))
+		return 0;
+	if (st == REVIEW_APPROVED) {
+		ret = release_held(pg, &o);
+	} else {
+		if (asprintf(&msg,
+			     "bridle: review %llu %s%s%s%s%s (rule \"%s\")",
+			     (unsigned long long)pg->held_review,
+			     st == REVIEW_REJECTED ? "rejected" :
+			     st == REVIEW_EXPIRED  ? "expired" :
+						     "ended",
+			     o.by[0] ? " by " : "", o.by,
+			     o.reason[0] ? ": " : "", o.reason,
+			     pg->held_rule) < 0)
+			msg = NULL;
+		review_event(pg, review_state_name(st),
+			     json_pack("{s:I,s:I,s:s,s:s}", "req",
+				       (json_int_t)pg->held_req, "review",
+				       (json_int_t)pg->held_review, "by", o.by,
+				       "reason", o.reason));
+		ret = deny_upstream(pg, msg ? msg : strdup("bridle: rejected"),
+				    true);
+	}
+	held_free(pg);
+	if (ret)
+		session_finish(s, "cannot continue after a review");
+	return 1;
+}
+
 static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 		    const struct pg_msg *m)
 {
@@ -1358,7 +1563,21 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 				     true);
 	}
 	msg = decide(pg, &r, logged, &denied, &dec, what, sizeof(what));
-	if (klen && cacheable(&r))
+	if (denied && dec.action == POLICY_REVIEW) {
+		/* Held for a person (never cached: each one is asked). */
+		int held =
+			hold_query(pg, raw, len, text, &dec, what, logged, req);
+
+		if (held <= 0) {
+			free(msg);
+			sql_result_free(&r);
+			return held;
+		}
+		/* A grant lets it through. */
+		free(msg);
+		msg = NULL;
+		denied = false;
+	} else if (klen && cacheable(&r))
 		cache_store(pg, hash,
 			    denied ? (msg ? msg : "bridle: denied") : NULL,
 			    !denied && reads_masked(pg, &r), &dec, what,
@@ -3291,6 +3510,9 @@ static int pg_on_data(struct session *s, enum proto_dir dir, struct iobuf *b)
 		ssize_t n;
 		int ret;
 
+		/* A held query: the agent's next messages wait behind it. */
+		if (d == 0 && pg->held)
+			return 0;
 		/* The rest of a streamed message. */
 		if (pg->pass[d]) {
 			size_t k = avail < pg->pass[d] ? avail : pg->pass[d];
@@ -3467,6 +3689,11 @@ static void pg_release(struct session *s)
 	if (!pg)
 		return;
 	wipe_password(pg);
+	if (pg->held) {
+		review_cancel(session_enforcer(s)->reviews, pg->held_review,
+			      wall_ms());
+		held_free(pg);
+	}
 	if (pg->cancel) {
 		cancel_del(pg->cancel);
 		free(pg->cancel);
@@ -3527,6 +3754,7 @@ static void pg_upstream_failed(struct session *s, const char *reason)
 
 const struct proto_ops proto_pg_ops = {
 	.upstream_failed = pg_upstream_failed,
+	.tick = pg_tick,
 	.name = "postgres",
 	.opaque = false,
 	.init = pg_init,

@@ -1,0 +1,154 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# Just-in-time approval: a `review` rule holds one request (a simple query)
+# until a person decides. Real PostgreSQL and unmodified psql in the pod;
+# the decisions come from the CLI (`bridle approve`, `reject`); every
+# case checks the server: its statement log and its data.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/pg.sh"
+
+# The review rule: UPDATEs of orders by agents wait for a person.
+review_rule() { # [TIMEOUT_S]
+	jq -n --argjson t "${1:-300}" '{name: "orders need a person",
+		when: {workload: {labels: {app: "agent"}}, target: "shop-db"},
+		action: "review", message: "changes to orders are checked",
+		timeout_seconds: $t, sql: {commands: ["update"], tables: ["public.orders"]}}'
+}
+
+review_setup() { # [TIMEOUT_S]
+	topo_basic
+	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
+	pg_start
+	write_config "$(pg_policy "$(review_rule "${1:-300}")")"
+	bridle_start
+}
+
+# held_psql OUT SQL...: psql in the background, its output in $W/OUT.
+held_psql() {
+	local out=$1
+	shift
+	local a=() q
+	for q in "$@"; do a+=(-c "$q"); done
+	spawn "psql $out" "$AGENT_CG" "$POD" env -u PGPASSWORD PGPASSFILE="$PG_NOPASSFILE" PGCONNECT_TIMEOUT=5 \
+		PGSSLMODE=disable "$PGBIN/psql" -X -w -v ON_ERROR_STOP=0 \
+		-d "host=$PG_HOST port=$PG_PORT dbname=shop user=app sslmode=disable" "${a[@]}" >"$W/$out" 2>&1
+}
+
+# pending_id: the id of the one pending review (waits for it).
+pending_id() {
+	local id=""
+	for _ in $(seq 100); do
+		id=$(ctl reviews --json | jq -r '[.[] | select(.state == "pending")][0].id // empty')
+		[ -n "$id" ] && break
+		sleep 0.05
+	done
+	[ -n "$id" ] || fail "no pending review"
+	echo "$id"
+}
+
+amount() { pg_sql "select amount from orders where id = $1"; }
+
+# Held, then approved from the CLI: the agent got a notice, the UPDATE ran
+# once approved (and not before), and the session went on.
+t_review_approve() {
+	review_setup
+	local id before out
+	before=$(amount 1)
+	held_psql approve.out "update orders set amount = amount + 1 where id = 1" "select 'after-approve'"
+	local pid=$LAST_PID
+	id=$(pending_id)
+	sleep 0.3
+	pg_log_lacks 'update orders set amount = amount \+ 1' || fail "the held UPDATE reached the server before approval"
+	assert_eq "$(amount 1)" "$before" "amount while held"
+	out=$(ctl reviews --json)
+	assert_eq "$(jq -r --argjson i "$id" '.[] | select(.id == $i) | [.workload, .target, .rule, .request] | join("|")' <<<"$out")" \
+		"agent-a|shop-db|orders need a person|UPDATE on orders" "the review"
+	assert_match "$(jq -r '.[0].statement' <<<"$out")" 'update orders set amount = amount \+ \?' "statement, literals replaced"
+	ctl approve "$id" --reason "ok for ticket 7" >/dev/null || fail "approve failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish after approval"
+	out=$(cat "$W/approve.out")
+	assert_match "$out" "NOTICE: +bridle: UPDATE on orders is held for review $id" "the agent's notice"
+	assert_match "$out" "UPDATE 1" "the UPDATE's result after approval"
+	assert_match "$out" "after-approve" "the session went on"
+	assert_eq "$(pg_sql "select amount - $before from orders where id = 1")" "1.00" "amount after approval"
+	pg_log_has 'update orders set amount = amount \+ 1 where id = 1' || fail "server log: no UPDATE"
+	assert_eq "$(ctl reviews --all --json | jq -r --argjson i "$id" '.[] | select(.id == $i) | [.state, .by, .reason] | join("|")')" \
+		"approved|cli:${SUDO_USER:-${USER:-root}}|ok for ticket 7" "the review's outcome"
+	# Decided once only.
+	out=$(ctl approve "$id" 2>&1) && fail "a second approval was accepted"
+	assert_match "$out" "already" "second approval"
+}
+
+# Rejected: the agent gets 42501 with the reason; the server never sees
+# the UPDATE; the session goes on.
+t_review_reject() {
+	review_setup
+	local id before out
+	before=$(amount 2)
+	held_psql reject.out "update orders set amount = 0 where id = 2" "select 'after-reject'"
+	local pid=$LAST_PID
+	id=$(pending_id)
+	out=$(ctl reject "$id" 2>&1) && fail "reject without a reason was accepted"
+	ctl reject "$id" --reason "not during the freeze" >/dev/null || fail "reject failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish after rejection"
+	out=$(cat "$W/reject.out")
+	assert_match "$out" "ERROR: +bridle: review $id rejected by cli:[^:]*: not during the freeze" "the agent's error"
+	assert_match "$out" "after-reject" "the session went on"
+	pg_log_lacks 'update orders set amount = 0' || fail "server log: the rejected UPDATE arrived"
+	assert_eq "$(amount 2)" "$before" "amount after rejection"
+}
+
+# Not decided in time: expired, refused, nothing reached the server.
+t_review_expire() {
+	review_setup 1
+	local out
+	out=$(pod_psql -c "update orders set amount = 0 where id = 3" -c "select 'after-expiry'")
+	assert_match "$out" "ERROR: +bridle: review [0-9]+ expired: no decision within 1 s" "the agent's error"
+	assert_match "$out" "after-expiry" "the session went on"
+	pg_log_lacks 'update orders set amount = 0' || fail "server log: the expired UPDATE arrived"
+	assert_eq "$(ctl reviews --all --json | jq -r '.[0].state')" expired "the review's state"
+}
+
+# A held session does not hold the others: another psql works meanwhile.
+t_review_others_go_on() {
+	review_setup
+	local id out
+	held_psql held.out "update orders set amount = amount + 5 where id = 4"
+	local pid=$LAST_PID
+	id=$(pending_id)
+	out=$(pod_psql -tA -c "select count(*) from orders")
+	assert_eq "$out" 4 "another session while one is held"
+	ctl reject "$id" --reason "test" >/dev/null || fail "reject failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "held psql did not finish"
+}
+
+# Approved for a while: the same statement from the same identity runs
+# without a new review until the grant is revoked.
+t_review_grant() {
+	review_setup
+	local id out gid before
+	held_psql g1.out "update orders set note = 'g' where id = 1"
+	local pid=$LAST_PID
+	id=$(pending_id)
+	ctl approve "$id" --for 10m --reason "batch fix" >/dev/null || fail "approve --for failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	# The same statement (other literal): no review.
+	out=$(pod_psql -c "update orders set note = 'h' where id = 1")
+	assert_match "$out" "UPDATE 1" "under the grant"
+	assert_no_match "$out" "held for review" "under the grant: no review"
+	assert_eq "$(pg_sql "select note from orders where id = 1")" h "the grant's UPDATE ran"
+	out=$(ctl grants --json)
+	gid=$(jq -r '.[0].id' <<<"$out")
+	assert_eq "$(jq -r '.[0] | [.state, .review, .uses] | join("|")' <<<"$out")" "active|$id|1" "the grant"
+	ctl revoke "$gid" >/dev/null || fail "revoke failed"
+	# Revoked: held again (then left to be rejected).
+	held_psql g3.out "update orders set note = 'i' where id = 1"
+	pid=$LAST_PID
+	id=$(pending_id)
+	ctl reject "$id" --reason "revoked" >/dev/null
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	assert_eq "$(pg_sql "select note from orders where id = 1")" h "after the revoked grant"
+	assert_eq "$(ctl grants --json | jq -r '.[0].state')" revoked "the grant's state"
+}
+
+e2e_main "$@"
