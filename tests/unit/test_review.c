@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The review table (user/review.c): a review is pending until decided or
+ * past its time; it is decided once; an approval --for leaves a grant
+ * that matches the same fingerprint, workload, target and user only,
+ * until it ends or is revoked; a cancelled review cannot be approved.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "bridle/review.h"
+
+static const struct review_request req = {
+	.session = 3,
+	.workload = "agent-a",
+	.target = "shop-db",
+	.rule = "orders need a person",
+	.user = "alice",
+	.exe = "/usr/bin/psql",
+	.summary = "UPDATE on orders",
+	.statement = "update orders set amount = ?",
+	.fingerprint = 0xabcdef,
+	.timeout_s = 10,
+};
+
+static void test_lifecycle(void **state)
+{
+	struct review_table *t = review_table_new();
+	struct review_outcome o;
+	char err[256];
+	uint64_t a, b, c;
+	json_t *j;
+
+	(void)state;
+	a = review_open(t, &req, 1000);
+	b = review_open(t, &req, 1000);
+	c = review_open(t, &req, 1000);
+	assert_true(a && b == a + 1 && c == b + 1);
+	assert_int_equal(review_poll(t, a, 5000, &o), REVIEW_PENDING);
+	/* Past its 10 s: expired, and no longer decidable. */
+	assert_int_equal(review_poll(t, a, 11000, &o), REVIEW_EXPIRED);
+	assert_non_null(strstr(o.reason, "within 10 s"));
+	assert_int_equal(review_decide(t, a, true, "cli:bob", NULL, 0, 11001,
+				       err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "expired already"));
+	/* Rejected once, then not again. */
+	assert_int_equal(review_decide(t, b, false, "cli:bob", "no", 0, 2000,
+				       err, sizeof(err)),
+			 0);
+	assert_int_equal(review_poll(t, b, 2001, &o), REVIEW_REJECTED);
+	assert_string_equal(o.by, "cli:bob");
+	assert_string_equal(o.reason, "no");
+	assert_int_equal(review_decide(t, b, true, "cli:eve", NULL, 0, 2002,
+				       err, sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "rejected already by cli:bob"));
+	/* Cancelled when the session ends. */
+	review_cancel(t, c, 3000);
+	assert_int_equal(review_poll(t, c, 3001, &o), REVIEW_CANCELLED);
+	assert_int_equal(review_decide(t, 999, true, "x", NULL, 0, 1, err,
+				       sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "no review 999"));
+	/* Listing: nothing pending; with --all, the three. */
+	j = review_list_json(t, false, 4000);
+	assert_int_equal(json_array_size(j), 0);
+	json_decref(j);
+	j = review_list_json(t, true, 4000);
+	assert_int_equal(json_array_size(j), 3);
+	json_decref(j);
+	review_table_free(t);
+}
+
+static void test_grants(void **state)
+{
+	struct review_table *t = review_table_new();
+	struct review_outcome o;
+	char err[256];
+	uint64_t a, g;
+	json_t *j;
+
+	(void)state;
+	a = review_open(t, &req, 1000);
+	assert_int_equal(review_decide(t, a, true, "cli:bob", "batch", 60000,
+				       2000, err, sizeof(err)),
+			 0);
+	assert_int_equal(review_poll(t, a, 2001, &o), REVIEW_APPROVED);
+	assert_true(o.grant > 0);
+	g = o.grant;
+	/* Same statement and identity: granted, and counted. */
+	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
+					    "alice", 3000),
+			 g);
+	/* Anything else differs: not. */
+	assert_int_equal(review_grant_match(t, 0xabcdee, "agent-a", "shop-db",
+					    "alice", 3000),
+			 0);
+	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-b", "shop-db",
+					    "alice", 3000),
+			 0);
+	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "hr-db",
+					    "alice", 3000),
+			 0);
+	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
+					    NULL, 3000),
+			 0);
+	/* Ended by time. */
+	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
+					    "alice", 62000),
+			 0);
+	j = review_grants_json(t, 3000);
+	assert_int_equal(json_integer_value(
+				 json_object_get(json_array_get(j, 0), "uses")),
+			 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(j, 0), "state")),
+			    "active");
+	json_decref(j);
+	/* Revoked: no more, and not twice. */
+	assert_int_equal(review_grant_revoke(t, g, "cli:bob", 4000, err,
+					     sizeof(err)),
+			 0);
+	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
+					    "alice", 4001),
+			 0);
+	assert_int_equal(review_grant_revoke(t, g, "cli:bob", 4002, err,
+					     sizeof(err)),
+			 -1);
+	assert_int_equal(review_grant_revoke(t, 77, "cli:bob", 4002, err,
+					     sizeof(err)),
+			 -1);
+	j = review_grants_json(t, 5000);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(j, 0), "state")),
+			    "revoked");
+	json_decref(j);
+	review_table_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lifecycle),
+		cmocka_unit_test(test_grants),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
