@@ -1647,6 +1647,44 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 			      gen, d.target_idx);
 }
 
+void session_review_line(struct session *s, const char *outcome,
+			 uint64_t review, const char *rule, const char *by,
+			 const char *reason, uint64_t grant)
+{
+	struct worker *wk = s->wk;
+	char line[DECISION_LINE_MAX], ts[40];
+	size_t o, cap = sizeof(line) - 2;
+
+	if (s->e->decision_log_fd < 0)
+		return;
+	if (!s->who)
+		s->who = who_json(&s->sum, s->user);
+	log_timestamp(ts, sizeof(ts));
+	o = (size_t)snprintf(line, cap,
+			     "{\"ts\":\"%s\",\"session\":%llu,%s,"
+			     "\"decision\":\"%s\",\"review\":%llu",
+			     ts, (unsigned long long)s->sum.id,
+			     s->who ? s->who : "\"workload\":null", outcome,
+			     (unsigned long long)review);
+	o = o < cap ? o : cap;
+	o += field(line + o, cap - o, "rule", 512, rule);
+	if (by && *by)
+		o += field(line + o, cap - o, "by", 256, by);
+	if (reason && *reason)
+		o += field(line + o, cap - o, "reason", 512, reason);
+	if (grant && o < cap)
+		o += (size_t)snprintf(line + o, cap - o, ",\"grant\":%llu",
+				      (unsigned long long)grant);
+	if (o >= cap - 1)
+		return;
+	line[o++] = '}';
+	line[o++] = '\n';
+	if (wk->declog_len + o > sizeof(wk->declog))
+		session_flush_decisions(wk);
+	memcpy(wk->declog + wk->declog_len, line, o);
+	wk->declog_len += o;
+}
+
 void session_decision(struct session *s, const struct policy *p,
 		      const struct policy_decision *d, const char *request,
 		      const char *statement)

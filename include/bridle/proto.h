@@ -98,6 +98,12 @@ void session_log_event(struct session *s, const char *event, json_t *fields,
 void session_decision(struct session *s, const struct policy *p,
 		      const struct policy_decision *d, const char *request,
 		      const char *statement);
+/* A line in the decision log about review @review of rule @rule: its
+ * @outcome ("approved", "rejected", "expired", "cancelled",
+ * "grant_used"), who decided and why, the grant it left or used. */
+void session_review_line(struct session *s, const char *outcome,
+			 uint64_t review, const char *rule, const char *by,
+			 const char *reason, uint64_t grant);
 /* The user a verified token named: the session owns @u from now on. */
 struct identity_user;
 void session_set_user(struct session *s, struct identity_user *u);

@@ -22,6 +22,7 @@
 #include "bridle/identity.h"
 #include "bridle/proto.h"
 #include "bridle/record.h"
+#include "bridle/review.h"
 
 struct session {
 	void *state;
@@ -51,7 +52,10 @@ static const char policy_json[] =
 	"\"sql\": {\"commands\": [\"select\"], \"tables\": [\"hr.*\"]}},"
 	"{\"name\": \"no deletes\", \"when\": {\"target\": \"db\"}, "
 	"\"action\": \"deny\", \"message\": \"no\", \"sql\": {\"commands\": "
-	"[\"delete\"]}}]}";
+	"[\"delete\"]}},"
+	"{\"name\": \"hold\", \"when\": {\"target\": \"db\"}, "
+	"\"action\": \"review\", \"timeout_seconds\": 60, \"sql\": "
+	"{\"commands\": [\"update\"], \"tables\": [\"held\"]}}]}";
 
 const char *session_refusal(const struct session *s)
 {
@@ -238,6 +242,19 @@ const char *session_record_commit(struct session *s)
 	return NULL;
 }
 
+void session_review_line(struct session *s, const char *outcome,
+			 uint64_t review, const char *rule, const char *by,
+			 const char *reason, uint64_t grant)
+{
+	(void)s;
+	(void)outcome;
+	(void)review;
+	(void)rule;
+	(void)by;
+	(void)reason;
+	(void)grant;
+}
+
 bool session_record_refusing(const struct session *s)
 {
 	(void)s;
@@ -308,7 +325,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	wl.cfg = &wcfg;
 	enf.cfg = &cfg;
 	enf.workloads = &wl;
+	enf.reviews = review_table_new();
 	return 0;
+}
+
+/* A review the module opened: decided by a bit of the input (approve,
+ * or reject; with another bit, approve for a minute: a grant), then the
+ * module's tick lets the held query go on or fail. */
+static void fuzz_review(struct session *s, uint8_t flags)
+{
+	json_t *l = review_list_json(enf.reviews, false, 0);
+	json_t *id = json_object_get(json_array_get(l, 0), "id");
+	char err[128];
+
+	if (json_is_integer(id)) {
+		review_decide(enf.reviews, (uint64_t)json_integer_value(id),
+			      flags & 2, "fuzz", "because",
+			      flags & 4 ? 60000 : 0, 0, err, sizeof(err));
+		if (proto_pg_ops.tick(s, 0) > 0 && iobuf_unparsed(&s->in[0]))
+			proto_pg_ops.on_data(s, PROTO_TO_UPSTREAM, &s->in[0]);
+	}
+	json_decref(l);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -339,6 +376,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						 PROTO_TO_UPSTREAM,
 					 b))
 			break;
+		fuzz_review(&s, data[-(ssize_t)len - 3]);
 		/* What the module queued went out. */
 		for (int o = 0; o < 2; o++)
 			s.out[o].sent = s.out[o].parsed = s.out[o].recv = 0;

@@ -123,6 +123,19 @@ def extended():
     ]
 
 
+def review():
+    # flag 2 on the held query's chunk: the harness approves the review
+    return LOGIN + [
+        (2, msg("Q", cstr("update held set a = 1")) + msg("Q", cstr("select 1"))),
+        (1, complete("UPDATE 1") + ready()),
+        (1, rowdesc([("?column?", 0, 0, 23)]) + datarow(["1"]) +
+         complete("SELECT 1") + ready()),
+        (0, msg("Q", cstr("update held set a = 2"))),
+        (1, error("26000", 'prepared statement "bridle.denied" does not exist') +
+         ready()),
+    ]
+
+
 def copy_in():
     return LOGIN + [
         (0, msg("Q", cstr("copy audit(msg) from stdin"))),
@@ -167,7 +180,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     a, b = tls_and_cancel()
     seeds = {"simple": simple(), "extended": extended(), "copy": copy_in(),
-             "tls": a, "cancel": b, "sasl": sasl()}
+             "tls": a, "cancel": b, "sasl": sasl(), "review": review()}
     # the same sessions a byte at a time
     for name in ("simple", "extended"):
         chunks = []

@@ -1369,6 +1369,8 @@ static int hold_query(struct pg *pg, const uint8_t *raw, size_t len,
 					   q.workload, q.target, user, now) :
 			0;
 	if (grant) {
+		session_review_line(pg->s, "grant_used", 0, d->rule, NULL, NULL,
+				    grant);
 		review_event(pg, "grant_used",
 			     json_pack("{s:I,s:I,s:s}", "req", (json_int_t)req,
 				       "grant", (json_int_t)grant, "rule",
@@ -1428,6 +1430,8 @@ static int release_held(struct pg *pg, const struct review_outcome *o)
 	struct pg_expect *x;
 	int ret;
 
+	session_review_line(pg->s, "approved", pg->held_review, pg->held_rule,
+			    o->by, o->reason, o->grant);
 	review_event(pg, "approved",
 		     json_pack("{s:I,s:I,s:s,s:s,s:I}", "req",
 			       (json_int_t)pg->held_req, "review",
@@ -1496,6 +1500,9 @@ static int pg_tick(struct session *s, uint64_t now_ms)
 			     o.reason[0] ? ": " : "", o.reason,
 			     pg->held_rule) < 0)
 			msg = NULL;
+		session_review_line(pg->s, review_state_name(st),
+				    pg->held_review, pg->held_rule, o.by,
+				    o.reason, 0);
 		review_event(pg, review_state_name(st),
 			     json_pack("{s:I,s:I,s:s,s:s}", "req",
 				       (json_int_t)pg->held_req, "review",
