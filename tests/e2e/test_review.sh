@@ -151,4 +151,55 @@ t_review_grant() {
 	assert_eq "$(ctl grants --json | jq -r '.[0].state')" revoked "the grant's state"
 }
 
+AGENT_PG=$E2E_ROOT/examples/agent_pg.py
+
+# agent_bg OUT SQL...: the psycopg2 agent (a transaction per statement) in
+# the background, its JSON lines in $W/OUT.
+agent_bg() {
+	local out=$1
+	shift
+	spawn "agent $out" "$AGENT_CG" "$POD" env -u PGPASSWORD PGPASSFILE="$PG_NOPASSFILE" PGCONNECT_TIMEOUT=5 \
+		PGSSLMODE=disable /usr/bin/python3 "$AGENT_PG" "$PG_HOST" "$PG_PORT" shop app "$@" >"$W/$out" 2>&1
+}
+
+# psycopg2 holds its transaction open (BEGIN went upstream) while the
+# UPDATE is held: approved, it commits; rejected, the transaction fails,
+# the agent rolls back, and nothing of it stays; either way it goes on.
+t_review_psycopg2_txn() {
+	review_setup
+	local id pid out before
+	before=$(amount 3)
+	agent_bg a1.out "update orders set amount = amount + 10 where id = 3" "select amount from orders where id = 3"
+	pid=$LAST_PID
+	id=$(pending_id)
+	# Held inside the agent's open transaction, on the server too.
+	assert_eq "$(pg_sql "select count(*) from pg_stat_activity where usename = 'app' and state = 'idle in transaction'")" 1 \
+		"the agent's transaction is open while held"
+	ctl approve "$id" >/dev/null || fail "approve failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "agent did not finish"
+	out=$(cat "$W/a1.out")
+	assert_eq "$(grep '^{' <<<"$out" | head -n1 | jq -c '.ok')" true "approved UPDATE: ok"
+	assert_eq "$(pg_sql "select amount - $before from orders where id = 3")" "10.00" "approved UPDATE committed"
+	# Rejected: the transaction fails and is rolled back.
+	before=$(amount 3)
+	agent_bg a2.out "update orders set amount = amount + 100 where id = 3" "select 'went on'"
+	pid=$LAST_PID
+	id=$(pending_id)
+	ctl reject "$id" --reason "too much" >/dev/null || fail "reject failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "agent did not finish"
+	out=$(cat "$W/a2.out")
+	assert_eq "$(grep '^{' <<<"$out" | head -n1 | jq -c '[.ok, .sqlstate]')" '[false,"42501"]' "rejected UPDATE: 42501"
+	assert_match "$(grep '^{' <<<"$out" | head -n1 | jq -r '.error')" "rejected by cli:[^:]*: too much" "rejected UPDATE: the reason"
+	assert_eq "$(grep '^{' <<<"$out" | sed -n 2p | jq -c '.rows')" '[["went on"]]' "the agent went on"
+	assert_eq "$(amount 3)" "$before" "nothing of the rejected transaction stayed"
+	pg_log_lacks 'amount \+ 100' || fail "server log: the rejected UPDATE arrived"
+	assert_eq "$(pg_sql "select count(*) from pg_stat_activity where usename = 'app' and state like 'idle in transaction%'")" 0 \
+		"no transaction left open"
+	# The decision log and the recording have each step.
+	assert_eq "$(jq -r 'select(.review) | .decision' "$W/log/decisions.jsonl" | sort | tr '\n' ' ')" "approved rejected " \
+		"decision log: the outcomes"
+	out=$("$BRIDLE" export "$(ls "$W/rec" | sed -n 's/\.brec$//p' | sort | tail -n1)" --format jsonl --dir "$W/rec" --key-file "$W/rec.key")
+	assert_eq "$(jq -r 'select(.kind == "review") | .event' <<<"$out" | tr '\n' ' ')" "opened rejected " "recording: the review's events"
+}
+
 e2e_main "$@"
