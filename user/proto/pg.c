@@ -1418,7 +1418,10 @@ static int hold_query(struct pg *pg, const uint8_t *raw, size_t len,
 			       (json_int_t)(d->timeout_s ?
 						    d->timeout_s :
 						    POLICY_REVIEW_TIMEOUT_S)));
-	return send_error(pg, true, "NOTICE", "01000", msg, NULL, hint);
+	/* The message is held (and consumed): a notice that finds no room
+	 * (pg_on_data keeps 2 KiB free) must not make it be read again. */
+	(void)send_error(pg, true, "NOTICE", "01000", msg, NULL, hint);
+	return 0;
 }
 
 /* The held query goes upstream, as if it had been allowed. */
