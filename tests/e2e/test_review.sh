@@ -153,6 +153,39 @@ t_review_grant() {
 
 AGENT_PG=$E2E_ROOT/examples/agent_pg.py
 
+# The extended protocol (pgbench -M extended: Parse, Bind, Execute, Sync):
+# the Parse is held; approved, the UPDATE runs; rejected, pgbench gets the
+# error and the server never sees the statement.
+t_review_extended() {
+	review_setup
+	local id pid out
+	printf "update orders set note = 'ext' where id = 4;\n" >"$W/upd.sql"
+	chmod 644 "$W/upd.sql"
+	spawn "pgbench" "$AGENT_CG" "$POD" env -u PGPASSWORD PGPASSFILE="$PG_NOPASSFILE" PGSSLMODE=disable \
+		"$PGBIN/pgbench" -n -M extended -t 1 -f "$W/upd.sql" -h "$PG_HOST" -p "$PG_PORT" -U app shop \
+		</dev/null >"$W/pgb1.out" 2>&1
+	pid=$LAST_PID
+	id=$(pending_id)
+	pg_log_lacks "note = 'ext'" || fail "the held Parse reached the server"
+	ctl approve "$id" >/dev/null || fail "approve failed"
+	wait_until 10 sh -c "! kill -0 $pid 2>/dev/null" || fail "pgbench did not finish"
+	assert_match "$(cat "$W/pgb1.out")" "number of transactions actually processed: 1/1" "pgbench after approval"
+	assert_eq "$(pg_sql "select note from orders where id = 4")" ext "the approved UPDATE ran"
+	printf "update orders set note = 'nope' where id = 4;\n" >"$W/upd2.sql"
+	chmod 644 "$W/upd2.sql"
+	spawn "pgbench" "$AGENT_CG" "$POD" env -u PGPASSWORD PGPASSFILE="$PG_NOPASSFILE" PGSSLMODE=disable \
+		"$PGBIN/pgbench" -n -M extended -t 1 -f "$W/upd2.sql" -h "$PG_HOST" -p "$PG_PORT" -U app shop \
+		</dev/null >"$W/pgb2.out" 2>&1
+	pid=$LAST_PID
+	id=$(pending_id)
+	ctl reject "$id" --reason "no" >/dev/null || fail "reject failed"
+	wait_until 10 sh -c "! kill -0 $pid 2>/dev/null" || fail "pgbench did not finish"
+	out=$(cat "$W/pgb2.out")
+	assert_match "$out" "review $id rejected" "pgbench sees the rejection"
+	pg_log_lacks "note = 'nope'" || fail "server log: the rejected statement arrived"
+	assert_eq "$(pg_sql "select note from orders where id = 4")" ext "after the rejection"
+}
+
 # agent_bg OUT SQL...: the psycopg2 agent (a transaction per statement) in
 # the background, its JSON lines in $W/OUT.
 agent_bg() {

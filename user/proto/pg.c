@@ -248,6 +248,7 @@ struct pg {
 	size_t held_len;
 	uint64_t held_review, held_req;
 	char *held_rule;
+	struct pg_stmt *held_stmt; /* a held Parse's statement */
 };
 
 /* ---------------------------------------------------------- cancel keys */
@@ -1006,9 +1007,9 @@ static char *refusal_message(const struct policy_decision *d, const char *what)
 	if (d->action == POLICY_REVIEW)
 		r = asprintf(&msg,
 			     "bridle: %s needs a person's approval (rule "
-			     "\"%s\"%s%s), and only a simple query can be "
-			     "held for review: the extended protocol cannot "
-			     "yet",
+			     "\"%s\"%s%s): it was prepared before the policy "
+			     "asked for a review; prepare it again to have it "
+			     "held for one",
 			     what, d->rule, d->message ? ": " : "",
 			     d->message ? d->message : "");
 	else if (d->message)
@@ -1314,6 +1315,10 @@ static void rec_account(struct pg *pg, char type, size_t len)
 		x->rows++;
 }
 
+static int parse_allowed(struct pg *pg, const uint8_t *raw, size_t len,
+			 struct pg_stmt *st, uint64_t req);
+static int deny_extended(struct pg *pg, char *msg);
+
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -1331,14 +1336,16 @@ static void review_event(struct pg *pg, const char *event, json_t *fields)
 }
 
 /*
- * A simple query that decision @d sends to review: a grant for requests
- * like it lets it through (returns 1); else a review is opened, the agent
- * told with a notice, and the query held (returns 0) until the review
- * ends (pg_tick). Returns -errno on failure.
+ * A simple query, or a Parse (@st, which it takes when it holds), that
+ * decision @d sends to review: a grant for requests like it lets it
+ * through (returns 1); else a review is opened, the agent told with a
+ * notice, and the message held (returns 0) until the review ends
+ * (pg_tick). Returns -errno on failure.
  */
-static int hold_query(struct pg *pg, const uint8_t *raw, size_t len,
-		      const char *text, const struct policy_decision *d,
-		      const char *what, const char *logged, uint64_t req)
+static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
+			const char *text, const struct policy_decision *d,
+			const char *what, const char *logged, uint64_t req,
+			struct pg_stmt *st)
 {
 	struct enforcer *e = session_enforcer(pg->s);
 	const struct identity_user *u = session_user(pg->s);
@@ -1400,6 +1407,7 @@ static int hold_query(struct pg *pg, const uint8_t *raw, size_t len,
 	pg->held_len = len;
 	pg->held_review = id;
 	pg->held_req = req;
+	pg->held_stmt = st;
 	snprintf(msg, sizeof(msg),
 		 "bridle: %s is held for review %llu (rule \"%s\"%s%s); it "
 		 "runs once a reviewer approves it, and fails if it is "
@@ -1441,6 +1449,18 @@ static int release_held(struct pg *pg, const struct review_outcome *o)
 			       (json_int_t)pg->held_review, "by", o->by,
 			       "reason", o->reason, "grant",
 			       (json_int_t)o->grant));
+	if (pg->held_stmt) {
+		/* A Parse: its statement becomes known, as if allowed. */
+		struct pg_stmt *st = pg->held_stmt;
+
+		pg->held_stmt = NULL;
+		note_allowed(pg, &st->cls, st->text,
+			     st->logged ? st->logged : "", NULL);
+		st->reads_masked = reads_masked(pg, &st->cls);
+		st->gen = pg->gen;
+		return parse_allowed(pg, pg->held, pg->held_len, st,
+				     pg->held_req);
+	}
 	if ((rf = session_record_commit(pg->s)))
 		return deny_upstream(pg, strdup(rf), true);
 	if (sql_classify(text, NULL, &r))
@@ -1461,6 +1481,9 @@ static int release_held(struct pg *pg, const struct review_outcome *o)
 
 static void held_free(struct pg *pg)
 {
+	if (pg->held_stmt)
+		stmt_unref(pg->held_stmt);
+	pg->held_stmt = NULL;
 	free(pg->held);
 	free(pg->held_rule);
 	pg->held = NULL;
@@ -1511,8 +1534,9 @@ static int pg_tick(struct session *s, uint64_t now_ms)
 				       (json_int_t)pg->held_req, "review",
 				       (json_int_t)pg->held_review, "by", o.by,
 				       "reason", o.reason));
-		ret = deny_upstream(pg, msg ? msg : strdup("bridle: rejected"),
-				    true);
+		msg = msg ? msg : strdup("bridle: rejected");
+		ret = pg->held_stmt ? deny_extended(pg, msg) :
+				      deny_upstream(pg, msg, true);
 	}
 	held_free(pg);
 	if (ret)
@@ -1575,8 +1599,8 @@ static int on_query(struct pg *pg, const uint8_t *raw, size_t len,
 	msg = decide(pg, &r, logged, &denied, &dec, what, sizeof(what));
 	if (denied && dec.action == POLICY_REVIEW) {
 		/* Held for a person (never cached: each one is asked). */
-		int held =
-			hold_query(pg, raw, len, text, &dec, what, logged, req);
+		int held = hold_request(pg, raw, len, text, &dec, what, logged,
+					req, NULL);
 
 		if (held <= 0) {
 			free(msg);
@@ -1705,8 +1729,19 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 				   "one statement"));
 	}
 	msg = decide(pg, &st->cls, logged, &denied, &dec, what, sizeof(what));
-	/* keybuf still holds this text's key: nothing ran since. */
-	if (st->cache_klen && cacheable(&st->cls))
+	if (denied && dec.action == POLICY_REVIEW) {
+		/* Held for a person, with its statement (never cached). */
+		int held = hold_request(pg, raw, len, text, &dec, what, logged,
+					req, st);
+
+		free(msg);
+		if (held < 0)
+			stmt_unref(st);
+		if (held <= 0)
+			return held;
+		msg = NULL; /* a grant lets it through */
+		denied = false;
+	} else if (st->cache_klen && cacheable(&st->cls))
 		cache_store(pg, st->cache_hash,
 			    denied ? (msg ? msg : "bridle: denied") : NULL,
 			    !denied && reads_masked(pg, &st->cls), &dec, what,
@@ -1720,6 +1755,14 @@ static int on_parse(struct pg *pg, const uint8_t *raw, size_t len,
 	st->reads_masked = reads_masked(pg, &st->cls);
 	st->gen = pg->gen;
 allowed:
+	return parse_allowed(pg, raw, len, st, req);
+}
+
+/* A Parse that may go on (it takes @st): its statement is known from now
+ * on, and the server's answer is expected. */
+static int parse_allowed(struct pg *pg, const uint8_t *raw, size_t len,
+			 struct pg_stmt *st, uint64_t req)
+{
 	/* Its records are written with the Execute's (or within 100 ms):
 	 * a Parse runs nothing, and no Execute of it goes upstream before
 	 * they are on disk. A recording already broken refuses it. */
