@@ -235,4 +235,32 @@ t_review_psycopg2_txn() {
 	assert_eq "$(jq -r 'select(.kind == "review") | .event' <<<"$out" | tr '\n' ' ')" "opened rejected " "recording: the review's events"
 }
 
+# The agent cancels its held request (psycopg2's cancel(): a
+# CancelRequest on a new connection): the review ends as rejected by the
+# agent, the statement never runs, and the session goes on.
+t_review_agent_cancel() {
+	review_setup
+	local out
+	cat >"$W/cancel.py" <<'PY'
+import threading, time, psycopg2
+conn = psycopg2.connect(host="10.77.0.1", port=5432, dbname="shop", user="app")
+conn.autocommit = True
+cur = conn.cursor()
+threading.Timer(1.0, conn.cancel).start()
+try:
+    cur.execute("update orders set note = 'cancelled?' where id = 2")
+    print("ran")
+except psycopg2.Error as e:
+    print("error", e.pgcode, str(e).strip().splitlines()[0])
+cur.execute("select 'still here'")
+print(cur.fetchone()[0])
+PY
+	chmod 644 "$W/cancel.py"
+	out=$(pod_pg /usr/bin/python3 "$W/cancel.py" 2>&1)
+	assert_match "$out" "error 42501 bridle: review [0-9]+ rejected by agent: cancelled by the agent" "the agent's cancel ends the review"
+	assert_match "$out" "still here" "the session went on"
+	pg_log_lacks "cancelled\\?" || fail "server log: the cancelled statement arrived"
+	assert_eq "$(ctl reviews --all --json | jq -r '.[0] | [.state, .by] | join("|")')" "rejected|agent" "the review"
+}
+
 e2e_main "$@"

@@ -185,6 +185,7 @@ struct pg_cancel_entry {
 	struct pg_cancel_entry *next;
 	uint32_t pid, key; /* what the agent was given */
 	uint32_t up_pid, up_key;
+	uint64_t review; /* the session's held request, under cancel_lock */
 	const struct workload *wl;
 	int family;
 	uint8_t addr[16];
@@ -283,7 +284,7 @@ static void cancel_del(struct pg_cancel_entry *c)
  * same workload and destination. */
 static bool cancel_find(uint32_t pid, uint32_t key, const struct workload *wl,
 			int family, const uint8_t *addr, uint16_t port,
-			uint32_t *up_pid, uint32_t *up_key)
+			uint32_t *up_pid, uint32_t *up_key, uint64_t *review)
 {
 	bool found = false;
 
@@ -295,6 +296,7 @@ static bool cancel_find(uint32_t pid, uint32_t key, const struct workload *wl,
 		    memcmp(c->addr, addr, 16) == 0) {
 			*up_pid = c->up_pid;
 			*up_key = c->up_key;
+			*review = c->review;
 			found = true;
 			break;
 		}
@@ -1406,6 +1408,11 @@ static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
 	memcpy(pg->held, raw, len);
 	pg->held_len = len;
 	pg->held_review = id;
+	if (pg->cancel) {
+		pthread_mutex_lock(&cancel_lock);
+		pg->cancel->review = id;
+		pthread_mutex_unlock(&cancel_lock);
+	}
 	pg->held_req = req;
 	pg->held_stmt = st;
 	snprintf(msg, sizeof(msg),
@@ -1481,6 +1488,11 @@ static int release_held(struct pg *pg, const struct review_outcome *o)
 
 static void held_free(struct pg *pg)
 {
+	if (pg->cancel) {
+		pthread_mutex_lock(&cancel_lock);
+		pg->cancel->review = 0;
+		pthread_mutex_unlock(&cancel_lock);
+	}
 	if (pg->held_stmt)
 		stmt_unref(pg->held_stmt);
 	pg->held_stmt = NULL;
@@ -2207,6 +2219,7 @@ static bool param_passed(const char *k)
 static int on_cancel(struct pg *pg, const struct pg_startup *st)
 {
 	uint32_t up_pid, up_key;
+	uint64_t review = 0;
 	int family;
 	uint8_t addr[16];
 	uint16_t port;
@@ -2216,9 +2229,18 @@ static int on_cancel(struct pg *pg, const struct pg_startup *st)
 	pg->phase = PH_DONE;
 	if (!cancel_find(st->cancel_pid, st->cancel_key,
 			 session_workload(pg->s), family, addr, port, &up_pid,
-			 &up_key)) {
+			 &up_key, &review)) {
 		session_finish(pg->s, "cancel request with an unknown key");
 		return 0;
+	}
+	/* A request held for review is what the agent cancels: the review
+	 * ends (its session's tick tells the agent). */
+	if (review) {
+		char err[128];
+
+		review_decide(session_enforcer(pg->s)->reviews, review, false,
+			      "agent", "cancelled by the agent", 0, wall_ms(),
+			      err, sizeof(err));
 	}
 	pg_put32(msg, 16);
 	pg_put32(msg + 4, PG_CANCEL_REQUEST_CODE);
