@@ -76,7 +76,7 @@ $(BUILD)/tools/%: tests/tools/%.c
 
 # libFuzzer needs clang; the parsers are compiled again with coverage.
 # The PostgreSQL module's target brings its own stand-in session core.
-$(BUILD)/fuzz/fuzz_pgproto: FUZZ_EXTRA := user/proto/pg.c user/tls.c user/review.c
+$(BUILD)/fuzz/fuzz_pgproto: FUZZ_EXTRA := user/proto/pg.c user/tls.c user/review.c user/webhook.c
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(HDRS) $(BUILD)/redirect.skel.h
 	@mkdir -p $(@D)
 	$(CLANG) $(CPPFLAGS_ALL) -Wno-unused-command-line-argument \

@@ -58,6 +58,9 @@ void config_free(struct config *c)
 	free(c->control_socket);
 	free(c->log_dir);
 	free(c->record_dir);
+	for (size_t i = 0; i < c->nwebhooks; i++)
+		free(c->webhooks[i].url);
+	free(c->webhooks);
 	OPENSSL_cleanse(c->record_key, sizeof(c->record_key));
 	free(c->pin_dir);
 	free(c->cgroup_root);
@@ -384,6 +387,47 @@ static int load_mask_key(struct jv *v, const char *path, struct config *c)
 	return 0;
 }
 
+/* review_webhooks: [{"url": "https://…", "format": "json" | "slack"}] */
+static int parse_webhooks(struct jv *v, json_t *root, struct config *c)
+{
+	static const char *const keys[] = { "url", "format", NULL };
+	static const char *const formats[] = { "json", "slack", NULL };
+	json_t *a = json_object_get(root, "review_webhooks"), *h;
+	size_t old, i;
+
+	if (!a)
+		return 0;
+	if (!json_is_array(a))
+		return jv_fail(v, "review_webhooks",
+			       "expected an array of {\"url\", \"format\"}");
+	c->webhooks = calloc(json_array_size(a) + 1, sizeof(*c->webhooks));
+	if (!c->webhooks)
+		return jv_fail(v, "review_webhooks", "out of memory");
+	old = jv_push_key(v, "review_webhooks");
+	json_array_foreach(a, i, h) {
+		size_t o2 = jv_push_index(v, i);
+		const char *url = NULL;
+		int fmt = 0;
+
+		if (jv_object(v, h, keys) ||
+		    jv_string(v, h, "url", true, &url) ||
+		    jv_enum(v, h, "format", formats, "a webhook format", &fmt))
+			return -1;
+		if (strncmp(url, "https://", 8) && strncmp(url, "http://", 7))
+			return jv_fail(v, "url",
+				       "must be an http:// or https:// "
+				       "URL");
+		c->webhooks[i].url = strdup(url);
+		c->webhooks[i].slack = fmt == 1;
+		c->nwebhooks = i + 1;
+		if (!c->webhooks[i].url)
+			return jv_fail(v, "url", "out of memory");
+		jv_pop(v, o2);
+	}
+	jv_pop(v, old);
+	return 0;
+}
+
 /* record_dir and its key go together; the key only its owner reads. */
 static int parse_recording(struct jv *v, const char *dir, const char *key,
 			   struct config *c)
@@ -438,6 +482,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 					    "record_on_error",
 					    "record_max_bytes",
 					    "record_max_age_hours",
+					    "review_webhooks",
 					    NULL };
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle",
@@ -508,7 +553,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 		    &rec_max_bytes) ||
 	    jv_uint(&v, root, "record_max_age_hours", false, 0, 24 * 3650,
 		    &rec_max_age) ||
-	    parse_resolvers(&v, root, c) ||
+	    parse_resolvers(&v, root, c) || parse_webhooks(&v, root, c) ||
 	    parse_recording(&v, rec_dir, rec_key, c))
 		goto fail;
 	/* In the order of enum relay_mode and enum decision_log. */

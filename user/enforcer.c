@@ -27,6 +27,7 @@
 #include "bridle/log.h"
 #include "bridle/recorder.h"
 #include "bridle/review.h"
+#include "bridle/webhook.h"
 #include "bridle/run.h"
 #include "bridle/session.h"
 
@@ -440,6 +441,7 @@ json_t *enforcer_status_json(struct enforcer *e)
 		json_string(policy_mode_name(policy_mode_of(e->cfg->policy))));
 	json_object_set_new(st, "issuers", jwks_status_json());
 	json_object_set_new(st, "recording", recorder_status_json(e->recorder));
+	json_object_set_new(st, "webhooks", webhook_status_json(e->webhook));
 	json_object_set_new(st, "workers", json_integer(e->cfg->workers));
 	json_object_set_new(st, "non_inet_sockets_refused",
 			    json_boolean(bridle_bpf_has_lsm(e->bpf)));
@@ -484,6 +486,7 @@ static void enforcer_free(struct enforcer *e)
 	free(e->workloads);
 	/* After the workers: every session's recording is closed. */
 	recorder_stop(e);
+	webhook_stop(e->webhook);
 	review_table_free(e->reviews);
 	bridle_bpf_close(e->bpf);
 	if (e->signals.fd >= 0)
@@ -548,8 +551,9 @@ int run_enforcer(const char *config_path)
 		}
 	/* Signals are blocked before any thread starts, so only the main
 	 * thread's signalfd sees them. */
+	e.webhook = webhook_start(e.cfg, err, sizeof(err));
 	if (setup_signals(&e) || session_log_open(&e, err, sizeof(err)) ||
-	    recorder_start(&e, err, sizeof(err)) ||
+	    (!e.webhook && err[0]) || recorder_start(&e, err, sizeof(err)) ||
 	    api_listen(&e, err, sizeof(err))) {
 		log_msg(LOG_ERROR, "startup", "%s",
 			err[0] ? err : strerror(errno));

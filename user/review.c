@@ -363,6 +363,21 @@ static json_t *review_json(const struct review *r)
 	return j;
 }
 
+json_t *review_get_json(struct review_table *t, uint64_t id, int64_t now_ms)
+{
+	struct review *r;
+	json_t *j = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	r = find(t, id);
+	if (r) {
+		expire(r, now_ms);
+		j = review_json(r);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return j;
+}
+
 json_t *review_list_json(struct review_table *t, bool all, int64_t now_ms)
 {
 	json_t *pending = json_array(), *done = json_array();

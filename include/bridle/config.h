@@ -33,6 +33,12 @@ struct config_workload {
 	char *k8s_namespace, *pod, *service_account;
 };
 
+/* Where review notifications go (webhook.c). */
+struct config_webhook {
+	char *url; /* http:// or https:// */
+	bool slack; /* {"text": …} rather than bridle's JSON */
+};
+
 struct config {
 	char *path; /* the file it came from */
 	uint16_t listen_port;
@@ -72,6 +78,8 @@ struct config {
 		RECORD_ON_ERROR_CONTINUE
 	} record_on_error;
 	uint64_t record_max_bytes; /* 0: no limit */
+	struct config_webhook *webhooks; /* review notifications */
+	size_t nwebhooks;
 	uint32_t record_max_age_hours; /* 0: no limit */
 	uint32_t max_sessions;
 	uint32_t max_sessions_per_workload;

@@ -101,6 +101,7 @@ struct enforcer {
 	SSL_CTX *tls_server; /* agent-side TLS (tls.c) */
 	struct recorder *recorder; /* NULL: sessions are not recorded */
 	struct review_table *reviews; /* held requests and grants */
+	struct webhook *webhook; /* review notifications; NULL: none */
 	uint64_t next_session_id; /* atomic */
 	uint32_t nsessions; /* atomic: live sessions of all workers */
 	bool draining;

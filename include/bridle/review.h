@@ -79,6 +79,9 @@ uint64_t review_grant_match(struct review_table *t, uint64_t fingerprint,
 int review_grant_revoke(struct review_table *t, uint64_t id, const char *by,
 			int64_t now_ms, char *err, size_t errlen);
 
+/* Review @id as JSON, or NULL. */
+json_t *review_get_json(struct review_table *t, uint64_t id, int64_t now_ms);
+
 /* Reviews (pending first, then the latest decided) and grants. */
 json_t *review_list_json(struct review_table *t, bool all, int64_t now_ms);
 json_t *review_grants_json(struct review_table *t, int64_t now_ms);

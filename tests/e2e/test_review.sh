@@ -263,4 +263,54 @@ PY
 	assert_eq "$(ctl reviews --all --json | jq -r '.[0] | [.state, .by] | join("|")')" "rejected|agent" "the review"
 }
 
+# Webhooks: a review's opening and closing are POSTed to every URL, in
+# bridle's JSON and in a Slack-compatible {"text"} (a receiver on
+# loopback).
+t_review_webhooks() {
+	topo_basic
+	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
+	pg_start
+	cat >"$W/hook.py" <<'PY'
+import http.server, json, sys
+out = open(sys.argv[2], "a", buffering=1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        out.write(json.dumps({"path": self.path, "type": self.headers["Content-Type"],
+                              "body": json.loads(body)}) + "\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_port))
+s.serve_forever()
+PY
+	spawn "webhook receiver" "$CG/svc" "" /usr/bin/python3 "$W/hook.py" "$W/hook.port" "$W/hook.jsonl"
+	wait_until 5 test -s "$W/hook.port" || fail "the webhook receiver did not start"
+	local port id pid out
+	port=$(cat "$W/hook.port")
+	write_config "$(pg_policy "$(review_rule 300)")" \
+		"$(jq -n --arg a "http://127.0.0.1:$port/json" --arg b "http://127.0.0.1:$port/slack" \
+			'{review_webhooks: [{url: $a}, {url: $b, format: "slack"}]}')"
+	bridle_start
+	held_psql w.out "update orders set amount = amount where id = 1"
+	pid=$LAST_PID
+	id=$(pending_id)
+	ctl approve "$id" --reason "fine" >/dev/null || fail "approve failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	wait_until 5 sh -c "[ \$(wc -l <'$W/hook.jsonl') -ge 4 ]" || fail "webhooks: $(cat "$W/hook.jsonl" 2>/dev/null)"
+	out=$(cat "$W/hook.jsonl")
+	assert_eq "$(jq -r 'select(.path == "/json") | [.body.event, .body.review.id, .body.review.state] | join("|")' <<<"$out" | tr '\n' ' ')" \
+		"review.opened|$id|pending review.closed|$id|approved " "bridle's JSON"
+	assert_eq "$(jq -r 'select(.path == "/json" and .body.event == "review.closed") | .body.review | [.by, .reason, .workload, .rule] | join("|")' <<<"$out")" \
+		"cli:${SUDO_USER:-${USER:-root}}|fine|agent-a|orders need a person" "the closed review's details"
+	assert_match "$(jq -r 'select(.path == "/slack") | .body.text' <<<"$out" | head -n1)" \
+		"^bridle: review $id is waiting: agent-a → shop-db: UPDATE on orders \(rule \"orders need a person\"\)" "Slack text: opened"
+	assert_match "$(jq -r 'select(.path == "/slack") | .body.text' <<<"$out" | tail -n1)" \
+		"^bridle: review $id approved by cli:[^:]*: fine$" "Slack text: closed"
+	assert_eq "$(jq -r '.type' <<<"$out" | sort -u)" "application/json" "content type"
+	assert_eq "$(status_json | jq -c '.webhooks | [.urls, .sent, .failed]')" "[2,4,0]" "status: webhooks"
+}
+
 e2e_main "$@"

@@ -407,6 +407,15 @@ static const struct bad_case {
 	  "\"ignore\"" },
 	{ "{" W ", " P ", \"record_fsync_ms\": 5}", "$.record_fsync_ms",
 	  "10" },
+	{ "{" W ", " P ", \"review_webhooks\": {}}", "$.review_webhooks",
+	  "expected an array" },
+	{ "{" W ", " P ", \"review_webhooks\": [{\"url\": \"ftp://x\"}]}",
+	  "$.review_webhooks[0].url", "http:// or https://" },
+	{ "{" W ", " P ", \"review_webhooks\": [{\"url\": \"http://x\", "
+	  "\"format\": \"xml\"}]}",
+	  "$.review_webhooks[0].format", "\"xml\"" },
+	{ "{" W ", " P ", \"review_webhooks\": [{}]}", "$.review_webhooks[0].url",
+	  "required key is missing" },
 	{ POL("{\"rulez\": []}"), "$.policy.rulez",
 	  "unknown key: did you mean \"rules\"? (allowed: mode, default, issuers, targets, rules)" },
 	{ POL("{\"targets\": [{\"name\": \"t\", \"address\": \"10.0.0.1/8\"}]}"),
@@ -454,6 +463,14 @@ static void test_recording(void **state)
 	assert_int_equal(c->record_max_age_hours, 24);
 	config_free(c);
 	/* Defaults: not recorded; when recorded, refuse and 1 s. */
+	c = parse_ok("{\"policy\": {}, \"workloads\": [], \"review_webhooks\": "
+		     "[{\"url\": \"https://h/a\"}, {\"url\": \"http://h/b\", "
+		     "\"format\": \"slack\"}]}");
+	assert_int_equal(c->nwebhooks, 2);
+	assert_string_equal(c->webhooks[0].url, "https://h/a");
+	assert_false(c->webhooks[0].slack);
+	assert_true(c->webhooks[1].slack);
+	config_free(c);
 	c = parse_ok("{\"policy\": {}, \"workloads\": []}");
 	assert_null(c->record_dir);
 	assert_int_equal(c->record_on_error, RECORD_ON_ERROR_REFUSE);

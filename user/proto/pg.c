@@ -44,6 +44,7 @@
 #include "bridle/proto.h"
 #include "bridle/record.h"
 #include "bridle/review.h"
+#include "bridle/webhook.h"
 #include "bridle/scram.h"
 #include "bridle/sql.h"
 #include "bridle/tls.h"
@@ -250,6 +251,7 @@ struct pg {
 	uint64_t held_review, held_req;
 	char *held_rule;
 	struct pg_stmt *held_stmt; /* a held Parse's statement */
+	bool held_told; /* its close went to the webhooks */
 };
 
 /* ---------------------------------------------------------- cancel keys */
@@ -1397,6 +1399,8 @@ static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
 	id = review_open(e->reviews, &q, now);
 	if (!id)
 		return -ENOMEM;
+	webhook_send(e->webhook, "review.opened",
+		     review_get_json(e->reviews, id, now));
 	pg->held = malloc(len);
 	pg->held_rule = strdup(d->rule);
 	if (!pg->held || !pg->held_rule) {
@@ -1408,6 +1412,7 @@ static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
 	memcpy(pg->held, raw, len);
 	pg->held_len = len;
 	pg->held_review = id;
+	pg->held_told = false;
 	if (pg->cancel) {
 		pthread_mutex_lock(&cancel_lock);
 		pg->cancel->review = id;
@@ -1521,6 +1526,12 @@ static int pg_tick(struct session *s, uint64_t now_ms)
 	st = review_poll(e->reviews, pg->held_review, wall_ms(), &o);
 	if (st == REVIEW_PENDING)
 		return 0;
+	if (!pg->held_told) {
+		pg->held_told = true;
+		webhook_send(e->webhook, "review.closed",
+			     review_get_json(e->reviews, pg->held_review,
+					     wall_ms()));
+	}
 	/* Room for the query or the denial (else: the next tick). */
 	if (!room_for(pg, PROTO_TO_UPSTREAM, pg->held_len) ||
 	    !room_for(pg, PROTO_TO_AGENT, 2048))
@@ -3765,8 +3776,14 @@ static void pg_release(struct session *s)
 		return;
 	wipe_password(pg);
 	if (pg->held) {
-		review_cancel(session_enforcer(s)->reviews, pg->held_review,
-			      wall_ms());
+		struct enforcer *e = session_enforcer(s);
+
+		review_cancel(e->reviews, pg->held_review, wall_ms());
+		if (!pg->held_told)
+			webhook_send(e->webhook, "review.closed",
+				     review_get_json(e->reviews,
+						     pg->held_review,
+						     wall_ms()));
 		held_free(pg);
 	}
 	if (pg->cancel) {
