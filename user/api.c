@@ -123,11 +123,29 @@ static json_t *api_reviews(struct enforcer *e, const char *cmd, json_t *req)
 
 		if (for_ms < 0 || for_ms > (int64_t)7 * 86400 * 1000)
 			return api_error("\"for_s\": 0 to 7 days");
-		if (review_decide(e->reviews,
+		json_t *gj = json_object_get(req, "groups"), *g;
+		const char *groups[64];
+		struct review_decider d = {
+			.by = who,
+			.name = by && *by ? by : "root",
+			.groups = groups,
+		};
+		size_t i;
+		int r;
+
+		json_array_foreach(gj, i, g) {
+			if (json_is_string(g) && d.ngroups < 64)
+				groups[d.ngroups++] = json_string_value(g);
+		}
+		r = review_decide(e->reviews,
 				  (uint64_t)json_integer_value(id_j),
-				  strcmp(cmd, "approve") == 0, who, reason,
-				  for_ms, now, err, sizeof(err)))
+				  strcmp(cmd, "approve") == 0, &d, reason,
+				  for_ms, now, err, sizeof(err));
+		if (r < 0)
 			return api_error(err);
+		if (r > 0)
+			return json_pack("{s:b,s:b,s:s}", "ok", 1, "pending", 1,
+					 "message", err);
 		log_json(LOG_INFO, "review_decided",
 			 json_pack("{s:I,s:s,s:s,s:s?,s:I}", "review",
 				   json_integer_value(id_j), "outcome",

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -349,6 +351,25 @@ static const char *decider(void)
 	return u && *u ? u : "root";
 }
 
+/* The decider's groups (a rule's approvers may name groups). */
+static json_t *decider_groups(void)
+{
+	struct passwd *pw = getpwnam(decider());
+	gid_t gids[64];
+	int n = 64;
+	json_t *a = json_array();
+
+	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, gids, &n) < 0)
+		return a;
+	for (int i = 0; i < n; i++) {
+		struct group *g = getgrgid(gids[i]);
+
+		if (g)
+			json_array_append_new(a, json_string(g->gr_name));
+	}
+	return a;
+}
+
 static void print_time(const char *label, json_t *ms)
 {
 	time_t t = (time_t)(json_integer_value(ms) / 1000);
@@ -411,8 +432,8 @@ static int cmd_decide(const struct opts *o, const char *cmd)
 			"identity, target) through for that long\n");
 		return 2;
 	}
-	req = json_pack("{s:s,s:I,s:s}", "cmd", cmd, "id", (json_int_t)id, "by",
-			decider());
+	req = json_pack("{s:s,s:I,s:s,s:o}", "cmd", cmd, "id", (json_int_t)id,
+			"by", decider(), "groups", decider_groups());
 	if (o->reason)
 		json_object_set_new(req, "reason", json_string(o->reason));
 	if (for_s)
@@ -420,6 +441,12 @@ static int cmd_decide(const struct opts *o, const char *cmd)
 	r = call_req(o, req);
 	if (!r)
 		return 1;
+	if (json_is_true(json_object_get(r, "pending"))) {
+		printf("%s\n",
+		       json_string_value(json_object_get(r, "message")) ?: "");
+		json_decref(r);
+		return 0;
+	}
 	if (!strcmp(cmd, "revoke"))
 		printf("grant %lld revoked\n", id);
 	else

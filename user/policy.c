@@ -179,6 +179,8 @@ static void rule_free(struct policy_rule *r)
 	}
 	free(r->name);
 	free(r->message);
+	strv_free(r->approvers.users, r->approvers.nusers);
+	strv_free(r->approvers.groups, r->approvers.ngroups);
 	when_free(&r->when);
 }
 
@@ -980,11 +982,45 @@ out:
 	return ret;
 }
 
+/* A review rule's "approvers": {"users": […], "groups": […], "min": N}. */
+static int parse_approvers(struct jv *v, json_t *j, struct policy_rule *r,
+			   int bad_action)
+{
+	static const char *const keys[] = { "users", "groups", "min", NULL };
+	json_t *a = json_object_get(j, "approvers");
+	uint64_t min = 1;
+	size_t old;
+	int bad = 0;
+
+	r->approvers.min = 1;
+	if (!a)
+		return 0;
+	if (!bad_action && r->action != POLICY_REVIEW)
+		return jv_fail(v, "approvers",
+			       "only review rules have approvers");
+	old = jv_push_key(v, "approvers");
+	bad |= jv_object(v, a, keys);
+	bad |= parse_strv(v, a, "users", &r->approvers.users,
+			  &r->approvers.nusers);
+	bad |= parse_strv(v, a, "groups", &r->approvers.groups,
+			  &r->approvers.ngroups);
+	bad |= jv_uint(v, a, "min", false, 1, 16, &min);
+	r->approvers.min = (uint32_t)min;
+	if (!bad && r->approvers.nusers && !r->approvers.ngroups &&
+	    min > r->approvers.nusers)
+		bad = jv_fail(v, "min",
+			      "%llu approvals, from %zu named users: never "
+			      "enough",
+			      (unsigned long long)min, r->approvers.nusers);
+	jv_pop(v, old);
+	return bad ? -1 : 0;
+}
+
 static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 {
 	static const char *const keys[] = {
-		"name", "when", "action",	   "mode", "message",
-		"sql",	"mask", "timeout_seconds", NULL
+		"name", "when", "action",	   "mode",	"message",
+		"sql",	"mask", "timeout_seconds", "approvers", NULL
 	};
 	struct policy_rule *r = &p->rules[idx];
 	const char *name = NULL, *message = NULL;
@@ -1052,6 +1088,8 @@ static int parse_rule(struct jv *v, json_t *j, struct policy *p, size_t idx)
 				      "time");
 		r->timeout_s = (uint32_t)t;
 	}
+	STOP_OR_GO();
+	bad |= parse_approvers(v, j, r, bad_action);
 	STOP_OR_GO();
 	bad |= parse_when(v, j, p, r);
 	STOP_OR_GO();

@@ -181,6 +181,7 @@ static void set_rule(const struct policy *p, struct policy_decision *out,
 	out->rule_idx = (size_t)(r - p->rules);
 	out->message = r->message;
 	out->timeout_s = r->timeout_s;
+	out->approvers = &r->approvers;
 }
 
 static void set_pseudo(const struct policy *p, struct policy_decision *out,

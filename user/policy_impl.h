@@ -52,6 +52,7 @@ struct policy_rule {
 	enum policy_mode mode;
 	char *message;
 	uint32_t timeout_s; /* review: how long a request is held */
+	struct policy_approvers approvers; /* review: who decides */
 	struct policy_when when;
 	unsigned specificity; /* conditions it names: the most specific wins */
 	struct policy_sql *sql; /* NULL: every statement */

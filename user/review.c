@@ -14,6 +14,7 @@
 #include "bridle/review.h"
 
 #define KEEP_DONE 256
+#define MAX_APPROVALS 16
 
 struct review {
 	struct review *next;
@@ -24,6 +25,12 @@ struct review {
 	char *summary, *statement;
 	uint32_t pid, uid;
 	int64_t created_ms, expires_ms, decided_ms;
+	/* the rule's approvers, copied; and who approved so far */
+	char **users, **groups;
+	size_t nusers, ngroups;
+	uint32_t min;
+	char approvals[MAX_APPROVALS][128];
+	size_t napprovals;
 };
 
 struct grant {
@@ -65,8 +72,26 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+static void strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char **strv_dup(char *const *v, size_t n)
+{
+	char **o = n ? calloc(n, sizeof(*o)) : NULL;
+
+	for (size_t i = 0; o && i < n; i++)
+		o[i] = strdup(v[i]);
+	return o;
+}
+
 static void review_free(struct review *r)
 {
+	strv_free(r->users, r->nusers);
+	strv_free(r->groups, r->ngroups);
 	free(r->workload);
 	free(r->target);
 	free(r->rule);
@@ -167,6 +192,16 @@ uint64_t review_open(struct review_table *t, const struct review_request *q,
 	r->statement = dup_or_null(q->statement);
 	r->pid = q->pid;
 	r->uid = q->uid;
+	r->min = 1;
+	if (q->approvers) {
+		r->users = strv_dup(q->approvers->users, q->approvers->nusers);
+		r->nusers = r->users ? q->approvers->nusers : 0;
+		r->groups =
+			strv_dup(q->approvers->groups, q->approvers->ngroups);
+		r->ngroups = r->groups ? q->approvers->ngroups : 0;
+		if (q->approvers->min > 1)
+			r->min = q->approvers->min;
+	}
 	r->created_ms = now_ms;
 	r->expires_ms =
 		now_ms + (int64_t)(q->timeout_s ? q->timeout_s : 300) * 1000;
@@ -205,6 +240,23 @@ enum review_state review_poll(struct review_table *t, uint64_t id,
 	return s;
 }
 
+void review_cancel_by(struct review_table *t, uint64_t id,
+		      const struct review_decider *who, const char *reason,
+		      int64_t now_ms)
+{
+	struct review *r;
+
+	pthread_mutex_lock(&t->lock);
+	r = find(t, id);
+	if (r && r->out.state == REVIEW_PENDING) {
+		r->out.state = REVIEW_REJECTED;
+		r->decided_ms = now_ms;
+		snprintf(r->out.by, sizeof(r->out.by), "%s", who->by);
+		snprintf(r->out.reason, sizeof(r->out.reason), "%s", reason);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 void review_cancel(struct review_table *t, uint64_t id, int64_t now_ms)
 {
 	struct review *r;
@@ -220,10 +272,26 @@ void review_cancel(struct review_table *t, uint64_t id, int64_t now_ms)
 	pthread_mutex_unlock(&t->lock);
 }
 
-int review_decide(struct review_table *t, uint64_t id, bool approve,
-		  const char *by, const char *reason, int64_t for_ms,
-		  int64_t now_ms, char *err, size_t errlen)
+/* May @who decide @r? Anyone, when the rule names no approver. */
+static bool may_decide(const struct review *r, const struct review_decider *w)
 {
+	if (!r->nusers && !r->ngroups)
+		return true;
+	for (size_t i = 0; i < r->nusers; i++)
+		if (w->name && strcmp(r->users[i], w->name) == 0)
+			return true;
+	for (size_t i = 0; i < r->ngroups; i++)
+		for (size_t k = 0; k < w->ngroups; k++)
+			if (strcmp(r->groups[i], w->groups[k]) == 0)
+				return true;
+	return false;
+}
+
+int review_decide(struct review_table *t, uint64_t id, bool approve,
+		  const struct review_decider *who, const char *reason,
+		  int64_t for_ms, int64_t now_ms, char *err, size_t errlen)
+{
+	const char *name = who->name ? who->name : who->by;
 	struct review *r;
 	struct grant *g = NULL;
 	int ret = -1;
@@ -241,38 +309,85 @@ int review_decide(struct review_table *t, uint64_t id, bool approve,
 		expire(r, now_ms);
 	if (!r) {
 		snprintf(err, errlen, "no review %llu", (unsigned long long)id);
-	} else if (r->out.state != REVIEW_PENDING) {
+		goto out;
+	}
+	if (r->out.state != REVIEW_PENDING) {
 		snprintf(err, errlen, "review %llu is %s already%s%s",
 			 (unsigned long long)id,
 			 review_state_name(r->out.state),
 			 r->out.by[0] ? " by " : "", r->out.by);
-	} else {
-		r->out.state = approve ? REVIEW_APPROVED : REVIEW_REJECTED;
-		r->decided_ms = now_ms;
-		snprintf(r->out.by, sizeof(r->out.by), "%s", by);
-		snprintf(r->out.reason, sizeof(r->out.reason), "%s",
-			 reason ? reason : "");
-		if (g) {
-			g->id = ++t->next_grant;
-			g->review = id;
-			g->fingerprint = r->fingerprint;
-			g->workload = dup_or_null(r->workload);
-			g->target = dup_or_null(r->target);
-			g->user = dup_or_null(r->user);
-			g->summary = dup_or_null(r->summary);
-			g->statement = dup_or_null(r->statement);
-			snprintf(g->by, sizeof(g->by), "%s", by);
-			snprintf(g->reason, sizeof(g->reason), "%s",
-				 reason ? reason : "");
-			g->created_ms = now_ms;
-			g->expires_ms = now_ms + for_ms;
-			g->next = t->grants;
-			t->grants = g;
-			r->out.grant = g->id;
-			g = NULL;
-		}
-		ret = 0;
+		goto out;
 	}
+	if (!may_decide(r, who)) {
+		snprintf(err, errlen,
+			 "%s is not an approver of rule \"%s\" (see its "
+			 "\"approvers\")",
+			 who->by, r->rule ? r->rule : "?");
+		goto out;
+	}
+	if (approve) {
+		for (size_t i = 0; i < r->napprovals; i++)
+			if (strcmp(r->approvals[i], who->by) == 0) {
+				snprintf(err, errlen,
+					 "review %llu: %s approved it "
+					 "already; %zu more approval(s) "
+					 "needed",
+					 (unsigned long long)id, who->by,
+					 (size_t)r->min - r->napprovals);
+				goto out;
+			}
+		if (r->napprovals < MAX_APPROVALS)
+			snprintf(r->approvals[r->napprovals++],
+				 sizeof(r->approvals[0]), "%s", who->by);
+		if (r->napprovals < r->min) {
+			snprintf(err, errlen,
+				 "review %llu: approval %zu of %u counted; it "
+				 "waits for %zu more",
+				 (unsigned long long)id, r->napprovals, r->min,
+				 (size_t)r->min - r->napprovals);
+			ret = 1;
+			goto out;
+		}
+	}
+	(void)name;
+	r->out.state = approve ? REVIEW_APPROVED : REVIEW_REJECTED;
+	r->decided_ms = now_ms;
+	if (approve && r->napprovals > 1) {
+		size_t o = 0;
+
+		for (size_t i = 0; i < r->napprovals; i++)
+			o += (size_t)snprintf(r->out.by + o,
+					      o < sizeof(r->out.by) ?
+						      sizeof(r->out.by) - o :
+						      0,
+					      "%s%s", i ? ", " : "",
+					      r->approvals[i]);
+	} else {
+		snprintf(r->out.by, sizeof(r->out.by), "%s", who->by);
+	}
+	snprintf(r->out.reason, sizeof(r->out.reason), "%s",
+		 reason ? reason : "");
+	if (g) {
+		g->id = ++t->next_grant;
+		g->review = id;
+		g->fingerprint = r->fingerprint;
+		g->workload = dup_or_null(r->workload);
+		g->target = dup_or_null(r->target);
+		g->user = dup_or_null(r->user);
+		g->summary = dup_or_null(r->summary);
+		g->statement = dup_or_null(r->statement);
+		snprintf(g->by, sizeof(g->by), "%s", r->out.by);
+		snprintf(g->reason, sizeof(g->reason), "%s",
+			 reason ? reason : "");
+		g->created_ms = now_ms;
+		g->expires_ms = now_ms + for_ms;
+		g->next = t->grants;
+		t->grants = g;
+		r->out.grant = g->id;
+		g = NULL;
+	}
+	ret = 0;
+out:
 	pthread_mutex_unlock(&t->lock);
 	free(g);
 	return ret;
@@ -349,6 +464,23 @@ static json_t *review_json(const struct review *r)
 				 review_state_name(r->out.state));
 	if (r->message)
 		json_object_set_new(j, "message", json_string(r->message));
+	{
+		json_t *ap = json_pack("{s:[],s:[],s:i,s:[]}", "users",
+				       "groups", "min", (int)r->min,
+				       "approvals");
+
+		for (size_t i = 0; ap && i < r->nusers; i++)
+			json_array_append_new(json_object_get(ap, "users"),
+					      json_string(r->users[i]));
+		for (size_t i = 0; ap && i < r->ngroups; i++)
+			json_array_append_new(json_object_get(ap, "groups"),
+					      json_string(r->groups[i]));
+		for (size_t i = 0; ap && i < r->napprovals; i++)
+			json_array_append_new(json_object_get(ap, "approvals"),
+					      json_string(r->approvals[i]));
+		if (ap)
+			json_object_set_new(j, "approvers", ap);
+	}
 	if (r->out.state != REVIEW_PENDING) {
 		json_object_set_new(j, "decided_ms",
 				    json_integer((json_int_t)r->decided_ms));

@@ -110,6 +110,16 @@ struct policy_input {
 	uint16_t port;
 };
 
+/* Who may decide a review rule's requests (empty lists: anyone who may
+ * reach the reviewers' interfaces), and how many approvals it needs. */
+struct policy_approvers {
+	char **users; /* names (the CLI: login names; tokens: sub or email) */
+	size_t nusers;
+	char **groups;
+	size_t ngroups;
+	uint32_t min; /* distinct approvers needed, at least 1 */
+};
+
 struct policy_decision {
 	enum policy_action action; /* what happens */
 	const char *rule; /* rule name, or a pseudo-rule ("default"...) */
@@ -119,6 +129,8 @@ struct policy_decision {
 	enum policy_proto proto;
 	const char *message; /* deny or review message, may be NULL */
 	uint32_t timeout_s; /* review: how long the request is held */
+	/* review: who decides (the policy's; valid while it lives) */
+	const struct policy_approvers *approvers;
 	/* Set when shadow mode let through what enforce would not: the
 	 * action and rule it would have taken. */
 	const char *would_rule;

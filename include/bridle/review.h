@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bridle/policy.h"
+
 struct review_table;
 
 enum review_state {
@@ -36,6 +38,7 @@ struct review_request {
 	const char *statement; /* literals replaced */
 	uint64_t fingerprint; /* of the statement, for grants */
 	uint32_t timeout_s;
+	const struct policy_approvers *approvers; /* NULL: anyone, once */
 };
 
 /* A decided review, as its session learns it. */
@@ -61,14 +64,31 @@ enum review_state review_poll(struct review_table *t, uint64_t id,
 /* The session holding @id ended. */
 void review_cancel(struct review_table *t, uint64_t id, int64_t now_ms);
 
+/* Who decides: @by as recorded ("cli:alice"), @name and @groups as the
+ * rule's approvers name them. */
+struct review_decider {
+	const char *by, *name;
+	const char *const *groups;
+	size_t ngroups;
+};
+
 /*
  * Approve (with @for_ms > 0: and grant requests like it for that long)
- * or reject review @id, by @by for @reason. Returns 0, or -1 with @err
- * (unknown id, already decided).
+ * or reject review @id, for @reason. An approval counts once per
+ * approver; the review is approved once the rule's minimum is reached.
+ * Returns 0 when decided, 1 when the approval was counted and more are
+ * needed (@err says how many), or -1 with @err (unknown id, already
+ * decided, not an approver of this rule, approved by this one already).
  */
 int review_decide(struct review_table *t, uint64_t id, bool approve,
-		  const char *by, const char *reason, int64_t for_ms,
-		  int64_t now_ms, char *err, size_t errlen);
+		  const struct review_decider *who, const char *reason,
+		  int64_t for_ms, int64_t now_ms, char *err, size_t errlen);
+
+/* The requester withdrew review @id (rejected by @who, whatever the
+ * rule's approvers). */
+void review_cancel_by(struct review_table *t, uint64_t id,
+		      const struct review_decider *who, const char *reason,
+		      int64_t now_ms);
 
 /* An active grant for this request, or 0. Counts its use. */
 uint64_t review_grant_match(struct review_table *t, uint64_t fingerprint,

@@ -313,4 +313,32 @@ PY
 	assert_eq "$(status_json | jq -c '.webhooks | [.urls, .sent, .failed]')" "[2,4,0]" "status: webhooks"
 }
 
+# Two approvers out of those the rule names: one approval is counted and
+# the request still waits; someone not named cannot decide; the second
+# approval runs it.
+t_review_two_approvers() {
+	topo_basic
+	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
+	pg_start
+	write_config "$(pg_policy "$(review_rule 300 | jq '. + {approvers: {users: ["alice", "bob", "carol"], min: 2}}')")"
+	bridle_start
+	local id pid out
+	held_psql two.out "update orders set note = 'two' where id = 2"
+	pid=$LAST_PID
+	id=$(pending_id)
+	out=$(SUDO_USER=mallory ctl approve "$id" 2>&1) && fail "mallory approved"
+	assert_match "$out" 'cli:mallory is not an approver of rule "orders need a person"' "not an approver"
+	out=$(SUDO_USER=alice ctl approve "$id" 2>&1) || fail "alice's approval failed: $out"
+	assert_match "$out" "approval 1 of 2 counted" "alice's approval: counted"
+	out=$(SUDO_USER=alice ctl approve "$id" 2>&1) && fail "alice approved twice"
+	sleep 0.3
+	pg_log_lacks "note = 'two'" || fail "ran after one approval of two"
+	assert_eq "$(ctl reviews --json | jq -c --argjson i "$id" '.[] | select(.id == $i) | [.state, .approvers.approvals]')" \
+		'["pending",["cli:alice"]]' "one approval recorded, still pending"
+	SUDO_USER=bob ctl approve "$id" >/dev/null || fail "bob's approval failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	assert_eq "$(pg_sql "select note from orders where id = 2")" two "ran after the second approval"
+	assert_eq "$(ctl reviews --all --json | jq -r --argjson i "$id" '.[] | select(.id == $i) | .by')" "cli:alice, cli:bob" "both approvers recorded"
+}
+
 e2e_main "$@"

@@ -339,9 +339,11 @@ static void fuzz_review(struct session *s, uint8_t flags)
 	char err[128];
 
 	if (json_is_integer(id)) {
+		const struct review_decider d = { .by = "fuzz", .name = "fuzz" };
+
 		review_decide(enf.reviews, (uint64_t)json_integer_value(id),
-			      flags & 2, "fuzz", "because",
-			      flags & 4 ? 60000 : 0, 0, err, sizeof(err));
+			      flags & 2, &d, "because", flags & 4 ? 60000 : 0,
+			      0, err, sizeof(err));
 		if (proto_pg_ops.tick(s, 0) > 0 && iobuf_unparsed(&s->in[0]))
 			proto_pg_ops.on_data(s, PROTO_TO_UPSTREAM, &s->in[0]);
 	}

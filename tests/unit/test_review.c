@@ -28,6 +28,9 @@ static const struct review_request req = {
 	.timeout_s = 10,
 };
 
+static const struct review_decider bob = { .by = "cli:bob", .name = "bob" };
+static const struct review_decider eve = { .by = "cli:eve", .name = "eve" };
+
 static void test_lifecycle(void **state)
 {
 	struct review_table *t = review_table_new();
@@ -45,25 +48,25 @@ static void test_lifecycle(void **state)
 	/* Past its 10 s: expired, and no longer decidable. */
 	assert_int_equal(review_poll(t, a, 11000, &o), REVIEW_EXPIRED);
 	assert_non_null(strstr(o.reason, "within 10 s"));
-	assert_int_equal(review_decide(t, a, true, "cli:bob", NULL, 0, 11001,
+	assert_int_equal(review_decide(t, a, true, &bob, NULL, 0, 11001,
 				       err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "expired already"));
 	/* Rejected once, then not again. */
-	assert_int_equal(review_decide(t, b, false, "cli:bob", "no", 0, 2000,
+	assert_int_equal(review_decide(t, b, false, &bob, "no", 0, 2000,
 				       err, sizeof(err)),
 			 0);
 	assert_int_equal(review_poll(t, b, 2001, &o), REVIEW_REJECTED);
 	assert_string_equal(o.by, "cli:bob");
 	assert_string_equal(o.reason, "no");
-	assert_int_equal(review_decide(t, b, true, "cli:eve", NULL, 0, 2002,
+	assert_int_equal(review_decide(t, b, true, &eve, NULL, 0, 2002,
 				       err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "rejected already by cli:bob"));
 	/* Cancelled when the session ends. */
 	review_cancel(t, c, 3000);
 	assert_int_equal(review_poll(t, c, 3001, &o), REVIEW_CANCELLED);
-	assert_int_equal(review_decide(t, 999, true, "x", NULL, 0, 1, err,
+	assert_int_equal(review_decide(t, 999, true, &eve, NULL, 0, 1, err,
 				       sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "no review 999"));
@@ -87,7 +90,7 @@ static void test_grants(void **state)
 
 	(void)state;
 	a = review_open(t, &req, 1000);
-	assert_int_equal(review_decide(t, a, true, "cli:bob", "batch", 60000,
+	assert_int_equal(review_decide(t, a, true, &bob, "batch", 60000,
 				       2000, err, sizeof(err)),
 			 0);
 	assert_int_equal(review_poll(t, a, 2001, &o), REVIEW_APPROVED);
@@ -143,11 +146,65 @@ static void test_grants(void **state)
 	review_table_free(t);
 }
 
+/* Approvers: only those named (by name or group) decide, each approval
+ * counts once, and the minimum must be reached. */
+static void test_approvers(void **state)
+{
+	static char *users[] = { "alice", "bob" };
+	static char *groups[] = { "dba" };
+	const struct policy_approvers ap = { .users = users,
+					     .nusers = 2,
+					     .groups = groups,
+					     .ngroups = 1,
+					     .min = 2 };
+	static const char *const dba[] = { "staff", "dba" };
+	const struct review_decider carol = { .by = "cli:carol",
+					      .name = "carol",
+					      .groups = dba,
+					      .ngroups = 2 };
+	struct review_table *t = review_table_new();
+	struct review_request q = req;
+	struct review_outcome o;
+	char err[256];
+	uint64_t a;
+
+	(void)state;
+	q.approvers = &ap;
+	a = review_open(t, &q, 1000);
+	assert_int_equal(review_decide(t, a, true, &eve, NULL, 0, 1001, err,
+				       sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "not an approver"));
+	assert_int_equal(review_decide(t, a, true, &bob, NULL, 0, 1002, err,
+				       sizeof(err)),
+			 1);
+	assert_non_null(strstr(err, "approval 1 of 2"));
+	assert_int_equal(review_decide(t, a, true, &bob, NULL, 0, 1003, err,
+				       sizeof(err)),
+			 -1);
+	assert_non_null(strstr(err, "already"));
+	assert_int_equal(review_poll(t, a, 1004, &o), REVIEW_PENDING);
+	/* carol is in dba: the second approval. */
+	assert_int_equal(review_decide(t, a, true, &carol, "ok", 0, 1005, err,
+				       sizeof(err)),
+			 0);
+	assert_int_equal(review_poll(t, a, 1006, &o), REVIEW_APPROVED);
+	assert_string_equal(o.by, "cli:bob, cli:carol");
+	/* One approver's rejection is enough. */
+	a = review_open(t, &q, 2000);
+	assert_int_equal(review_decide(t, a, false, &carol, "no", 0, 2001, err,
+				       sizeof(err)),
+			 0);
+	assert_int_equal(review_poll(t, a, 2002, &o), REVIEW_REJECTED);
+	review_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_grants),
+		cmocka_unit_test(test_approvers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

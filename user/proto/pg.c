@@ -1364,6 +1364,7 @@ static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
 		.summary = what,
 		.statement = logged,
 		.timeout_s = d->timeout_s,
+		.approvers = d->approvers,
 	};
 	PgQueryFingerprintResult fp = pg_query_fingerprint(text);
 	char msg[768], hint[256];
@@ -2249,9 +2250,12 @@ static int on_cancel(struct pg *pg, const struct pg_startup *st)
 	if (review) {
 		char err[128];
 
-		review_decide(session_enforcer(pg->s)->reviews, review, false,
-			      "agent", "cancelled by the agent", 0, wall_ms(),
-			      err, sizeof(err));
+		/* The agent may always withdraw its own request. */
+		struct review_decider d = { .by = "agent" };
+
+		review_cancel_by(session_enforcer(pg->s)->reviews, review, &d,
+				 "cancelled by the agent", wall_ms());
+		(void)err;
 	}
 	pg_put32(msg, 16);
 	pg_put32(msg + 4, PG_CANCEL_REQUEST_CODE);
