@@ -119,7 +119,7 @@ static const struct bad_case {
 	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
 		     "\"targets\": \"a\"}]"),
 	  "$.rules[0].targets",
-	  "unknown key (allowed: name, when, action, mode, message, sql, mask, timeout_seconds)" },
+	  "unknown key (allowed: name, when, action, mode, message, sql, mask, timeout_seconds, approvers)" },
 	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"target\": \"a\"}, "
 		     "\"action\": \"allow\"}, {\"name\": \"s\", \"when\": "
 		     "{\"target\": \"nope\"}, \"action\": \"deny\"}]"),
