@@ -124,6 +124,19 @@ static const struct bad_case {
 		     "\"action\": \"allow\"}, {\"name\": \"s\", \"when\": "
 		     "{\"target\": \"nope\"}, \"action\": \"deny\"}]"),
 	  "$.rules[1].when.target", "no target named \"nope\"" },
+	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"allow\", "
+		     "\"approvers\": {\"users\": [\"a\"]}}]"),
+	  "$.rules[0].approvers", "only review rules have approvers" },
+	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"deny\", "
+		     "\"timeout_seconds\": 5}]"),
+	  "$.rules[0].timeout_seconds", "only review rules hold a request" },
+	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"review\", "
+		     "\"approvers\": {\"users\": [\"a\"], \"min\": 2}}]"),
+	  "$.rules[0].approvers.min",
+	  "2 approvals, from 1 named users: never enough" },
+	{ WITH_RULES("[{\"name\": \"r\", \"action\": \"review\", "
+		     "\"approvers\": {\"user\": [\"a\"]}}]"),
+	  "$.rules[0].approvers.user", "unknown key" },
 	{ WITH_RULES("[{\"name\": \"r\", \"when\": {\"target\": []}, "
 		     "\"action\": \"allow\"}]"),
 	  "$.rules[0].when.target",
