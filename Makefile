@@ -11,7 +11,7 @@ ARCH    := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 WARN    := -Wall -Wextra -Werror -Wno-missing-field-initializers -Wno-format-truncation
 CFLAGS  ?= -O2 -g
 CPPFLAGS_ALL := -std=gnu11 -D_GNU_SOURCE -Iinclude -I$(BUILD) $(WARN)
-LDLIBS  := -lbpf -lelf -lz -lssl -lcrypto -ljansson -lpg_query -lhs -lpthread -lcurl
+LDLIBS  := -lbpf -lelf -lz -lssl -lcrypto -ljansson -lpg_query -lhs -lpthread -lcurl -lmicrohttpd
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 BPF_SRCS := bpf/redirect.bpf.c

@@ -9,7 +9,7 @@ PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libssl-dev
 libjansson-dev libcmocka-dev libpg-query-dev libvectorscan-dev pkg-config iproute2 curl
 python3 libclang-rt-14-dev procps psmisc util-linux iperf3 haproxy socat
 jq coreutils openssl postgresql postgresql-client python3-psycopg2 python3-cryptography pgbouncer
-libcurl4-openssl-dev"
+libcurl4-openssl-dev libmicrohttpd-dev"
 
 missing=""
 for p in $PKGS; do

@@ -80,9 +80,11 @@ static int64_t wall_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reviews and grants: list, approve, reject, revoke. The control socket
- * is root's: who decided is the name the client gives ("by"). */
-static json_t *api_reviews(struct enforcer *e, const char *cmd, json_t *req)
+/* Reviews and grants: list, approve, reject, revoke. On the control
+ * socket (root's) who decided is the name the client gives ("by"); the
+ * reviewer API gives the name its token stands for. */
+json_t *api_review_command(struct enforcer *e, const char *cmd, json_t *req,
+			   const char *channel)
 {
 	int64_t now = wall_now_ms();
 	json_t *id_j = json_object_get(req, "id");
@@ -101,7 +103,7 @@ static json_t *api_reviews(struct enforcer *e, const char *cmd, json_t *req)
 				 review_grants_json(e->reviews, now));
 	if (!json_is_integer(id_j) || json_integer_value(id_j) <= 0)
 		return api_error("\"id\": a review or grant number");
-	snprintf(who, sizeof(who), "cli:%s", by && *by ? by : "root");
+	snprintf(who, sizeof(who), "%s:%s", channel, by && *by ? by : "root");
 	if (strcmp(cmd, "revoke") == 0) {
 		if (review_grant_revoke(e->reviews,
 					(uint64_t)json_integer_value(id_j), who,
@@ -186,10 +188,10 @@ static void api_handle(struct api_conn *c)
 				  (json_int_t)e->policy_generation, "policy",
 				  policy_stats_json(e->cfg->policy));
 		pthread_rwlock_unlock(&e->policy_lock);
-	} else if (strncmp(cmd, "review", 6) == 0 ||
-		   strcmp(cmd, "approve") == 0 || strcmp(cmd, "reject") == 0 ||
-		   strcmp(cmd, "grants") == 0 || strcmp(cmd, "revoke") == 0) {
-		reply = api_reviews(e, cmd, req);
+	} else if (strcmp(cmd, "reviews") == 0 || strcmp(cmd, "approve") == 0 ||
+		   strcmp(cmd, "reject") == 0 || strcmp(cmd, "grants") == 0 ||
+		   strcmp(cmd, "revoke") == 0) {
+		reply = api_review_command(e, cmd, req, "cli");
 	} else {
 		reply = api_error("unknown command (status, sessions, reload, "
 				  "policy_stats, reviews, approve, reject, "

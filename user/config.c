@@ -58,6 +58,8 @@ void config_free(struct config *c)
 	free(c->control_socket);
 	free(c->log_dir);
 	free(c->record_dir);
+	free(c->reviewer_listen);
+	free(c->reviewer_tokens_file);
 	for (size_t i = 0; i < c->nwebhooks; i++)
 		free(c->webhooks[i].url);
 	free(c->webhooks);
@@ -387,6 +389,52 @@ static int load_mask_key(struct jv *v, const char *path, struct config *c)
 	return 0;
 }
 
+/* reviewer_api: {"listen": "127.0.0.1:8440" | "[::1]:8440",
+ * "tokens_file": "/etc/bridle/reviewers.json"} */
+static int parse_reviewer_api(struct jv *v, json_t *root, struct config *c)
+{
+	static const char *const keys[] = { "listen", "tokens_file", NULL };
+	json_t *o = json_object_get(root, "reviewer_api");
+	const char *listen = NULL, *tokens = NULL, *colon;
+	char host[64];
+	size_t old, hl;
+	char *end;
+	long port;
+
+	if (!o)
+		return 0;
+	old = jv_push_key(v, "reviewer_api");
+	if (jv_object(v, o, keys) || jv_string(v, o, "listen", true, &listen) ||
+	    jv_string(v, o, "tokens_file", true, &tokens))
+		return -1;
+	colon = strrchr(listen, ':');
+	hl = colon ? (size_t)(colon - listen) : 0;
+	if (hl >= 2 && listen[0] == '[' && listen[hl - 1] == ']') {
+		snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), listen + 1);
+		c->reviewer_family = AF_INET6;
+	} else {
+		snprintf(host, sizeof(host), "%.*s", (int)hl, listen);
+		c->reviewer_family = AF_INET;
+	}
+	port = colon ? strtol(colon + 1, &end, 10) : 0;
+	if (!colon || hl == 0 || hl >= sizeof(host) || *end || port < 1 ||
+	    port > 65535 ||
+	    inet_pton(c->reviewer_family, host, c->reviewer_addr) != 1)
+		return jv_fail(v, "listen",
+			       "\"%s\" is not ADDRESS:PORT (127.0.0.1:8440, "
+			       "[::1]:8440)",
+			       listen);
+	c->reviewer_port = (uint16_t)port;
+	if (tokens[0] != '/')
+		return jv_fail(v, "tokens_file", "must be an absolute path");
+	c->reviewer_listen = strdup(listen);
+	c->reviewer_tokens_file = strdup(tokens);
+	jv_pop(v, old);
+	return c->reviewer_listen && c->reviewer_tokens_file ?
+		       0 :
+		       jv_fail(v, NULL, "out of memory");
+}
+
 /* review_webhooks: [{"url": "https://…", "format": "json" | "slack"}] */
 static int parse_webhooks(struct jv *v, json_t *root, struct config *c)
 {
@@ -483,6 +531,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 					    "record_max_bytes",
 					    "record_max_age_hours",
 					    "review_webhooks",
+					    "reviewer_api",
 					    NULL };
 	const char *control = "/run/bridle/control.sock";
 	const char *log_dir = "/var/lib/bridle",
@@ -554,6 +603,7 @@ static struct config *config_from_json(json_t *root, const char *name,
 	    jv_uint(&v, root, "record_max_age_hours", false, 0, 24 * 3650,
 		    &rec_max_age) ||
 	    parse_resolvers(&v, root, c) || parse_webhooks(&v, root, c) ||
+	    parse_reviewer_api(&v, root, c) ||
 	    parse_recording(&v, rec_dir, rec_key, c))
 		goto fail;
 	/* In the order of enum relay_mode and enum decision_log. */

@@ -27,6 +27,7 @@
 #include "bridle/log.h"
 #include "bridle/recorder.h"
 #include "bridle/review.h"
+#include "bridle/reviewer_api.h"
 #include "bridle/webhook.h"
 #include "bridle/run.h"
 #include "bridle/session.h"
@@ -468,6 +469,8 @@ static int setup_signals(struct enforcer *e)
 
 static void enforcer_free(struct enforcer *e)
 {
+	/* No reviewer decides on what is being torn down. */
+	reviewer_api_stop(e);
 	api_close(e);
 	if (e->workloads)
 		enroll_mark_unready(e);
@@ -554,6 +557,7 @@ int run_enforcer(const char *config_path)
 	e.webhook = webhook_start(e.cfg, err, sizeof(err));
 	if (setup_signals(&e) || session_log_open(&e, err, sizeof(err)) ||
 	    (!e.webhook && err[0]) || recorder_start(&e, err, sizeof(err)) ||
+	    reviewer_api_start(&e, err, sizeof(err)) ||
 	    api_listen(&e, err, sizeof(err))) {
 		log_msg(LOG_ERROR, "startup", "%s",
 			err[0] ? err : strerror(errno));

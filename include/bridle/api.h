@@ -23,6 +23,12 @@ json_t *api_call(const char *path, const char *cmd, char *err, size_t errlen);
 json_t *api_call_json(const char *path, json_t *request, char *err,
 		      size_t errlen);
 
+/* A review command (reviews, approve, reject, grants, revoke) of @req:
+ * its reply. @channel names where it came from ("cli", "api"): the
+ * decider is recorded as "<channel>:<req.by>". */
+json_t *api_review_command(struct enforcer *e, const char *cmd, json_t *req,
+			   const char *channel);
+
 /* Provided by enforcer.c for the API. */
 json_t *enforcer_status_json(struct enforcer *e);
 int enforcer_reload(struct enforcer *e, char *err, size_t errlen);

@@ -80,6 +80,11 @@ struct config {
 	uint64_t record_max_bytes; /* 0: no limit */
 	struct config_webhook *webhooks; /* review notifications */
 	size_t nwebhooks;
+	/* The reviewers' HTTP API (reviewer_api.c); listen NULL: none. */
+	char *reviewer_listen, *reviewer_tokens_file;
+	int reviewer_family;
+	uint8_t reviewer_addr[16];
+	uint16_t reviewer_port;
 	uint32_t record_max_age_hours; /* 0: no limit */
 	uint32_t max_sessions;
 	uint32_t max_sessions_per_workload;

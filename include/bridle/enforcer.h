@@ -102,6 +102,7 @@ struct enforcer {
 	struct recorder *recorder; /* NULL: sessions are not recorded */
 	struct review_table *reviews; /* held requests and grants */
 	struct webhook *webhook; /* review notifications; NULL: none */
+	struct reviewer_api *reviewer_api; /* NULL: not configured */
 	uint64_t next_session_id; /* atomic */
 	uint32_t nsessions; /* atomic: live sessions of all workers */
 	bool draining;

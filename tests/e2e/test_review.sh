@@ -341,4 +341,44 @@ t_review_two_approvers() {
 	assert_eq "$(ctl reviews --all --json | jq -r --argjson i "$id" '.[] | select(.id == $i) | .by')" "cli:alice, cli:bob" "both approvers recorded"
 }
 
+# The reviewers' HTTP API: a bearer token per reviewer (the file holds
+# its SHA-256), the decider is the token's reviewer whatever the body
+# says, and the agent's pod cannot reach it.
+t_review_http_api() {
+	topo_basic
+	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
+	pg_start
+	local tok port id pid out api
+	tok=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+	port=$((20000 + RANDOM % 20000))
+	(umask 077 && jq -n --arg h "$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)" \
+		'{reviewers: [{name: "alice", groups: ["dba"], token_sha256: $h}]}' >"$W/reviewers.json")
+	write_config "$(pg_policy "$(review_rule 300 | jq '. + {approvers: {groups: ["dba"]}}')")" \
+		"$(jq -n --arg l "127.0.0.1:$port" --arg f "$W/reviewers.json" '{reviewer_api: {listen: $l, tokens_file: $f}}')"
+	bridle_start
+	api=http://127.0.0.1:$port
+	held_psql api.out "update orders set note = 'api' where id = 3"
+	pid=$LAST_PID
+	id=$(pending_id)
+	# No token, a wrong one: 401.
+	assert_eq "$(curl -s -o /dev/null -w '%{http_code}' "$api/api/reviews")" 401 "no token"
+	assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer nope" "$api/api/reviews")" 401 "wrong token"
+	out=$(curl -s -H "Authorization: Bearer $tok" "$api/api/reviews")
+	assert_eq "$(jq -r --argjson i "$id" '.reviews[] | select(.id == $i) | .state' <<<"$out")" pending "GET /api/reviews"
+	assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$api/api/nothing")" 404 "unknown path"
+	# The agent's pod: its own loopback, no API there.
+	out=$(pod curl -s -m 3 -o /dev/null -w '%{http_code}' "$api/api/reviews" 2>&1) && [ "$out" != 000 ] &&
+		fail "the agent's pod reached the reviewer API: $out"
+	# Approve, claiming to be someone else in the body: recorded as alice.
+	out=$(curl -s -X POST -H "Authorization: Bearer $tok" -d '{"reason": "via api", "by": "mallory"}' \
+		"$api/api/reviews/$id/approve")
+	assert_eq "$(jq -c '.ok' <<<"$out")" true "POST approve: $out"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	assert_eq "$(pg_sql "select note from orders where id = 3")" api "approved through the API"
+	assert_eq "$(ctl reviews --all --json | jq -r --argjson i "$id" '.[] | select(.id == $i) | [.by, .reason] | join("|")')" \
+		"api:alice|via api" "decided by the token's reviewer"
+	out=$(curl -s -X POST -H "Authorization: Bearer $tok" -d '{}' "$api/api/reviews/$id/approve")
+	assert_match "$(jq -r '.error' <<<"$out")" "already" "decided once"
+}
+
 e2e_main "$@"

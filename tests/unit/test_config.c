@@ -416,6 +416,17 @@ static const struct bad_case {
 	  "$.review_webhooks[0].format", "\"xml\"" },
 	{ "{" W ", " P ", \"review_webhooks\": [{}]}", "$.review_webhooks[0].url",
 	  "required key is missing" },
+	{ "{" W ", " P ", \"reviewer_api\": {\"listen\": \"8440\", "
+	  "\"tokens_file\": \"/t\"}}",
+	  "$.reviewer_api.listen", "is not ADDRESS:PORT" },
+	{ "{" W ", " P ", \"reviewer_api\": {\"listen\": \"[::1]:70000\", "
+	  "\"tokens_file\": \"/t\"}}",
+	  "$.reviewer_api.listen", "is not ADDRESS:PORT" },
+	{ "{" W ", " P ", \"reviewer_api\": {\"listen\": \"127.0.0.1:8440\", "
+	  "\"tokens_file\": \"t\"}}",
+	  "$.reviewer_api.tokens_file", "must be an absolute path" },
+	{ "{" W ", " P ", \"reviewer_api\": {\"listen\": \"127.0.0.1:8440\"}}",
+	  "$.reviewer_api.tokens_file", "required key is missing" },
 	{ POL("{\"rulez\": []}"), "$.policy.rulez",
 	  "unknown key: did you mean \"rules\"? (allowed: mode, default, issuers, targets, rules)" },
 	{ POL("{\"targets\": [{\"name\": \"t\", \"address\": \"10.0.0.1/8\"}]}"),
@@ -467,6 +478,7 @@ static void test_recording(void **state)
 		     "[{\"url\": \"https://h/a\"}, {\"url\": \"http://h/b\", "
 		     "\"format\": \"slack\"}]}");
 	assert_int_equal(c->nwebhooks, 2);
+	assert_null(c->reviewer_listen);
 	assert_string_equal(c->webhooks[0].url, "https://h/a");
 	assert_false(c->webhooks[0].slack);
 	assert_true(c->webhooks[1].slack);
