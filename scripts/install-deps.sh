@@ -9,7 +9,7 @@ PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libssl-dev
 libjansson-dev libcmocka-dev libpg-query-dev libvectorscan-dev pkg-config iproute2 curl
 python3 libclang-rt-14-dev procps psmisc util-linux iperf3 haproxy socat
 jq coreutils openssl postgresql postgresql-client python3-psycopg2 python3-cryptography pgbouncer
-libcurl4-openssl-dev libmicrohttpd-dev"
+libcurl4-openssl-dev libmicrohttpd-dev chromium nodejs npm"
 
 missing=""
 for p in $PKGS; do
@@ -31,4 +31,12 @@ fi
 # bpffs is where bridle pins its links and maps.
 if ! grep -q ' /sys/fs/bpf bpf ' /proc/mounts; then
 	mount -t bpf bpf /sys/fs/bpf
+fi
+
+# The reviewers' page is tested in headless Chromium, driven by
+# puppeteer-core from npm (pinned by tests/browser/package-lock.json).
+dir=$(cd "$(dirname "$0")/.." && pwd)/tests/browser
+if [ ! -d "$dir/node_modules/puppeteer-core" ]; then
+	echo "install-deps: npm ci in tests/browser"
+	(cd "$dir" && npm ci --silent --no-audit --no-fund)
 fi

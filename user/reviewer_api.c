@@ -3,6 +3,7 @@
  * The reviewers' HTTP API (include/bridle/reviewer_api.h), on
  * libmicrohttpd. Routes:
  *
+ *   GET  /  and /app.js                the reviewers' page (no token)
  *   GET  /api/reviews[?all=1]          reviews (pending first)
  *   POST /api/reviews/ID/approve       {"for_s": N, "reason": "…"}
  *   POST /api/reviews/ID/reject        {"reason": "…"}
@@ -31,6 +32,126 @@
 #include "bridle/reviewer_api.h"
 
 #define BODY_MAX 8192
+
+/* The reviewers' page and its script: no markup from a review ever
+ * (textContent), nothing from elsewhere (the CSP below). */
+static const char page_html[] =
+	"<!doctype html>\n"
+	"<html lang=\"en\">\n"
+	"<head>\n"
+	"<meta charset=\"utf-8\">\n"
+	"<title>bridle reviews</title>\n"
+	"<style>\n"
+	"body { font: 14px system-ui, sans-serif; margin: 2em; color: #222; }\n"
+	"table { border-collapse: collapse; width: 100%; margin-top: 1em; }\n"
+	"th, td { border-bottom: 1px solid #ddd; padding: .4em; text-align: left; vertical-align: top; }\n"
+	"code { white-space: pre-wrap; word-break: break-all; }\n"
+	"#status { margin-top: 1em; font-weight: bold; }\n"
+	"</style>\n"
+	"</head>\n"
+	"<body>\n"
+	"<h1>Requests held for review</h1>\n"
+	"<p><label>Reviewer token <input id=\"token\" type=\"password\" size=\"40\" autocomplete=\"off\"></label>\n"
+	"<button id=\"load\">Load</button></p>\n"
+	"<table>\n"
+	"<thead><tr><th>id</th><th>workload → target</th><th>user</th><th>rule</th><th>request</th><th>expires</th><th>decide</th></tr></thead>\n"
+	"<tbody id=\"reviews\"></tbody>\n"
+	"</table>\n"
+	"<div id=\"status\"></div>\n"
+	"<script src=\"/app.js\"></script>\n"
+	"</body>\n"
+	"</html>\n";
+
+static const char page_js[] =
+	"\"use strict\";\n"
+	"// The reviewers' page: every text from a review (the agent's statement\n"
+	"// above all) goes in with textContent, never as markup.\n"
+	"const $ = (id) => document.getElementById(id);\n"
+	"const token = () => $(\"token\").value || sessionStorage.getItem(\"bridle-token\") || \"\";\n"
+	"\n"
+	"function say(text) { $(\"status\").textContent = text; }\n"
+	"\n"
+	"async function call(method, path, body) {\n"
+	"  const r = await fetch(path, {\n"
+	"    method,\n"
+	"    headers: { \"Authorization\": \"Bearer \" + token(), \"Content-Type\": \"application/json\" },\n"
+	"    body: body ? JSON.stringify(body) : undefined,\n"
+	"  });\n"
+	"  const j = await r.json().catch(() => ({ ok: false, error: \"HTTP \" + r.status }));\n"
+	"  if (!r.ok || !j.ok) throw new Error(j.error || (\"HTTP \" + r.status));\n"
+	"  return j;\n"
+	"}\n"
+	"\n"
+	"function cell(row, text) {\n"
+	"  const td = document.createElement(\"td\");\n"
+	"  td.textContent = text;\n"
+	"  row.appendChild(td);\n"
+	"  return td;\n"
+	"}\n"
+	"\n"
+	"async function load() {\n"
+	"  sessionStorage.setItem(\"bridle-token\", token());\n"
+	"  try {\n"
+	"    const j = await call(\"GET\", \"/api/reviews\");\n"
+	"    const body = $(\"reviews\");\n"
+	"    body.replaceChildren();\n"
+	"    for (const r of j.reviews) {\n"
+	"      const tr = document.createElement(\"tr\");\n"
+	"      tr.id = \"review-\" + r.id;\n"
+	"      cell(tr, String(r.id));\n"
+	"      cell(tr, (r.workload || \"?\") + \" → \" + (r.target || \"?\"));\n"
+	"      cell(tr, r.user || \"-\");\n"
+	"      cell(tr, r.rule || \"\");\n"
+	"      const req = cell(tr, (r.request || \"\") + \"\\n\");\n"
+	"      const code = document.createElement(\"code\");\n"
+	"      code.textContent = r.statement || \"\";\n"
+	"      req.appendChild(code);\n"
+	"      cell(tr, new Date(r.expires_ms).toISOString());\n"
+	"      const td = cell(tr, \"\");\n"
+	"      const reason = document.createElement(\"input\");\n"
+	"      reason.placeholder = \"reason\";\n"
+	"      reason.className = \"reason\";\n"
+	"      const mins = document.createElement(\"input\");\n"
+	"      mins.placeholder = \"grant minutes\";\n"
+	"      mins.size = 6;\n"
+	"      mins.className = \"minutes\";\n"
+	"      const ok = document.createElement(\"button\");\n"
+	"      ok.textContent = \"Approve\";\n"
+	"      ok.className = \"approve\";\n"
+	"      ok.onclick = () => decide(r.id, \"approve\", reason.value, mins.value);\n"
+	"      const no = document.createElement(\"button\");\n"
+	"      no.textContent = \"Reject\";\n"
+	"      no.className = \"reject\";\n"
+	"      no.onclick = () => decide(r.id, \"reject\", reason.value, \"\");\n"
+	"      td.append(reason, mins, ok, no);\n"
+	"      body.appendChild(tr);\n"
+	"    }\n"
+	"    say(j.reviews.length + \" pending\");\n"
+	"  } catch (e) {\n"
+	"    say(\"error: \" + e.message);\n"
+	"  }\n"
+	"}\n"
+	"\n"
+	"async function decide(id, action, reason, minutes) {\n"
+	"  const body = { reason };\n"
+	"  if (minutes) body.for_s = Math.round(Number(minutes) * 60);\n"
+	"  try {\n"
+	"    const j = await call(\"POST\", \"/api/reviews/\" + id + \"/\" + action, body);\n"
+	"    say(\"review \" + id + \": \" + (j.pending ? j.message : action === \"approve\" ? \"approved\" : \"rejected\"));\n"
+	"    const row = $(\"review-\" + id);\n"
+	"    if (row && !j.pending) row.remove();\n"
+	"  } catch (e) {\n"
+	"    say(\"review \" + id + \": error: \" + e.message);\n"
+	"  }\n"
+	"}\n"
+	"\n"
+	"$(\"load\").onclick = load;\n"
+	"if (sessionStorage.getItem(\"bridle-token\")) load();\n";
+
+#define PAGE_CSP                                                             \
+	"default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; " \
+	"connect-src 'self'; img-src 'none'; form-action 'none'; "           \
+	"frame-ancestors 'none'; base-uri 'none'"
 
 struct reviewer {
 	char *name;
@@ -175,6 +296,24 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
 	return ret;
 }
 
+static enum MHD_Result static_file(struct MHD_Connection *c, const char *text,
+				   const char *type)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result fail(struct MHD_Connection *c, unsigned status,
 			    const char *msg)
 {
@@ -232,6 +371,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	}
 	if (b->too_big)
 		return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
+	/* The page itself needs no token: what it shows does. */
+	if (!strcmp(method, "GET") &&
+	    (!strcmp(url, "/") || !strcmp(url, "/app.js")))
+		return static_file(c, !strcmp(url, "/") ? page_html : page_js,
+				   !strcmp(url, "/") ?
+					   "text/html; charset=utf-8" :
+					   "text/javascript; charset=utf-8");
 	rv = authenticate(a, c);
 	if (!rv)
 		return fail(c, MHD_HTTP_UNAUTHORIZED,

@@ -381,4 +381,40 @@ t_review_http_api() {
 	assert_match "$(jq -r '.error' <<<"$out")" "already" "decided once"
 }
 
+# The reviewers' web page in headless Chromium (puppeteer-core): the
+# agent's statement shows as text, never markup; the Approve button runs
+# the held UPDATE.
+t_review_web_page() {
+	local browser=$E2E_ROOT/tests/browser
+	[ -d "$browser/node_modules/puppeteer-core" ] && [ -x /usr/bin/chromium ] ||
+		fail "no headless browser: run scripts/install-deps.sh (chromium, npm ci in tests/browser)"
+	topo_basic
+	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
+	pg_start
+	local tok port id pid out
+	tok=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+	port=$((20000 + RANDOM % 20000))
+	(umask 077 && jq -n --arg h "$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)" \
+		'{reviewers: [{name: "pat", groups: [], token_sha256: $h}]}' >"$W/reviewers.json")
+	write_config "$(pg_policy "$(review_rule 300)")" \
+		"$(jq -n --arg l "127.0.0.1:$port" --arg f "$W/reviewers.json" '{reviewer_api: {listen: $l, tokens_file: $f}}')"
+	bridle_start
+	# Markup in an identifier (literals are replaced before display).
+	held_psql page.out 'update orders as "<b>o</b><img src=x onerror=alert(1)>" set note = '"'page'"' where id = 1'
+	pid=$LAST_PID
+	id=$(pending_id)
+	out=$(HOME=$W timeout 60 node "$browser/review_page.js" "http://127.0.0.1:$port/" "$tok" "$id" 2>&1) ||
+		fail "the browser run failed: $out"
+	note "page: $out"
+	assert_eq "$(jq -r '.markup' <<<"$out")" 0 "the statement is text, not markup"
+	assert_match "$(jq -r '.row' <<<"$out")" "UPDATE on orders" "the row shows the request"
+	assert_match "$(jq -r '.row' <<<"$out")" '"<b>o</b><img src=x onerror=alert\(1\)>"' "the markup shown as text"
+	assert_eq "$(jq -r '.status' <<<"$out")" "review $id: approved" "the page's status after Approve"
+	assert_eq "$(jq -c '.errors' <<<"$out")" "[]" "no script error on the page"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	assert_eq "$(pg_sql "select note from orders where id = 1")" page "approved from the page"
+	assert_eq "$(ctl reviews --all --json | jq -r --argjson i "$id" '.[] | select(.id == $i) | [.by, .reason] | join("|")')" \
+		"api:pat|looks fine from the page" "decided by the page's reviewer"
+}
+
 e2e_main "$@"
