@@ -417,4 +417,26 @@ t_review_web_page() {
 		"api:pat|looks fine from the page" "decided by the page's reviewer"
 }
 
+# A grant ends by itself: after its time, the same statement is held
+# again.
+t_review_grant_ends() {
+	review_setup
+	local id pid out
+	held_psql e1.out "update orders set note = 'e1' where id = 2"
+	pid=$LAST_PID
+	id=$(pending_id)
+	ctl approve "$id" --for 2s >/dev/null || fail "approve --for 2s failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	out=$(pod_psql -c "update orders set note = 'e2' where id = 2")
+	assert_match "$out" "UPDATE 1" "within the grant's time"
+	sleep 2.2
+	assert_eq "$(ctl grants --json | jq -r '.[0].state')" ended "the grant's state after its time"
+	held_psql e3.out "update orders set note = 'e3' where id = 2"
+	pid=$LAST_PID
+	id=$(pending_id)
+	ctl reject "$id" --reason "grant over" >/dev/null || fail "reject failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	assert_eq "$(pg_sql "select note from orders where id = 2")" e2 "after the grant ended: held, then rejected"
+}
+
 e2e_main "$@"
