@@ -120,10 +120,12 @@ json_t *api_review_command(struct enforcer *e, const char *cmd, json_t *req,
 		return api_error("a rejection needs a reason");
 	{
 		json_t *f = json_object_get(req, "for_s");
-		int64_t for_ms =
-			json_is_integer(f) ? json_integer_value(f) * 1000 : 0;
+		json_int_t for_s = json_is_integer(f) ? json_integer_value(f) :
+							0;
+		int64_t for_ms = (int64_t)for_s * 1000;
 
-		if (for_ms < 0 || for_ms > (int64_t)7 * 86400 * 1000)
+		/* (checked before it is used: for_ms is valid then) */
+		if (for_s < 0 || for_s > 7 * 86400)
 			return api_error("\"for_s\": 0 to 7 days");
 		json_t *gj = json_object_get(req, "groups"), *g;
 		const char *groups[64];

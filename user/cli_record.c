@@ -731,21 +731,47 @@ static void req_clear(struct req_line *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* One line of statement text: newlines and runs of spaces as one. */
+/* One line of statement text: newlines and runs of spaces as one, and
+ * other control characters shown as \xNN: the text is the agent's, and
+ * must not drive the auditor's terminal. */
 static void print_flat(const char *t)
 {
 	bool space = false;
 
 	for (; t && *t; t++) {
-		if (isspace((unsigned char)*t)) {
+		unsigned char c = (unsigned char)*t;
+
+		if (isspace(c)) {
 			space = true;
 			continue;
 		}
 		if (space)
 			putchar(' ');
 		space = false;
-		putchar(*t);
+		if (c < 0x20 || c == 0x7f)
+			printf("\\x%02x", c);
+		else
+			putchar(c);
 	}
+}
+
+/* A field of a record for the terminal: as print_flat, or "?". */
+static const char *flat(char *buf, size_t len, const char *t)
+{
+	size_t o = 0;
+
+	if (!t)
+		return "?";
+	for (; *t && o + 5 < len; t++) {
+		unsigned char c = (unsigned char)*t;
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+		else
+			buf[o++] = (char)c;
+	}
+	buf[o] = '\0';
+	return buf;
 }
 
 /* "SELECT … $1  -- params ('42', NULL)" */
@@ -777,10 +803,15 @@ static void print_result(json_t *rec)
 	const char *st = jstr(rec, "status") ?: "?";
 	long long rows = jint(rec, "rows"), masked = jint(rec, "masked");
 
+	char b1[64], b2[1100];
+
 	if (!strcmp(st, "error"))
-		printf("ERROR %s%s%s", jstr(rec, "sqlstate") ?: "",
+		printf("ERROR %s%s%s",
+		       flat(b1, sizeof(b1), jstr(rec, "sqlstate")),
 		       jstr(rec, "message") ? ": " : "",
-		       jstr(rec, "message") ?: "");
+		       jstr(rec, "message") ?
+			       flat(b2, sizeof(b2), jstr(rec, "message")) :
+			       "");
 	else if (!strncmp(st, "SELECT ", 7) || !strncmp(st, "FETCH ", 6) ||
 		 !strcmp(st, "suspended"))
 		printf("%lld row%s%s", rows, rows == 1 ? "" : "s",
@@ -848,9 +879,11 @@ static void text_record(struct replay *rp, json_t *rec)
 		       jstr(tg, "destination") ?: "?",
 		       jstr(json_object_get(rec, "connection"), "rule") ?: "?");
 	} else if (!strcmp(kind, "login")) {
+		char b1[256], b2[256];
+
 		printf("-- %s login: database \"%s\" as \"%s\"\n", t,
-		       jstr(rec, "database") ?: "?",
-		       jstr(rec, "db_user") ?: "?");
+		       flat(b1, sizeof(b1), jstr(rec, "database")),
+		       flat(b2, sizeof(b2), jstr(rec, "db_user")));
 	} else if (!strcmp(kind, "user")) {
 		json_t *u = json_object_get(rec, "user");
 
@@ -963,8 +996,11 @@ static void text_record(struct replay *rp, json_t *rec)
 		printf("\n");
 		l->printed = true;
 	} else if (!strcmp(kind, "error")) {
-		printf("-- %s error %s: %s\n", t, jstr(rec, "sqlstate") ?: "",
-		       jstr(rec, "message") ?: "?");
+		char b1[64], b2[1100];
+
+		printf("-- %s error %s: %s\n", t,
+		       flat(b1, sizeof(b1), jstr(rec, "sqlstate")),
+		       flat(b2, sizeof(b2), jstr(rec, "message")));
 	} else if (!strcmp(kind, "end")) {
 		unanswered(rp);
 		printf("-- %s session ended: %s; %lld requests, %lld denied, "

@@ -530,7 +530,7 @@ int run_enforcer(const char *config_path)
 	e.reviews = review_table_new();
 	e.loop = loop_new();
 	e.self_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (!e.loop || e.self_netns_fd == -1) {
+	if (!e.reviews || !e.loop || e.self_netns_fd == -1) {
 		log_msg(LOG_ERROR, "startup", "cannot set up: %s",
 			strerror(errno));
 		goto out;

@@ -37,6 +37,7 @@
 #define ZWBITS 9
 #define ZMEMLEVEL 1
 #define RETENTION_MS 60000
+#define COMPRESS_MAX (256u << 20) /* bytes of a file compressed at close */
 
 /* A file the syncer fsyncs and, once its session ended, closes. The
  * writer sets dirty and closing; only the syncer frees it. */
@@ -300,8 +301,10 @@ static void syncer_compress(struct record_syncer *s, const char *name)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
+	/* Larger recordings stay stored: this thread holds a file twice
+	 * in memory while it works, and fsyncs others meanwhile. */
 	if (fstat(fd, &st) == 0 && st.st_size > 0 &&
-	    (uint64_t)st.st_size < ((uint64_t)1 << 32) &&
+	    (uint64_t)st.st_size <= COMPRESS_MAX &&
 	    (in = malloc((size_t)st.st_size))) {
 		ssize_t n;
 

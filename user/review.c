@@ -29,14 +29,16 @@ struct review {
 	char **users, **groups;
 	size_t nusers, ngroups;
 	uint32_t min;
-	char approvals[MAX_APPROVALS][128];
+	char approvals[MAX_APPROVALS][128]; /* as recorded: "cli:alice" */
+	char approvers_seen[MAX_APPROVALS][128]; /* their names: "alice" */
 	size_t napprovals;
+	bool seen; /* its session learnt the outcome: it may be trimmed */
 };
 
 struct grant {
 	struct grant *next;
 	uint64_t id, review, fingerprint, uses;
-	char *workload, *target, *user, *summary, *statement;
+	char *workload, *target, *user, *rule, *summary, *statement;
 	char by[128], reason[256];
 	int64_t created_ms, expires_ms;
 	bool revoked;
@@ -65,6 +67,12 @@ const char *review_state_name(enum review_state s)
 		return "cancelled";
 	}
 	return "?";
+}
+
+/* @src into @dst as valid UTF-8, cut between characters. */
+static void copy(char *dst, size_t cap, const char *src)
+{
+	log_utf8(dst, cap, src ? src : "");
 }
 
 static char *dup_or_null(const char *s)
@@ -105,6 +113,7 @@ static void review_free(struct review *r)
 
 static void grant_free(struct grant *g)
 {
+	free(g->rule);
 	free(g->workload);
 	free(g->target);
 	free(g->user);
@@ -163,11 +172,23 @@ static void trim(struct review_table *t)
 	for (struct review **pp = &t->reviews; *pp;) {
 		struct review *r = *pp;
 
-		if (r->out.state != REVIEW_PENDING && ++done > KEEP_DONE) {
+		if (r->out.state != REVIEW_PENDING && r->seen &&
+		    ++done > KEEP_DONE) {
 			*pp = r->next;
 			review_free(r);
 		} else {
 			pp = &r->next;
+		}
+	}
+	done = 0;
+	for (struct grant **gp = &t->grants; *gp;) {
+		struct grant *g = *gp;
+
+		if (g->revoked && ++done > KEEP_DONE) {
+			*gp = g->next;
+			grant_free(g);
+		} else {
+			gp = &g->next;
 		}
 	}
 }
@@ -235,6 +256,7 @@ enum review_state review_poll(struct review_table *t, uint64_t id,
 		s = r->out.state;
 		if (out)
 			*out = r->out;
+		r->seen = s != REVIEW_PENDING;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return s;
@@ -251,8 +273,8 @@ void review_cancel_by(struct review_table *t, uint64_t id,
 	if (r && r->out.state == REVIEW_PENDING) {
 		r->out.state = REVIEW_REJECTED;
 		r->decided_ms = now_ms;
-		snprintf(r->out.by, sizeof(r->out.by), "%s", who->by);
-		snprintf(r->out.reason, sizeof(r->out.reason), "%s", reason);
+		copy(r->out.by, sizeof(r->out.by), who->by);
+		copy(r->out.reason, sizeof(r->out.reason), reason);
 	}
 	pthread_mutex_unlock(&t->lock);
 }
@@ -266,6 +288,7 @@ void review_cancel(struct review_table *t, uint64_t id, int64_t now_ms)
 	if (r && r->out.state == REVIEW_PENDING) {
 		r->out.state = REVIEW_CANCELLED;
 		r->decided_ms = now_ms;
+		r->seen = true;
 		snprintf(r->out.reason, sizeof(r->out.reason),
 			 "the session ended first");
 	}
@@ -325,9 +348,15 @@ int review_decide(struct review_table *t, uint64_t id, bool approve,
 			 who->by, r->rule ? r->rule : "?");
 		goto out;
 	}
+	if (strlen(who->by) >= sizeof(r->approvals[0]) ||
+	    strlen(name) >= sizeof(r->approvers_seen[0])) {
+		snprintf(err, errlen, "the decider's name is too long");
+		goto out;
+	}
 	if (approve) {
+		/* One person, one approval, whatever the channel. */
 		for (size_t i = 0; i < r->napprovals; i++)
-			if (strcmp(r->approvals[i], who->by) == 0) {
+			if (strcmp(r->approvers_seen[i], name) == 0) {
 				snprintf(err, errlen,
 					 "review %llu: %s approved it "
 					 "already; %zu more approval(s) "
@@ -336,9 +365,13 @@ int review_decide(struct review_table *t, uint64_t id, bool approve,
 					 (size_t)r->min - r->napprovals);
 				goto out;
 			}
-		if (r->napprovals < MAX_APPROVALS)
-			snprintf(r->approvals[r->napprovals++],
-				 sizeof(r->approvals[0]), "%s", who->by);
+		if (r->napprovals < MAX_APPROVALS) {
+			copy(r->approvals[r->napprovals],
+			     sizeof(r->approvals[0]), who->by);
+			copy(r->approvers_seen[r->napprovals],
+			     sizeof(r->approvers_seen[0]), name);
+			r->napprovals++;
+		}
 		if (r->napprovals < r->min) {
 			snprintf(err, errlen,
 				 "review %llu: approval %zu of %u counted; it "
@@ -349,24 +382,22 @@ int review_decide(struct review_table *t, uint64_t id, bool approve,
 			goto out;
 		}
 	}
-	(void)name;
 	r->out.state = approve ? REVIEW_APPROVED : REVIEW_REJECTED;
 	r->decided_ms = now_ms;
 	if (approve && r->napprovals > 1) {
+		char list[MAX_APPROVALS * 130 + 1];
 		size_t o = 0;
 
 		for (size_t i = 0; i < r->napprovals; i++)
-			o += (size_t)snprintf(r->out.by + o,
-					      o < sizeof(r->out.by) ?
-						      sizeof(r->out.by) - o :
-						      0,
+			o += (size_t)snprintf(list + o, sizeof(list) - o,
 					      "%s%s", i ? ", " : "",
 					      r->approvals[i]);
+		/* cut between characters: still valid UTF-8 */
+		copy(r->out.by, sizeof(r->out.by), list);
 	} else {
-		snprintf(r->out.by, sizeof(r->out.by), "%s", who->by);
+		copy(r->out.by, sizeof(r->out.by), who->by);
 	}
-	snprintf(r->out.reason, sizeof(r->out.reason), "%s",
-		 reason ? reason : "");
+	copy(r->out.reason, sizeof(r->out.reason), reason);
 	if (g) {
 		g->id = ++t->next_grant;
 		g->review = id;
@@ -374,11 +405,11 @@ int review_decide(struct review_table *t, uint64_t id, bool approve,
 		g->workload = dup_or_null(r->workload);
 		g->target = dup_or_null(r->target);
 		g->user = dup_or_null(r->user);
+		g->rule = dup_or_null(r->rule);
 		g->summary = dup_or_null(r->summary);
 		g->statement = dup_or_null(r->statement);
-		snprintf(g->by, sizeof(g->by), "%s", r->out.by);
-		snprintf(g->reason, sizeof(g->reason), "%s",
-			 reason ? reason : "");
+		copy(g->by, sizeof(g->by), r->out.by);
+		copy(g->reason, sizeof(g->reason), reason);
 		g->created_ms = now_ms;
 		g->expires_ms = now_ms + for_ms;
 		g->next = t->grants;
@@ -400,7 +431,7 @@ static bool same(const char *a, const char *b)
 
 uint64_t review_grant_match(struct review_table *t, uint64_t fingerprint,
 			    const char *workload, const char *target,
-			    const char *user, int64_t now_ms)
+			    const char *user, const char *rule, int64_t now_ms)
 {
 	uint64_t id = 0;
 
@@ -409,7 +440,7 @@ uint64_t review_grant_match(struct review_table *t, uint64_t fingerprint,
 		if (g->revoked || now_ms >= g->expires_ms ||
 		    g->fingerprint != fingerprint ||
 		    !same(g->workload, workload) || !same(g->target, target) ||
-		    !same(g->user, user))
+		    !same(g->user, user) || !same(g->rule, rule))
 			continue;
 		g->uses++;
 		id = g->id;
@@ -433,8 +464,7 @@ int review_grant_revoke(struct review_table *t, uint64_t id, const char *by,
 		} else {
 			g->revoked = true;
 			g->expires_ms = now_ms;
-			snprintf(g->revoked_by, sizeof(g->revoked_by), "%s",
-				 by);
+			copy(g->revoked_by, sizeof(g->revoked_by), by);
 			ret = 0;
 		}
 		pthread_mutex_unlock(&t->lock);

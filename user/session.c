@@ -956,6 +956,16 @@ static void session_close(struct session *s, const char *reason, bool reset)
 /* Free @s and all it owns (sockets are closed by session_close). */
 static void session_free(struct session *s)
 {
+	if (s->rec) {
+		/* Refused after its start was recorded: say so (before it
+		 * leaves the list of sessions with records to write). */
+		rec_stage(s, "end",
+			  json_pack("{s:s}", "reason",
+				    "refused before it started"));
+		if (s->rec)
+			record_close(s->rec);
+		s->rec = NULL;
+	}
 	if (s->rec_dirty) {
 		struct session **pp = &s->wk->rec_dirty;
 
@@ -964,8 +974,6 @@ static void session_free(struct session *s)
 		if (*pp)
 			*pp = s->rec_next;
 	}
-	if (s->rec)
-		record_close(s->rec);
 	if (s->ops->release)
 		s->ops->release(s);
 	relay_release(&s->to_up);
@@ -1813,6 +1821,11 @@ void session_count(struct session *s, unsigned requests, unsigned denied,
 	if (masked)
 		__atomic_store_n(&s->masked, s->masked + masked,
 				 __ATOMIC_RELAXED);
+}
+
+void session_keepalive(struct session *s)
+{
+	s->last_ms = loop_now_ms(s->wk->loop);
 }
 
 uint64_t session_id(const struct session *s)

@@ -88,6 +88,9 @@ struct policy *session_policy(struct session *s, size_t *target,
 /* The identity the policy matches. Valid while the session lives. */
 void session_policy_input(struct session *s, struct policy_input *in);
 uint64_t session_id(const struct session *s);
+/* The session is busy though no byte moves (a request held for a
+ * person): no idle timeout for now. */
+void session_keepalive(struct session *s);
 /* A line in the session log (and stderr when @warn): the session's id,
  * workload and target, then @fields, whose reference it takes. */
 void session_log_event(struct session *s, const char *event, json_t *fields,

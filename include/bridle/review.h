@@ -90,10 +90,11 @@ void review_cancel_by(struct review_table *t, uint64_t id,
 		      const struct review_decider *who, const char *reason,
 		      int64_t now_ms);
 
-/* An active grant for this request, or 0. Counts its use. */
+/* An active grant for this request (the same statement fingerprint,
+ * workload, target, user and rule), or 0. Counts its use. */
 uint64_t review_grant_match(struct review_table *t, uint64_t fingerprint,
 			    const char *workload, const char *target,
-			    const char *user, int64_t now_ms);
+			    const char *user, const char *rule, int64_t now_ms);
 
 /* Revoke grant @id. Returns 0, or -1 with @err. */
 int review_grant_revoke(struct review_table *t, uint64_t id, const char *by,

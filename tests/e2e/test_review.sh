@@ -63,7 +63,7 @@ t_review_approve() {
 	out=$(ctl reviews --json)
 	assert_eq "$(jq -r --argjson i "$id" '.[] | select(.id == $i) | [.workload, .target, .rule, .request] | join("|")' <<<"$out")" \
 		"agent-a|shop-db|orders need a person|UPDATE on orders" "the review"
-	assert_match "$(jq -r '.[0].statement' <<<"$out")" 'update orders set amount = amount \+ \?' "statement, literals replaced"
+	assert_match "$(jq -r '.[0].statement' <<<"$out")" 'update orders set amount = amount \+ \$1 where id = \$2' "statement, literals replaced"
 	ctl approve "$id" --reason "ok for ticket 7" >/dev/null || fail "approve failed"
 	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish after approval"
 	out=$(cat "$W/approve.out")
@@ -437,6 +437,28 @@ t_review_grant_ends() {
 	ctl reject "$id" --reason "grant over" >/dev/null || fail "reject failed"
 	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
 	assert_eq "$(pg_sql "select note from orders where id = 2")" e2 "after the grant ended: held, then rejected"
+}
+
+# Several statements in one query: a deny among them refuses it all at
+# once (deny beats review), so approving can never run a denied one; with
+# only allowed ones beside it, the reviewer sees every statement.
+t_review_multi_statement() {
+	review_setup
+	local out id pid
+	out=$(pod_psql -c "update orders set note = 'm1' where id = 1; drop table customers")
+	assert_match "$out" "ERROR: +bridle: DDL on customers is not allowed" "a deny among them: refused at once"
+	assert_no_match "$out" "held for review" "a deny among them: no review"
+	pg_log_lacks "note = 'm1'" || fail "server log: the UPDATE beside a DROP arrived"
+	assert_eq "$(pg_sql "select count(*) from customers")" 3 "customers still there"
+	held_psql multi.out "update orders set note = 'm2' where id = 1; select 'and this'"
+	pid=$LAST_PID
+	id=$(pending_id)
+	assert_match "$(ctl reviews --json | jq -r '.[0].statement')" "update orders set note = .* where id = .*; select .*" \
+		"the reviewer sees every statement"
+	ctl approve "$id" >/dev/null || fail "approve failed"
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	assert_match "$(cat "$W/multi.out")" "and this" "both ran"
+	assert_eq "$(pg_sql "select note from orders where id = 1")" m2 "the UPDATE ran"
 }
 
 e2e_main "$@"

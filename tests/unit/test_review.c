@@ -28,6 +28,8 @@ static const struct review_request req = {
 	.timeout_s = 10,
 };
 
+#define R "orders need a person"
+
 static const struct review_decider bob = { .by = "cli:bob", .name = "bob" };
 static const struct review_decider eve = { .by = "cli:eve", .name = "eve" };
 
@@ -98,24 +100,28 @@ static void test_grants(void **state)
 	g = o.grant;
 	/* Same statement and identity: granted, and counted. */
 	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
-					    "alice", 3000),
+					    "alice", R, 3000),
 			 g);
 	/* Anything else differs: not. */
 	assert_int_equal(review_grant_match(t, 0xabcdee, "agent-a", "shop-db",
-					    "alice", 3000),
+					    "alice", R, 3000),
 			 0);
 	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-b", "shop-db",
-					    "alice", 3000),
+					    "alice", R, 3000),
 			 0);
 	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "hr-db",
-					    "alice", 3000),
+					    "alice", R, 3000),
 			 0);
 	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
-					    NULL, 3000),
+					    NULL, R, 3000),
+			 0);
+	/* Another rule's review of the same statement: not. */
+	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
+					    "alice", "other rule", 3000),
 			 0);
 	/* Ended by time. */
 	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
-					    "alice", 62000),
+					    "alice", R, 62000),
 			 0);
 	j = review_grants_json(t, 3000);
 	assert_int_equal(json_integer_value(
@@ -130,7 +136,7 @@ static void test_grants(void **state)
 					     sizeof(err)),
 			 0);
 	assert_int_equal(review_grant_match(t, 0xabcdef, "agent-a", "shop-db",
-					    "alice", 4001),
+					    "alice", R, 4001),
 			 0);
 	assert_int_equal(review_grant_revoke(t, g, "cli:bob", 4002, err,
 					     sizeof(err)),
@@ -199,12 +205,39 @@ static void test_approvers(void **state)
 	review_table_free(t);
 }
 
+/* A reason cut to its room stays valid UTF-8: the JSON keeps it. */
+static void test_utf8(void **state)
+{
+	struct review_table *t = review_table_new();
+	char reason[600], err[256];
+	uint64_t a;
+	json_t *j;
+
+	(void)state;
+	for (size_t i = 0; i + 2 < sizeof(reason); i += 2)
+		memcpy(reason + i, "\xd0\x96", 2); /* Ж */
+	reason[sizeof(reason) - 1] = '\0';
+	reason[sizeof(reason) - 2] = '\0';
+	a = review_open(t, &req, 1000);
+	assert_int_equal(review_decide(t, a, false, &bob, reason, 0, 1001, err,
+				       sizeof(err)),
+			 0);
+	j = review_get_json(t, a, 1002);
+	assert_non_null(j);
+	assert_non_null(json_string_value(json_object_get(j, "reason")));
+	assert_string_equal(json_string_value(json_object_get(j, "by")),
+			    "cli:bob");
+	json_decref(j);
+	review_table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_grants),
 		cmocka_unit_test(test_approvers),
+		cmocka_unit_test(test_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1080,8 +1080,13 @@ static char *decide(struct pg *pg, const struct sql_result *r,
 		    prep->cls.nstmts == 1)
 			ps.st = &prep->cls.stmts[0];
 		policy_decide_stmt(p, &in, target, &ps, &d);
-		if (!have || d.action != POLICY_ALLOW ||
-		    (d.would_rule && !dec->would_rule)) {
+		/* The first review speaks unless a deny comes after it. */
+		if (!have ||
+		    (d.action != POLICY_ALLOW &&
+		     !(d.action == POLICY_REVIEW &&
+		       dec->action == POLICY_REVIEW)) ||
+		    (d.would_rule && !dec->would_rule &&
+		     dec->action != POLICY_REVIEW)) {
 			*dec = d;
 			sql_describe(ps.st, what, wlen);
 			have = true;
@@ -1098,12 +1103,16 @@ static char *decide(struct pg *pg, const struct sql_result *r,
 			session_decision(pg->s, p, dec, what, logged);
 			return msg ? msg : strdup("bridle: denied");
 		}
-		if (d.action != POLICY_ALLOW) {
+		/* A deny ends it; a review waits for the others: every
+		 * statement of a held query is one a person may let run. */
+		if (d.action == POLICY_DENY) {
 			session_decision(pg->s, p, dec, what, logged);
 			return refusal_message(&d, what);
 		}
 	}
 	session_decision(pg->s, p, dec, what, logged);
+	if (dec->action == POLICY_REVIEW)
+		return refusal_message(dec, what);
 	*denied = false;
 	return NULL;
 }
@@ -1367,20 +1376,23 @@ static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
 		.approvers = d->approvers,
 	};
 	PgQueryFingerprintResult fp = pg_query_fingerprint(text);
+	/* The reviewer sees all of it (literals replaced), not the decision
+	 * log's first KiB: every statement of it runs once approved. */
+	PgQueryNormalizeResult norm = pg_query_normalize(text);
 	char msg[768], hint[256];
 	uint64_t id, grant;
 	int64_t now = wall_ms();
 
 	q.fingerprint = fp.error ? 0 : fp.fingerprint;
 	pg_query_free_fingerprint_result(fp);
-	if (!e->reviews)
-		return deny_upstream(
-			pg, strdup("bridle: reviews are not available"), true);
-	grant = q.fingerprint ?
-			review_grant_match(e->reviews, q.fingerprint,
-					   q.workload, q.target, user, now) :
-			0;
+	if (!norm.error && norm.normalized_query)
+		q.statement = norm.normalized_query;
+	grant = q.fingerprint ? review_grant_match(e->reviews, q.fingerprint,
+						   q.workload, q.target, user,
+						   d->rule, now) :
+				0;
 	if (grant) {
+		pg_query_free_normalize_result(norm);
 		session_review_line(pg->s, "grant_used", 0, d->rule, NULL, NULL,
 				    grant);
 		review_event(pg, "grant_used",
@@ -1398,6 +1410,7 @@ static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
 		q.uid = in.uid;
 	}
 	id = review_open(e->reviews, &q, now);
+	pg_query_free_normalize_result(norm);
 	if (!id)
 		return -ENOMEM;
 	webhook_send(e->webhook, "review.opened",
@@ -1407,7 +1420,9 @@ static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
 	if (!pg->held || !pg->held_rule) {
 		review_cancel(e->reviews, id, now);
 		free(pg->held);
+		free(pg->held_rule);
 		pg->held = NULL;
+		pg->held_rule = NULL;
 		return -ENOMEM;
 	}
 	memcpy(pg->held, raw, len);
@@ -1525,8 +1540,12 @@ static int pg_tick(struct session *s, uint64_t now_ms)
 	if (!pg || !pg->held)
 		return 0;
 	st = review_poll(e->reviews, pg->held_review, wall_ms(), &o);
-	if (st == REVIEW_PENDING)
+	if (st == REVIEW_PENDING) {
+		/* Waiting on a person is not idling: the rule's timeout,
+		 * not idle_timeout_ms, bounds it. */
+		session_keepalive(s);
 		return 0;
+	}
 	if (!pg->held_told) {
 		pg->held_told = true;
 		webhook_send(e->webhook, "review.closed",
