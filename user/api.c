@@ -72,21 +72,13 @@ static json_t *api_error(const char *msg)
 	return json_pack("{s:b,s:s}", "ok", 0, "error", msg);
 }
 
-static int64_t wall_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reviews and grants: list, approve, reject, revoke. On the control
  * socket (root's) who decided is the name the client gives ("by"); the
  * reviewer API gives the name its token stands for. */
 json_t *api_review_command(struct enforcer *e, const char *cmd, json_t *req,
 			   const char *channel)
 {
-	int64_t now = wall_now_ms();
+	int64_t now = log_wall_ms();
 	json_t *id_j = json_object_get(req, "id");
 	const char *by = json_string_value(json_object_get(req, "by"));
 	const char *reason = json_string_value(json_object_get(req, "reason"));
@@ -319,11 +311,6 @@ void api_close(struct enforcer *e)
 	close(e->control.fd);
 	unlink(e->cfg->control_socket);
 	e->control.fd = -1;
-}
-
-json_t *api_call(const char *path, const char *cmd, char *err, size_t errlen)
-{
-	return api_call_json(path, json_pack("{s:s}", "cmd", cmd), err, errlen);
 }
 
 json_t *api_call_json(const char *path, json_t *request, char *err,

@@ -188,6 +188,24 @@ static void fmt_time(int64_t ms, char *buf, size_t len)
 	snprintf(buf, len, "%s.%03dZ", s, (int)(ms % 1000));
 }
 
+long long cli_parse_duration(const char *s)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+
+	if (end == s || v < 0)
+		return -1;
+	if (!*end || !strcmp(end, "s"))
+		return v;
+	if (!strcmp(end, "m"))
+		return v * 60;
+	if (!strcmp(end, "h"))
+		return v * 3600;
+	if (!strcmp(end, "d"))
+		return v * 86400;
+	return -1;
+}
+
 /*
  * A time given on the command line: RFC 3339 ("2026-11-26T01:00:00Z",
  * or a date), or an age ("90s", "15m", "2h", "7d") before now. Returns
@@ -196,19 +214,13 @@ static void fmt_time(int64_t ms, char *buf, size_t len)
 static int64_t parse_when(const char *s)
 {
 	struct tm tm = {};
-	char *end;
-	long long v;
+	size_t n = strlen(s);
+	long long age;
 	const char *p;
 
-	v = strtoll(s, &end, 10);
-	if (end != s && v >= 0 && end[0] && !end[1] && strchr("smhd", *end)) {
-		int64_t unit = *end == 's' ? 1 :
-			       *end == 'm' ? 60 :
-			       *end == 'h' ? 3600 :
-					     86400;
-
-		return ((int64_t)time(NULL) - v * unit) * 1000;
-	}
+	/* An age has its unit (a bare number is not a time). */
+	if (n && strchr("smhd", s[n - 1]) && (age = cli_parse_duration(s)) >= 0)
+		return ((int64_t)time(NULL) - age) * 1000;
 	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (!p) {
 		memset(&tm, 0, sizeof(tm));

@@ -211,3 +211,11 @@ size_t log_json_str(char *out, size_t cap, size_t budget, const char *str)
 	out[o++] = '"';
 	return o;
 }
+
+int64_t log_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -149,11 +149,12 @@ static const char *socket_path(const struct opts *o, char *buf, size_t len)
 	return buf;
 }
 
-static json_t *call(const struct opts *o, const char *cmd)
+/* A request with arguments; the reply when "ok", else NULL (said). */
+static json_t *call_req(const struct opts *o, json_t *req)
 {
 	char path[256], err[512];
-	json_t *r = api_call(socket_path(o, path, sizeof(path)), cmd, err,
-			     sizeof(err));
+	json_t *r = api_call_json(socket_path(o, path, sizeof(path)), req, err,
+				  sizeof(err));
 
 	if (!r) {
 		fprintf(stderr, "bridle: %s\n", err);
@@ -167,6 +168,12 @@ static json_t *call(const struct opts *o, const char *cmd)
 		return NULL;
 	}
 	return r;
+}
+
+/* A request without arguments. */
+static json_t *call(const struct opts *o, const char *cmd)
+{
+	return call_req(o, json_pack("{s:s}", "cmd", cmd));
 }
 
 /* With --json, print reply @r as it is (and free it): true when done. */
@@ -300,46 +307,6 @@ static int cmd_sessions(const struct opts *o)
 	return 0;
 }
 
-/* A request with arguments; the reply when "ok", else NULL (said). */
-static json_t *call_req(const struct opts *o, json_t *req)
-{
-	char path[256], err[512];
-	json_t *r = api_call_json(socket_path(o, path, sizeof(path)), req, err,
-				  sizeof(err));
-
-	if (!r) {
-		fprintf(stderr, "bridle: %s\n", err);
-		return NULL;
-	}
-	if (!json_is_true(json_object_get(r, "ok"))) {
-		fprintf(stderr, "bridle: %s\n",
-			json_string_value(json_object_get(r, "error")) ?:
-				"request failed");
-		json_decref(r);
-		return NULL;
-	}
-	return r;
-}
-
-/* "90s", "10m", "2h", "1d" (or plain seconds) in seconds; -1 if bad. */
-static long long parse_duration(const char *s)
-{
-	char *end;
-	long long v = strtoll(s, &end, 10);
-
-	if (end == s || v < 0)
-		return -1;
-	if (!*end || !strcmp(end, "s"))
-		return v;
-	if (!strcmp(end, "m"))
-		return v * 60;
-	if (!strcmp(end, "h"))
-		return v * 3600;
-	if (!strcmp(end, "d"))
-		return v * 86400;
-	return -1;
-}
-
 /* Who decides, as the control socket records it: the user behind sudo,
  * or the login. */
 static const char *decider(void)
@@ -419,7 +386,7 @@ static int cmd_reviews(const struct opts *o)
 static int cmd_decide(const struct opts *o, const char *cmd)
 {
 	long long id = o->argc == 1 ? strtoll(o->argv[0], NULL, 10) : 0;
-	long long for_s = o->for_ ? parse_duration(o->for_) : 0;
+	long long for_s = o->for_ ? cli_parse_duration(o->for_) : 0;
 	json_t *req, *r;
 
 	if (id <= 0 || for_s < 0 || (o->for_ && strcmp(cmd, "approve")) ||

@@ -771,7 +771,6 @@ struct record_writer *record_create(const char *path, uint64_t session,
 	uint8_t nonce[16], zero[32] = {};
 	char nhex[33], *hdr;
 	json_t *h;
-	struct timespec ts;
 	int r = 0;
 
 	if (!keylen || keylen > MAX_KEY) {
@@ -811,10 +810,8 @@ struct record_writer *record_create(const char *path, uint64_t session,
 		goto fail;
 	}
 	hex(nonce, sizeof(nonce), nhex);
-	clock_gettime(CLOCK_REALTIME, &ts);
 	h = json_pack("{s:I,s:s,s:I}", "session", (json_int_t)session, "nonce",
-		      nhex, "started_ms",
-		      (json_int_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+		      nhex, "started_ms", (json_int_t)log_wall_ms());
 	hdr = h ? json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(h);
 	if (!hdr) {

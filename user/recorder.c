@@ -141,9 +141,6 @@ bool recorder_refuses(const struct recorder *r)
 void recorder_failed(struct recorder *r, uint64_t session, const char *what,
 		     int err, bool continues)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
 	__atomic_add_fetch(&r->failures, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&r->failing, 1, __ATOMIC_RELAXED);
 	if (continues)
@@ -151,8 +148,7 @@ void recorder_failed(struct recorder *r, uint64_t session, const char *what,
 	pthread_mutex_lock(&r->lock);
 	snprintf(r->last_error, sizeof(r->last_error), "session %llu: %s: %s",
 		 (unsigned long long)session, what, strerror(err));
-	r->last_error_ms =
-		(uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	r->last_error_ms = (uint64_t)log_wall_ms();
 	pthread_mutex_unlock(&r->lock);
 	log_json(LOG_ERROR, "recording_failed",
 		 json_pack("{s:I,s:s,s:s,s:s}", "session", (json_int_t)session,

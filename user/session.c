@@ -352,14 +352,6 @@ static int flow(struct session *s, enum proto_dir dir, int src, int dst,
 	return 0;
 }
 
-static uint64_t wall_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
 void session_format_addr(int family, const void *addr, uint16_t port, char *buf,
 			 size_t len)
 {
@@ -574,6 +566,31 @@ static size_t field(char *out, size_t cap, const char *key, size_t budget,
 	return o + log_json_str(out + o, cap - o, budget, val);
 }
 
+/* The start of a decision line: {"ts":…,"session":…,WHO,"decision":…
+ * (@who: the session's identity part, or NULL). Returns its length. */
+static size_t line_head(char *line, size_t cap, const char *ts,
+			uint64_t session, const char *who, const char *decision)
+{
+	size_t o = (size_t)snprintf(line, cap,
+				    "{\"ts\":\"%s\",\"session\":%llu,%s,"
+				    "\"decision\":\"%s\"",
+				    ts, (unsigned long long)session,
+				    who ? who : "\"workload\":null", decision);
+
+	return o < cap ? o : cap;
+}
+
+/* A whole line of @o bytes (room for its newline after it) into the
+ * worker's buffer of decision-log lines, written after the batch. */
+static void declog_put(struct worker *wk, char *line, size_t o)
+{
+	line[o++] = '\n';
+	if (wk->declog_len + o > sizeof(wk->declog))
+		session_flush_decisions(wk);
+	memcpy(wk->declog + wk->declog_len, line, o);
+	wk->declog_len += o;
+}
+
 /*
  * One line in the decision log: who asked (@who: workload, process, user,
  * target), what (@request, a summary; @statement, its text with literals
@@ -600,13 +617,7 @@ static void decision_line(struct worker *wk, uint64_t session, const char *who,
 	    d->action == POLICY_ALLOW && !d->would_rule)
 		return;
 	log_timestamp(ts, sizeof(ts));
-	o = (size_t)snprintf(line, cap,
-			     "{\"ts\":\"%s\",\"session\":%llu,%s,"
-			     "\"decision\":\"%s\"",
-			     ts, (unsigned long long)session,
-			     who ? who : "\"workload\":null",
-			     policy_decision_name(d));
-	o = o < cap ? o : cap;
+	o = line_head(line, cap, ts, session, who, policy_decision_name(d));
 	o += field(line + o, cap - o, "rule", 512, rule);
 	if (d->would_rule && strcmp(d->would_rule, d->rule))
 		o += field(line + o, cap - o, "allowed_by", 512, d->rule);
@@ -626,11 +637,7 @@ static void decision_line(struct worker *wk, uint64_t session, const char *who,
 				     "\"decision\":\"%s\",\"truncated\":true}",
 				     ts, (unsigned long long)session,
 				     policy_decision_name(d));
-	line[o++] = '\n';
-	if (wk->declog_len + o > sizeof(wk->declog))
-		session_flush_decisions(wk);
-	memcpy(wk->declog + wk->declog_len, line, o);
-	wk->declog_len += o;
+	declog_put(wk, line, o);
 	if (d->would_rule)
 		log_msg(LOG_INFO, "shadow",
 			"session %llu: %s would be %s by rule \"%s\" "
@@ -1529,7 +1536,7 @@ static void session_start(struct worker *wk, struct workload *w, int fd,
 	ssize_t n;
 
 	sum.id = __atomic_add_fetch(&e->next_session_id, 1, __ATOMIC_RELAXED);
-	sum.start_wall_ms = wall_ms();
+	sum.start_wall_ms = (uint64_t)log_wall_ms();
 	snprintf(sum.workload, sizeof(sum.workload), "%s", w->cfg->name);
 	count(&w->accepted);
 	if (keys_tuple_from_peer(w->netns_cookie, (const struct sockaddr *)peer,
@@ -1668,13 +1675,10 @@ void session_review_line(struct session *s, const char *outcome,
 	if (!s->who)
 		s->who = who_json(&s->sum, s->user);
 	log_timestamp(ts, sizeof(ts));
-	o = (size_t)snprintf(line, cap,
-			     "{\"ts\":\"%s\",\"session\":%llu,%s,"
-			     "\"decision\":\"%s\",\"review\":%llu",
-			     ts, (unsigned long long)s->sum.id,
-			     s->who ? s->who : "\"workload\":null", outcome,
-			     (unsigned long long)review);
-	o = o < cap ? o : cap;
+	o = line_head(line, cap, ts, s->sum.id, s->who, outcome);
+	if (o < cap)
+		o += (size_t)snprintf(line + o, cap - o, ",\"review\":%llu",
+				      (unsigned long long)review);
 	o += field(line + o, cap - o, "rule", 512, rule);
 	if (by && *by)
 		o += field(line + o, cap - o, "by", 256, by);
@@ -1686,11 +1690,7 @@ void session_review_line(struct session *s, const char *outcome,
 	if (o >= cap - 1)
 		return;
 	line[o++] = '}';
-	line[o++] = '\n';
-	if (wk->declog_len + o > sizeof(wk->declog))
-		session_flush_decisions(wk);
-	memcpy(wk->declog + wk->declog_len, line, o);
-	wk->declog_len += o;
+	declog_put(wk, line, o);
 }
 
 void session_decision(struct session *s, const struct policy *p,

@@ -16,10 +16,8 @@
 int api_listen(struct enforcer *e, char *err, size_t errlen);
 void api_close(struct enforcer *e);
 
-/* Client side: send @cmd to the socket at @path; returns the reply or NULL
- * with @err filled. */
-json_t *api_call(const char *path, const char *cmd, char *err, size_t errlen);
-/* The same with a whole request object (reference taken). */
+/* Client side: send @request ({"cmd": …, arguments}; reference taken)
+ * to the socket at @path; returns the reply or NULL with @err filled. */
 json_t *api_call_json(const char *path, json_t *request, char *err,
 		      size_t errlen);
 

@@ -24,6 +24,8 @@ int cli_policy_explain(int argc, char **argv);
  * `bridle verify [--key-file K] [--json] FILE|DIR...`: each recording
  * verified (record.h); the exit status is 1 when one fails. */
 int cli_verify(int argc, char **argv);
+/* "90s", "10m", "2h", "1d" (or plain seconds) in seconds; -1 if bad. */
+long long cli_parse_duration(const char *s);
 /* `bridle sessions --recorded [filters] [--json]` */
 int cli_recorded_sessions(int argc, char **argv);
 /* `bridle replay ID [--follow] [--json]` */

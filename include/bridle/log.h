@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -20,6 +21,9 @@ void log_json(enum log_level level, const char *event, json_t *fields);
 /* Log @event with a printf-style "msg" field. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* The wall clock (CLOCK_REALTIME) in ms since the epoch. */
+int64_t log_wall_ms(void);
 
 /* RFC 3339 UTC time with microseconds into @buf (at least 32 bytes). */
 void log_timestamp(char *buf, size_t len);

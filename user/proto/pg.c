@@ -1332,14 +1332,6 @@ static int parse_allowed(struct pg *pg, const uint8_t *raw, size_t len,
 			 struct pg_stmt *st, uint64_t req);
 static int deny_extended(struct pg *pg, char *msg);
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A review's event in the recording and the session log. */
 static void review_event(struct pg *pg, const char *event, json_t *fields)
 {
@@ -1381,7 +1373,7 @@ static int hold_request(struct pg *pg, const uint8_t *raw, size_t len,
 	PgQueryNormalizeResult norm = pg_query_normalize(text);
 	char msg[768], hint[256];
 	uint64_t id, grant;
-	int64_t now = wall_ms();
+	int64_t now = log_wall_ms();
 
 	q.fingerprint = fp.error ? 0 : fp.fingerprint;
 	pg_query_free_fingerprint_result(fp);
@@ -1539,7 +1531,7 @@ static int pg_tick(struct session *s, uint64_t now_ms)
 	(void)now_ms;
 	if (!pg || !pg->held)
 		return 0;
-	st = review_poll(e->reviews, pg->held_review, wall_ms(), &o);
+	st = review_poll(e->reviews, pg->held_review, log_wall_ms(), &o);
 	if (st == REVIEW_PENDING) {
 		/* Waiting on a person is not idling: the rule's timeout,
 		 * not idle_timeout_ms, bounds it. */
@@ -1550,7 +1542,7 @@ static int pg_tick(struct session *s, uint64_t now_ms)
 		pg->held_told = true;
 		webhook_send(e->webhook, "review.closed",
 			     review_get_json(e->reviews, pg->held_review,
-					     wall_ms()));
+					     log_wall_ms()));
 	}
 	/* Room for the query or the denial (else: the next tick). */
 	if (!room_for(pg, PROTO_TO_UPSTREAM, pg->held_len) ||
@@ -2273,7 +2265,7 @@ static int on_cancel(struct pg *pg, const struct pg_startup *st)
 		struct review_decider d = { .by = "agent" };
 
 		review_cancel_by(session_enforcer(pg->s)->reviews, review, &d,
-				 "cancelled by the agent", wall_ms());
+				 "cancelled by the agent", log_wall_ms());
 		(void)err;
 	}
 	pg_put32(msg, 16);
@@ -3801,12 +3793,12 @@ static void pg_release(struct session *s)
 	if (pg->held) {
 		struct enforcer *e = session_enforcer(s);
 
-		review_cancel(e->reviews, pg->held_review, wall_ms());
+		review_cancel(e->reviews, pg->held_review, log_wall_ms());
 		if (!pg->held_told)
 			webhook_send(e->webhook, "review.closed",
 				     review_get_json(e->reviews,
 						     pg->held_review,
-						     wall_ms()));
+						     log_wall_ms()));
 		held_free(pg);
 	}
 	if (pg->cancel) {
