@@ -48,6 +48,10 @@ pending_id() {
 
 amount() { pg_sql "select amount from orders where id = $1"; }
 
+# gone SECS PID WHAT: PID has exited within SECS, or the case fails with
+# WHAT.
+gone() { wait_until "$1" sh -c "! kill -0 $2 2>/dev/null" || fail "$3"; }
+
 # Held, then approved from the CLI: the agent got a notice, the UPDATE ran
 # once approved (and not before), and the session went on.
 t_review_approve() {
@@ -65,7 +69,7 @@ t_review_approve() {
 		"agent-a|shop-db|orders need a person|UPDATE on orders" "the review"
 	assert_match "$(jq -r '.[0].statement' <<<"$out")" 'update orders set amount = amount \+ \$1 where id = \$2' "statement, literals replaced"
 	ctl approve "$id" --reason "ok for ticket 7" >/dev/null || fail "approve failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish after approval"
+	gone 5 "$pid" "psql did not finish after approval"
 	out=$(cat "$W/approve.out")
 	assert_match "$out" "NOTICE: +bridle: UPDATE on orders is held for review $id" "the agent's notice"
 	assert_match "$out" "UPDATE 1" "the UPDATE's result after approval"
@@ -90,7 +94,7 @@ t_review_reject() {
 	id=$(pending_id)
 	out=$(ctl reject "$id" 2>&1) && fail "reject without a reason was accepted"
 	ctl reject "$id" --reason "not during the freeze" >/dev/null || fail "reject failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish after rejection"
+	gone 5 "$pid" "psql did not finish after rejection"
 	out=$(cat "$W/reject.out")
 	assert_match "$out" "ERROR: +bridle: review $id rejected by cli:[^:]*: not during the freeze" "the agent's error"
 	assert_match "$out" "after-reject" "the session went on"
@@ -119,7 +123,7 @@ t_review_others_go_on() {
 	out=$(pod_psql -tA -c "select count(*) from orders")
 	assert_eq "$out" 4 "another session while one is held"
 	ctl reject "$id" --reason "test" >/dev/null || fail "reject failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "held psql did not finish"
+	gone 5 "$pid" "held psql did not finish"
 }
 
 # Approved for a while: the same statement from the same identity runs
@@ -131,7 +135,7 @@ t_review_grant() {
 	local pid=$LAST_PID
 	id=$(pending_id)
 	ctl approve "$id" --for 10m --reason "batch fix" >/dev/null || fail "approve --for failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	# The same statement (other literal): no review.
 	out=$(pod_psql -c "update orders set note = 'h' where id = 1")
 	assert_match "$out" "UPDATE 1" "under the grant"
@@ -146,7 +150,7 @@ t_review_grant() {
 	pid=$LAST_PID
 	id=$(pending_id)
 	ctl reject "$id" --reason "revoked" >/dev/null
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	assert_eq "$(pg_sql "select note from orders where id = 1")" h "after the revoked grant"
 	assert_eq "$(ctl grants --json | jq -r '.[0].state')" revoked "the grant's state"
 }
@@ -168,7 +172,7 @@ t_review_extended() {
 	id=$(pending_id)
 	pg_log_lacks "note = 'ext'" || fail "the held Parse reached the server"
 	ctl approve "$id" >/dev/null || fail "approve failed"
-	wait_until 10 sh -c "! kill -0 $pid 2>/dev/null" || fail "pgbench did not finish"
+	gone 10 "$pid" "pgbench did not finish"
 	assert_match "$(cat "$W/pgb1.out")" "number of transactions actually processed: 1/1" "pgbench after approval"
 	assert_eq "$(pg_sql "select note from orders where id = 4")" ext "the approved UPDATE ran"
 	printf "update orders set note = 'nope' where id = 4;\n" >"$W/upd2.sql"
@@ -179,7 +183,7 @@ t_review_extended() {
 	pid=$LAST_PID
 	id=$(pending_id)
 	ctl reject "$id" --reason "no" >/dev/null || fail "reject failed"
-	wait_until 10 sh -c "! kill -0 $pid 2>/dev/null" || fail "pgbench did not finish"
+	gone 10 "$pid" "pgbench did not finish"
 	out=$(cat "$W/pgb2.out")
 	assert_match "$out" "review $id rejected" "pgbench sees the rejection"
 	pg_log_lacks "note = 'nope'" || fail "server log: the rejected statement arrived"
@@ -209,7 +213,7 @@ t_review_psycopg2_txn() {
 	assert_eq "$(pg_sql "select count(*) from pg_stat_activity where usename = 'app' and state = 'idle in transaction'")" 1 \
 		"the agent's transaction is open while held"
 	ctl approve "$id" >/dev/null || fail "approve failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "agent did not finish"
+	gone 5 "$pid" "agent did not finish"
 	out=$(cat "$W/a1.out")
 	assert_eq "$(grep '^{' <<<"$out" | head -n1 | jq -c '.ok')" true "approved UPDATE: ok"
 	assert_eq "$(pg_sql "select amount - $before from orders where id = 3")" "10.00" "approved UPDATE committed"
@@ -219,7 +223,7 @@ t_review_psycopg2_txn() {
 	pid=$LAST_PID
 	id=$(pending_id)
 	ctl reject "$id" --reason "too much" >/dev/null || fail "reject failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "agent did not finish"
+	gone 5 "$pid" "agent did not finish"
 	out=$(cat "$W/a2.out")
 	assert_eq "$(grep '^{' <<<"$out" | head -n1 | jq -c '[.ok, .sqlstate]')" '[false,"42501"]' "rejected UPDATE: 42501"
 	assert_match "$(grep '^{' <<<"$out" | head -n1 | jq -r '.error')" "rejected by cli:[^:]*: too much" "rejected UPDATE: the reason"
@@ -298,7 +302,7 @@ PY
 	pid=$LAST_PID
 	id=$(pending_id)
 	ctl approve "$id" --reason "fine" >/dev/null || fail "approve failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	wait_until 5 sh -c "[ \$(wc -l <'$W/hook.jsonl') -ge 4 ]" || fail "webhooks: $(cat "$W/hook.jsonl" 2>/dev/null)"
 	out=$(cat "$W/hook.jsonl")
 	assert_eq "$(jq -r 'select(.path == "/json") | [.body.event, .body.review.id, .body.review.state] | join("|")' <<<"$out" | tr '\n' ' ')" \
@@ -336,26 +340,33 @@ t_review_two_approvers() {
 	assert_eq "$(ctl reviews --json | jq -c --argjson i "$id" '.[] | select(.id == $i) | [.state, .approvers.approvals]')" \
 		'["pending",["cli:alice"]]' "one approval recorded, still pending"
 	SUDO_USER=bob ctl approve "$id" >/dev/null || fail "bob's approval failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	assert_eq "$(pg_sql "select note from orders where id = 2")" two "ran after the second approval"
 	assert_eq "$(ctl reviews --all --json | jq -r --argjson i "$id" '.[] | select(.id == $i) | .by')" "cli:alice, cli:bob" "both approvers recorded"
+}
+
+# api_setup NAME GROUPS_JSON RULE_JSON: the pod, the server, and bridle
+# with the reviewers' API on a random loopback port ($port) for one
+# reviewer NAME whose token is $tok.
+api_setup() {
+	topo_basic
+	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
+	pg_start
+	tok=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+	port=$((20000 + RANDOM % 20000))
+	(umask 077 && jq -n --arg h "$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)" --arg n "$1" \
+		--argjson g "$2" '{reviewers: [{name: $n, groups: $g, token_sha256: $h}]}' >"$W/reviewers.json")
+	write_config "$(pg_policy "$3")" \
+		"$(jq -n --arg l "127.0.0.1:$port" --arg f "$W/reviewers.json" '{reviewer_api: {listen: $l, tokens_file: $f}}')"
+	bridle_start
 }
 
 # The reviewers' HTTP API: a bearer token per reviewer (the file holds
 # its SHA-256), the decider is the token's reviewer whatever the body
 # says, and the agent's pod cannot reach it.
 t_review_http_api() {
-	topo_basic
-	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
-	pg_start
 	local tok port id pid out api
-	tok=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-	port=$((20000 + RANDOM % 20000))
-	(umask 077 && jq -n --arg h "$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)" \
-		'{reviewers: [{name: "alice", groups: ["dba"], token_sha256: $h}]}' >"$W/reviewers.json")
-	write_config "$(pg_policy "$(review_rule 300 | jq '. + {approvers: {groups: ["dba"]}}')")" \
-		"$(jq -n --arg l "127.0.0.1:$port" --arg f "$W/reviewers.json" '{reviewer_api: {listen: $l, tokens_file: $f}}')"
-	bridle_start
+	api_setup alice '["dba"]' "$(review_rule 300 | jq '. + {approvers: {groups: ["dba"]}}')"
 	api=http://127.0.0.1:$port
 	held_psql api.out "update orders set note = 'api' where id = 3"
 	pid=$LAST_PID
@@ -373,7 +384,7 @@ t_review_http_api() {
 	out=$(curl -s -X POST -H "Authorization: Bearer $tok" -d '{"reason": "via api", "by": "mallory"}' \
 		"$api/api/reviews/$id/approve")
 	assert_eq "$(jq -c '.ok' <<<"$out")" true "POST approve: $out"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	assert_eq "$(pg_sql "select note from orders where id = 3")" api "approved through the API"
 	assert_eq "$(ctl reviews --all --json | jq -r --argjson i "$id" '.[] | select(.id == $i) | [.by, .reason] | join("|")')" \
 		"api:alice|via api" "decided by the token's reviewer"
@@ -388,17 +399,8 @@ t_review_web_page() {
 	local browser=$E2E_ROOT/tests/browser
 	[ -d "$browser/node_modules/puppeteer-core" ] && [ -x /usr/bin/chromium ] ||
 		fail "no headless browser: run scripts/install-deps.sh (chromium, npm ci in tests/browser)"
-	topo_basic
-	add_workload agent-a "$AGENT_CG" "$POD" '{"app": "agent"}'
-	pg_start
 	local tok port id pid out
-	tok=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-	port=$((20000 + RANDOM % 20000))
-	(umask 077 && jq -n --arg h "$(printf '%s' "$tok" | sha256sum | cut -d' ' -f1)" \
-		'{reviewers: [{name: "pat", groups: [], token_sha256: $h}]}' >"$W/reviewers.json")
-	write_config "$(pg_policy "$(review_rule 300)")" \
-		"$(jq -n --arg l "127.0.0.1:$port" --arg f "$W/reviewers.json" '{reviewer_api: {listen: $l, tokens_file: $f}}')"
-	bridle_start
+	api_setup pat '[]' "$(review_rule 300)"
 	# Markup in an identifier (literals are replaced before display).
 	held_psql page.out 'update orders as "<b>o</b><img src=x onerror=alert(1)>" set note = '"'page'"' where id = 1'
 	pid=$LAST_PID
@@ -411,7 +413,7 @@ t_review_web_page() {
 	assert_match "$(jq -r '.row' <<<"$out")" '"<b>o</b><img src=x onerror=alert\(1\)>"' "the markup shown as text"
 	assert_eq "$(jq -r '.status' <<<"$out")" "review $id: approved" "the page's status after Approve"
 	assert_eq "$(jq -c '.errors' <<<"$out")" "[]" "no script error on the page"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	assert_eq "$(pg_sql "select note from orders where id = 1")" page "approved from the page"
 	assert_eq "$(ctl reviews --all --json | jq -r --argjson i "$id" '.[] | select(.id == $i) | [.by, .reason] | join("|")')" \
 		"api:pat|looks fine from the page" "decided by the page's reviewer"
@@ -426,7 +428,7 @@ t_review_grant_ends() {
 	pid=$LAST_PID
 	id=$(pending_id)
 	ctl approve "$id" --for 2s >/dev/null || fail "approve --for 2s failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	out=$(pod_psql -c "update orders set note = 'e2' where id = 2")
 	assert_match "$out" "UPDATE 1" "within the grant's time"
 	sleep 2.2
@@ -435,7 +437,7 @@ t_review_grant_ends() {
 	pid=$LAST_PID
 	id=$(pending_id)
 	ctl reject "$id" --reason "grant over" >/dev/null || fail "reject failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	assert_eq "$(pg_sql "select note from orders where id = 2")" e2 "after the grant ended: held, then rejected"
 }
 
@@ -456,7 +458,7 @@ t_review_multi_statement() {
 	assert_match "$(ctl reviews --json | jq -r '.[0].statement')" "update orders set note = .* where id = .*; select .*" \
 		"the reviewer sees every statement"
 	ctl approve "$id" >/dev/null || fail "approve failed"
-	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null" || fail "psql did not finish"
+	gone 5 "$pid" "psql did not finish"
 	assert_match "$(cat "$W/multi.out")" "and this" "both ran"
 	assert_eq "$(pg_sql "select note from orders where id = 1")" m2 "the UPDATE ran"
 }
